@@ -1,0 +1,31 @@
+# rlreason: `make demo` (CPU demo end to end), `make test` (the whole suite, slow tests included).
+PYTHON ?= python3
+VENV ?= .venv
+TORCH ?= torch==2.13.0
+BIN := $(VENV)/bin
+
+.PHONY: install demo test test-fast clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "$(TORCH)"
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $@
+
+# Cold-start SFT on a sloppy teacher's demonstrations, then GRPO with an exact-answer reward;
+# prints held-out greedy accuracy before and after GRPO.
+demo: install
+	$(BIN)/rlreason sft recipes/demo/sft.yaml
+	$(BIN)/rlreason train recipes/demo/grpo.yaml
+
+test: install
+	$(BIN)/python -m pytest -q
+
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow"
+
+clean:
+	rm -rf runs .pytest_cache

@@ -1,0 +1,138 @@
+"""rlreason command line: thin click wrappers over the library."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from rewards.registry import RewardError
+from rlreason.recipe import RecipeError, load_recipe
+
+SET_HELP = "Override a recipe key, e.g. --set trainer.max_steps=2 (repeatable)."
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
+def main(verbose: bool) -> None:
+    """GRPO-style reinforcement learning with rule-based rewards."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+
+
+def recipe_from(path: str, overrides: tuple[str, ...]):
+    try:
+        return load_recipe(path, overrides)
+    except RecipeError as err:
+        raise click.ClickException(str(err)) from None
+
+
+def run_guarded(fn, *args):
+    """Run a library call, turning bad-input errors into one-line CLI errors."""
+    try:
+        return fn(*args)
+    except (RecipeError, RewardError) as err:
+        raise click.ClickException(str(err)) from None
+
+
+def report(result) -> None:
+    click.echo(f"run directory: {result.run_dir}")
+    click.echo(f"checkpoint:    {result.checkpoint}")
+    for step, evaluation in result.evals:
+        click.echo(f"held-out accuracy at step {step}: {evaluation.accuracy:.3f} "
+                   f"({len(evaluation.samples)} problems, greedy)")
+    if len(result.evals) > 1:
+        (_, first), (last_step, last) = result.evals[0], result.evals[-1]
+        gain = 100 * (last.accuracy - first.accuracy)
+        click.echo(f"held-out accuracy: {first.accuracy:.3f} before -> {last.accuracy:.3f} after "
+                   f"{last_step} steps ({gain:+.1f} points)")
+
+
+@main.command()
+@click.argument("recipe", type=click.Path(dir_okay=False))
+@click.option("--set", "overrides", multiple=True, help=SET_HELP)
+def train(recipe: str, overrides: tuple[str, ...]) -> None:
+    """Train a policy with GRPO as RECIPE (a YAML file) says."""
+    from rlreason.trainer import train as run_grpo
+
+    report(run_guarded(run_grpo, recipe_from(recipe, overrides)))
+
+
+@main.command()
+@click.argument("recipe", type=click.Path(dir_okay=False))
+@click.option("--set", "overrides", multiple=True, help=SET_HELP)
+def sft(recipe: str, overrides: tuple[str, ...]) -> None:
+    """Supervised fine-tuning (cold start) as RECIPE says."""
+    from rlreason.sft import sft as run_sft
+
+    report(run_guarded(run_sft, recipe_from(recipe, overrides)))
+
+
+@main.command(name="eval")
+@click.argument("recipe", type=click.Path(dir_okay=False))
+@click.option("--model", "model_path", default=None, help="Checkpoint to evaluate instead of the recipe's model.")
+@click.option("--set", "overrides", multiple=True, help=SET_HELP)
+def evaluate_command(recipe: str, model_path: str | None, overrides: tuple[str, ...]) -> None:
+    """Greedy held-out accuracy of a model on RECIPE's evaluation data."""
+    from rlreason.session import evaluate_now, open_session
+
+    extra = (f"model.name_or_path={model_path}",) if model_path else ()
+    parsed = recipe_from(recipe, overrides + extra)
+    session = run_guarded(open_session, parsed, "eval")
+    result = evaluate_now(session, step=0)
+    session.log.close()
+    click.echo(json.dumps(result.metrics, indent=2))
+
+
+@main.group()
+def rewards() -> None:
+    """Inspect and try reward functions."""
+
+
+@rewards.command(name="list")
+def list_rewards() -> None:
+    """Every reward function by name, with its one-line doc and source."""
+    from rewards import available
+    from rewards.registry import describe
+
+    for name, fn in sorted(available().items()):
+        doc = (fn.__doc__ or "").strip().splitlines()
+        click.echo(f"{name:24} {doc[0] if doc else '':70} {describe(fn)}")
+
+
+@rewards.command(name="score")
+@click.argument("name")
+@click.option("--input", "input_path", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="JSONL rows, each with a 'completion' field and the reward's columns.")
+@click.option("--output", "output_path", default=None, type=click.Path(dir_okay=False),
+              help="Write each row with its 'reward' here (JSONL).")
+def score(name: str, input_path: str, output_path: str | None) -> None:
+    """Score each row's completion with reward NAME; print a summary."""
+    from rewards import resolve
+
+    rows = [json.loads(line) for line in Path(input_path).read_text().splitlines() if line.strip()]
+    missing = [i for i, row in enumerate(rows) if "completion" not in row]
+    if missing:
+        raise click.ClickException(f"{input_path}: row {missing[0]} has no 'completion' field")
+    fn = run_guarded(resolve, name)
+    names = sorted({key for row in rows for key in row if key != "completion"})
+    columns = {key: [row.get(key) for row in rows] for key in names}
+    started = time.perf_counter()
+    values = fn([row["completion"] for row in rows], **columns)
+    elapsed = time.perf_counter() - started
+    if output_path:
+        with open(output_path, "w") as f:
+            for row, value in zip(rows, values):
+                f.write(json.dumps({**row, "reward": value}) + "\n")
+    present = [v for v in values if v is not None]
+    mean = sum(present) / len(present) if present else float("nan")
+    click.echo(f"{name}: {len(rows)} rows, mean {mean:.4f}, {len(rows) - len(present)} not applicable, "
+               f"{elapsed:.2f}s ({len(rows) / max(elapsed, 1e-9):.0f} rows/s)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

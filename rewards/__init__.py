@@ -1,0 +1,12 @@
+"""Rule-based reward functions (pure Python, no torch).
+
+A reward is ``fn(completions: list[str], **columns) -> list[float | None]``: one score per
+completion, ``None`` where it does not apply. ``columns`` are the dataset's other fields,
+one value per completion (e.g. ``answer``), plus ``prompts``.
+"""
+
+from rewards.registry import RewardError, available, resolve, reward
+from rewards.suite import RewardSuite
+from rewards import math_answer  # noqa: F401  (registers the built-in rewards)
+
+__all__ = ["RewardError", "RewardSuite", "available", "resolve", "reward"]

@@ -1,0 +1,34 @@
+"""Checkpoints in Hugging Face format, written atomically (temp dir + rename)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+
+def save_checkpoint(model, tokenizer, directory: Path, state: dict) -> Path:
+    """Write model, tokenizer and ``trainer_state.json`` to ``directory`` all at once.
+
+    Everything goes to a hidden sibling first and is renamed into place, so a crash
+    mid-save leaves the previous checkpoint (if any) intact and never a half-written one.
+    """
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = directory.with_name(f".{directory.name}.tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    (tmp / "trainer_state.json").write_text(json.dumps(state, indent=2))
+    if directory.exists():
+        old = directory.with_name(f".{directory.name}.old")
+        if old.exists():
+            shutil.rmtree(old)
+        os.replace(directory, old)
+        os.replace(tmp, directory)
+        shutil.rmtree(old)
+    else:
+        os.replace(tmp, directory)
+    return directory

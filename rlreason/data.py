@@ -1,0 +1,169 @@
+"""Prompts and answers: a hub dataset, a local file, or the built-in arithmetic task.
+
+Rows become ``Example``s (rendered prompt + the row's columns). Held-out examples are
+never trained on: either a separate ``eval_source`` or rows held out of ``source``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from rlreason.recipe import DataConfig, RecipeError, SyntheticConfig
+
+FILE_FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
+
+
+@dataclass(frozen=True)
+class Example:
+    prompt: str
+    columns: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Splits:
+    train: list[Example]
+    eval: list[Example]
+
+
+def load_splits(cfg: DataConfig) -> Splits:
+    """Training and held-out examples as the recipe's ``data`` section describes."""
+    if cfg.source == "synthetic":
+        train_rows, eval_rows = arithmetic_problems(cfg.synthetic, cfg.num_eval)
+    elif cfg.eval_source is None:
+        rows = load_rows(cfg.source, cfg.split, "data.source")
+        random.Random(cfg.shuffle_seed).shuffle(rows)
+        if len(rows) <= cfg.num_eval:
+            raise RecipeError(f"data.num_eval: {cfg.num_eval} held-out rows leave none of the "
+                              f"{len(rows)} rows of {cfg.source} to train on")
+        train_rows, eval_rows = rows[cfg.num_eval:], rows[:cfg.num_eval]
+    else:
+        train_rows = load_rows(cfg.source, cfg.split, "data.source")
+        eval_rows = load_rows(cfg.eval_source, cfg.eval_split, "data.eval_source")[:cfg.num_eval]
+    return Splits(train=[to_example(r, cfg, i) for i, r in enumerate(train_rows)],
+                  eval=[to_example(r, cfg, i) for i, r in enumerate(eval_rows)])
+
+
+def load_rows(source: str, split: str, key: str) -> list[dict]:
+    """Rows of a local file (by suffix) or a dataset directory or hub name, via ``datasets``."""
+    import datasets
+
+    path = Path(source).expanduser()
+    if path.suffix in FILE_FORMATS:
+        if not path.is_file():
+            raise RecipeError(f"{key}: dataset file not found: {path}")
+        dataset = datasets.load_dataset(FILE_FORMATS[path.suffix], data_files=str(path), split="train")
+    elif path.is_dir():
+        dataset = datasets.load_dataset(str(path), split=split)
+    elif source.startswith((".", "/", "~")):
+        raise RecipeError(f"{key}: dataset path not found: {path}")
+    else:
+        dataset = datasets.load_dataset(source, split=split)
+    return list(dataset)
+
+
+def to_example(row: dict, cfg: DataConfig, index: int) -> Example:
+    for key, column in (("data.prompt_column", cfg.prompt_column), ("data.answer_column", cfg.answer_column)):
+        if column not in row:
+            raise RecipeError(f"{key}: row {index} has no column {column!r}; columns: {', '.join(row)}")
+    try:
+        prompt = cfg.prompt_template.format(prompt=row[cfg.prompt_column], **row)
+    except (KeyError, IndexError) as err:
+        raise RecipeError(f"data.prompt_template: unknown field {err} (row {index} has "
+                          f"prompt, {', '.join(row)})") from None
+    return Example(prompt=prompt, columns=dict(row, answer=row[cfg.answer_column]))
+
+
+def render_completion(example: Example, cfg: DataConfig) -> str:
+    """The SFT target of an example."""
+    try:
+        return cfg.completion_template.format(**example.columns)
+    except (KeyError, IndexError) as err:
+        raise RecipeError(f"data.completion_template: unknown field {err}") from None
+
+
+def arithmetic_problems(cfg: SyntheticConfig, num_eval: int) -> tuple[list[dict], list[dict]]:
+    """Deterministic 'a+b=' problems; a fixed tenth of all problems (by hash) is held out.
+
+    Each row also carries a ``demonstration``: the answer of a sloppy teacher who, with
+    probability ``teacher_error_rate``, adds or subtracts column by column without carrying.
+    Cold-start data from an imperfect teacher is what RL with an exact reward then repairs.
+    """
+    rng = random.Random(cfg.seed)
+    train, held_out, seen_eval = [], [], set()
+    ops = sorted(set(cfg.operations))
+    attempts = 0
+    while len(train) < cfg.num_train or len(held_out) < num_eval:
+        attempts += 1
+        if attempts > 50 * (cfg.num_train + num_eval):
+            raise RecipeError("data.synthetic: too few distinct problems for num_train/num_eval; "
+                              "raise max_operand or add operations")
+        a, b, op = rng.randint(0, cfg.max_operand), rng.randint(0, cfg.max_operand), rng.choice(ops)
+        question = f"{a}{op}{b}="
+        sloppy = rng.random() < cfg.teacher_error_rate
+        row = {"question": question, "answer": str(eval_operation(a, op, b)),
+               "demonstration": str(without_carry(a, op, b) if sloppy else eval_operation(a, op, b))}
+        if is_held_out(question):
+            if len(held_out) < num_eval and question not in seen_eval:
+                seen_eval.add(question)
+                held_out.append(row)
+        elif len(train) < cfg.num_train:
+            train.append(row)
+    return train, held_out
+
+
+def without_carry(a: int, op: str, b: int) -> int:
+    """The column-by-column answer that forgets every carry and borrow.
+
+    >>> without_carry(47, "+", 85), without_carry(52, "-", 17), without_carry(17, "-", 52)
+    (22, 45, -45)
+    """
+    if op == "*":
+        return a * b  # the teacher's mistake is about carrying; products stay exact
+    if op == "-" and a < b:
+        return -without_carry(b, "-", a)
+    width = max(len(str(a)), len(str(b)))
+    x, y = str(a).zfill(width), str(b).zfill(width)
+    column = (lambda p, q: (p + q) % 10) if op == "+" else (lambda p, q: abs(p - q))
+    return int("".join(str(column(int(p), int(q))) for p, q in zip(x, y)))
+
+
+def is_held_out(question: str) -> bool:
+    return int(hashlib.sha256(question.encode()).hexdigest(), 16) % 10 == 0
+
+
+def eval_operation(a: int, op: str, b: int) -> int:
+    return {"+": a + b, "-": a - b, "*": a * b}[op]
+
+
+class PromptSampler:
+    """Endless seeded batches of examples, reshuffled each epoch; position is resumable."""
+
+    def __init__(self, examples: list[Example], batch_size: int, seed: int):
+        if not examples:
+            raise RecipeError("data.source: no training examples")
+        self.examples, self.batch_size, self.seed = examples, batch_size, seed
+        self.epoch, self.position = 0, 0
+        self.order = self.shuffled(0)
+
+    def shuffled(self, epoch: int) -> list[int]:
+        order = list(range(len(self.examples)))
+        random.Random(f"{self.seed}-{epoch}").shuffle(order)
+        return order
+
+    def next_batch(self) -> list[Example]:
+        batch = []
+        while len(batch) < self.batch_size:
+            if self.position == len(self.order):
+                self.epoch, self.position = self.epoch + 1, 0
+                self.order = self.shuffled(self.epoch)
+            batch.append(self.examples[self.order[self.position]])
+            self.position += 1
+        return batch
+
+    def __iter__(self) -> Iterator[list[Example]]:
+        while True:
+            yield self.next_batch()

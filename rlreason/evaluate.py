@@ -1,0 +1,52 @@
+"""Held-out evaluation: greedy completions scored by the recipe's rewards."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rewards import RewardSuite
+from rlreason.data import Example
+from rlreason.rollout import RolloutEngine
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    accuracy: float
+    metrics: dict[str, float]
+    samples: list[dict]
+
+
+def evaluate(engine: RolloutEngine, tokenizer, examples: list[Example], suite: RewardSuite,
+             metric: str | None, batch_size: int, max_new_tokens: int) -> EvalResult:
+    """Greedy-decode every example; ``accuracy`` is the mean of reward ``metric``."""
+    metric = metric or suite.names[0]
+    if metric not in suite.names:
+        raise ValueError(f"evaluation.metric: {metric!r} is not one of the rewards "
+                         f"({', '.join(suite.names)})")
+    texts, lengths = [], []
+    for lo in range(0, len(examples), batch_size):
+        chunk = examples[lo:lo + batch_size]
+        prompt_ids = tokenizer([e.prompt for e in chunk]).input_ids
+        rollouts = engine.generate(prompt_ids, n=1, greedy=True, max_new_tokens=max_new_tokens)
+        texts += tokenizer.batch_decode(rollouts.completion_ids, skip_special_tokens=True)
+        lengths += [len(c) for c in rollouts.completion_ids]
+    scores = suite.score(texts, columns_of(examples, repeat=1))
+    metrics = {f"reward/{name}": mean(values) for name, values in scores.per_function.items()}
+    metrics["completion_length"] = sum(lengths) / len(lengths)
+    metrics["accuracy"] = metrics[f"reward/{metric}"]
+    samples = [{"prompt": e.prompt, "completion": t, "score": s}
+               for e, t, s in zip(examples, texts, scores.per_function[metric])]
+    return EvalResult(accuracy=metrics["accuracy"], metrics=metrics, samples=samples)
+
+
+def columns_of(examples: list[Example], repeat: int) -> dict[str, list]:
+    """Reward columns for ``repeat`` completions per example: each row field, plus prompts."""
+    names = list(examples[0].columns)
+    columns = {name: [e.columns.get(name) for e in examples for _ in range(repeat)] for name in names}
+    columns["prompts"] = [e.prompt for e in examples for _ in range(repeat)]
+    return columns
+
+
+def mean(values: list[float | None]) -> float:
+    present = [v for v in values if v is not None]
+    return sum(present) / len(present) if present else float("nan")

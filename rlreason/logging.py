@@ -1,0 +1,52 @@
+"""What a run leaves behind: metrics.jsonl (one line per step), samples.jsonl, a progress bar."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+PROGRESS_KEYS = {"reward": "reward", "kl": "kl", "completion_length": "len", "loss": "loss"}
+
+
+class RunLog:
+    def __init__(self, run_dir: Path, total_steps: int, description: str, enabled: bool = True):
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.metrics_path = run_dir / "metrics.jsonl"
+        self.samples_path = run_dir / "samples.jsonl"
+        self.metrics_path.write_text("")
+        self.samples_path.write_text("")
+        # redraw at most every 30 s when the output is a log file rather than a terminal
+        self.bar = tqdm(total=total_steps, desc=description, disable=not enabled, dynamic_ncols=True,
+                        mininterval=0.1 if sys.stderr.isatty() else 30)
+
+    def metrics(self, step: int, values: dict[str, float]) -> None:
+        """Append one line to metrics.jsonl and show the headline numbers on the bar."""
+        append_jsonl(self.metrics_path, {"step": step, **values})
+        shown = {short: f"{values[k]:.3g}" for k, short in PROGRESS_KEYS.items() if k in values}
+        if shown:
+            self.bar.set_postfix(shown, refresh=False)
+
+    def advance(self) -> None:
+        self.bar.update(1)
+
+    def samples(self, step: int, rows: list[dict]) -> None:
+        for row in rows:
+            append_jsonl(self.samples_path, {"step": step, **row})
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def append_jsonl(path: Path, record: dict) -> None:
+    with path.open("a") as f:
+        f.write(json.dumps(record, default=jsonable) + "\n")
+
+
+def jsonable(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return str(value)

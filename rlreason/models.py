@@ -1,0 +1,79 @@
+"""Load the policy, its tokenizer and the reference model (hub id, local path, or tiny)."""
+
+from __future__ import annotations
+
+import copy
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from rlreason.recipe import ModelConfig, RecipeError
+from rlreason.tiny import build_char_tokenizer, build_tiny_moe
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LoadedModel:
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+
+
+def load_policy(cfg: ModelConfig) -> LoadedModel:
+    """The trainable policy: pretrained weights, or a tiny random-init MoE; LoRA if asked."""
+    if cfg.name_or_path is None:
+        tokenizer = build_char_tokenizer()
+        model = build_tiny_moe(cfg.tiny, tokenizer).to(getattr(torch, cfg.dtype))
+        log.info("built a tiny random-init Qwen3-MoE (%d parameters)", count_parameters(model))
+    else:
+        tokenizer = load_tokenizer(cfg)
+        model = AutoModelForCausalLM.from_pretrained(
+            cfg.name_or_path, dtype=getattr(torch, cfg.dtype), trust_remote_code=cfg.trust_remote_code
+        )
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if cfg.lora is not None:
+        model = add_lora(model, cfg)
+    return LoadedModel(model=model, tokenizer=tokenizer)
+
+
+def load_tokenizer(cfg: ModelConfig) -> PreTrainedTokenizerBase:
+    if looks_local(cfg.name_or_path) and not Path(cfg.name_or_path).exists():
+        raise RecipeError(f"model.name_or_path: no such directory: {cfg.name_or_path} (a run's "
+                          "checkpoint appears only after that run; e.g. run the SFT stage first)")
+    return AutoTokenizer.from_pretrained(cfg.name_or_path, trust_remote_code=cfg.trust_remote_code)
+
+
+def looks_local(name: str) -> bool:
+    """A filesystem path rather than a hub id ('org/name')."""
+    return name.startswith((".", "/", "~")) or name.count("/") >= 2 or Path(name).exists()
+
+
+def add_lora(model: PreTrainedModel, cfg: ModelConfig) -> PreTrainedModel:
+    from peft import LoraConfig, get_peft_model
+
+    targets = cfg.lora.target_modules
+    peft_config = LoraConfig(
+        r=cfg.lora.r,
+        lora_alpha=cfg.lora.alpha,
+        lora_dropout=cfg.lora.dropout,
+        target_modules=targets[0] if targets == ["all-linear"] else targets,
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, peft_config)
+
+
+def reference_model(policy: PreTrainedModel, cfg: ModelConfig, beta: float) -> PreTrainedModel | None:
+    """A frozen copy of the initial policy; None when beta is 0 or LoRA (adapters get disabled)."""
+    if beta == 0 or cfg.lora is not None:
+        return None
+    ref = copy.deepcopy(policy).eval()
+    ref.requires_grad_(False)
+    return ref
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

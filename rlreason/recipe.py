@@ -1,0 +1,310 @@
+"""Recipe: YAML -> typed, validated dataclasses.
+
+Each dataclass below is the single source of defaults and help text. YAML keys map 1:1
+to fields; an unknown key, a wrong type or a bad value is a one-line ``RecipeError``
+naming the key path (and, for typos, the closest valid key) before anything is loaded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+
+class RecipeError(ValueError):
+    """A recipe (file or override) that cannot be used; the message names the key."""
+
+
+def option(default: Any = None, help: str = "", check=None, must: str = "", factory=None):
+    """A dataclass field with help text and an optional value check (``check(v) -> bool``)."""
+    metadata = {"help": help, "check": check, "must": must}
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def positive(v) -> bool:
+    return v > 0
+
+
+def non_negative(v) -> bool:
+    return v >= 0
+
+
+@dataclass
+class TinyModelConfig:
+    """A small random-init Qwen3-MoE built by the code (for the demo and tests)."""
+
+    hidden_size: int = option(128, "Model width.", positive, "> 0")
+    num_layers: int = option(2, "Decoder layers.", positive, "> 0")
+    num_heads: int = option(4, "Attention heads.", positive, "> 0")
+    num_kv_heads: int = option(2, "Key/value heads (grouped-query attention).", positive, "> 0")
+    num_experts: int = option(4, "Routed experts per MoE layer.", positive, "> 0")
+    experts_per_token: int = option(2, "Experts each token is routed to (top-k).", positive, "> 0")
+    expert_intermediate_size: int = option(256, "Hidden size of each expert MLP.", positive, "> 0")
+    max_position_embeddings: int = option(512, "Longest sequence the model supports.", positive, "> 0")
+    seed: int = option(0, "Seed of the random initialisation.")
+
+
+@dataclass
+class LoraConfig:
+    """LoRA adapters through peft."""
+
+    r: int = option(16, "Adapter rank.", positive, "> 0")
+    alpha: int = option(32, "Scaling numerator (lora_alpha).", positive, "> 0")
+    dropout: float = option(0.0, "Dropout on the adapter input.", lambda v: 0 <= v < 1, "in [0, 1)")
+    target_modules: list[str] = option(
+        help="Module names to adapt; 'all-linear' adapts every linear layer but the output head.",
+        factory=lambda: ["all-linear"],
+    )
+
+
+@dataclass
+class ModelConfig:
+    name_or_path: str | None = option(
+        None, "Hub id or local directory of a causal LM; null builds the tiny model below."
+    )
+    tiny: TinyModelConfig = option(help="Shape of the tiny model built when name_or_path is null.",
+                                   factory=TinyModelConfig)
+    dtype: Literal["float32", "bfloat16", "float16"] = option("float32", "Weights dtype.")
+    lora: LoraConfig | None = option(None, "Train LoRA adapters instead of all weights.")
+    trust_remote_code: bool = option(False, "Allow model code from the hub.")
+
+
+@dataclass
+class SyntheticConfig:
+    """Deterministic arithmetic problems: 'a+b=' -> the exact integer.
+
+    Rows have ``question``, ``answer`` (exact) and ``demonstration`` (a teacher's answer,
+    wrong at ``teacher_error_rate`` where the problem needs a carry or borrow).
+    """
+
+    max_operand: int = option(99, "Operands are drawn from 0..max_operand.", positive, "> 0")
+    operations: str = option("+-", "Operators to draw from (any of '+-*').",
+                             lambda v: bool(v) and set(v) <= set("+-*"), "a non-empty subset of '+-*'")
+    num_train: int = option(20000, "Training problems.", positive, "> 0")
+    teacher_error_rate: float = option(
+        0.0, "Share of 'demonstration' answers (the SFT targets) in which the teacher forgets "
+        "to carry or borrow; 'answer' is always exact.", lambda v: 0 <= v <= 1, "in [0, 1]")
+    seed: int = option(0, "Seed of the problem generator.")
+
+
+@dataclass
+class DataConfig:
+    source: str = option(
+        "synthetic", "'synthetic', a local .jsonl/.json/.parquet/.csv file, or a hub dataset name."
+    )
+    split: str = option("train", "Split of a hub dataset used for training.")
+    eval_source: str | None = option(
+        None, "Held-out data; null holds out num_eval rows of source, never trained on."
+    )
+    eval_split: str = option("test", "Split of a hub eval_source.")
+    num_eval: int = option(200, "Held-out problems used for evaluation.", positive, "> 0")
+    prompt_column: str = option("question", "Column holding the problem text.")
+    answer_column: str = option("answer", "Column holding the reference answer.")
+    prompt_template: str = option("{prompt}", "Python format string; {prompt} and any column.")
+    completion_template: str = option(
+        "{answer}", "SFT target, a format string over the columns ({answer} = answer column)."
+    )
+    shuffle_seed: int = option(0, "Seed of the training-order shuffle.")
+    synthetic: SyntheticConfig = option(help="Settings of source: synthetic.", factory=SyntheticConfig)
+
+
+@dataclass
+class RolloutConfig:
+    backend: Literal["hf"] = option("hf", "Generation backend: hf (transformers generate).")
+    num_generations: int = option(8, "Completions per prompt (G).", lambda v: v >= 2, ">= 2")
+    temperature: float = option(1.0, "Sampling temperature.", positive, "> 0")
+    top_p: float = option(1.0, "Nucleus sampling mass.", lambda v: 0 < v <= 1, "in (0, 1]")
+    top_k: int = option(0, "Keep the k most likely tokens; 0 keeps all.", non_negative, ">= 0")
+    max_new_tokens: int = option(64, "Longest completion.", positive, "> 0")
+    stop: list[str] = option(help="Strings that end a completion (kept in it).", factory=list)
+
+
+@dataclass
+class RewardSpec:
+    name: str = option("", "Registered name or 'package.module:function'.", bool, "non-empty")
+    weight: float = option(1.0, "Weight of this reward in the sum.")
+    args: dict[str, Any] = option(help="Keyword arguments bound to the function.", factory=dict)
+
+
+@dataclass
+class AlgoConfig:
+    loss_type: Literal["grpo", "bnpo", "dr_grpo"] = option(
+        "grpo",
+        "grpo: token-mean per sequence then mean; bnpo: token-mean over the batch; "
+        "dr_grpo: token-sum / (batch * max_new_tokens).",
+    )
+    scale_rewards: Literal["group", "batch", "none"] = option(
+        "group", "Divide advantages by the std of the group, of the batch, or not (Dr. GRPO)."
+    )
+    epsilon: float = option(0.2, "Lower clip range of the importance ratio.", positive, "> 0")
+    epsilon_high: float | None = option(None, "Upper clip range (DAPO clip-higher); null = epsilon.")
+    beta: float = option(0.0, "KL (k3) coefficient to the reference model; 0 loads no reference.",
+                         non_negative, ">= 0")
+
+
+@dataclass
+class TrainerConfig:
+    max_steps: int = option(100, "Optimizer steps.", positive, "> 0")
+    prompts_per_step: int = option(16, "Prompts per step (B); SFT: rows per step.", positive, "> 0")
+    micro_batch_size: int = option(64, "Sequences per forward/backward; gradients accumulate.",
+                                   positive, "> 0")
+    learning_rate: float = option(1e-6, "AdamW learning rate.", positive, "> 0")
+    weight_decay: float = option(0.0, "AdamW weight decay.", non_negative, ">= 0")
+    adam_betas: list[float] = option(help="AdamW betas.", factory=lambda: [0.9, 0.999],
+                                     check=lambda v: len(v) == 2, must="two numbers")
+    max_grad_norm: float = option(1.0, "Clip the gradient norm to this; 0 disables.", non_negative,
+                                  ">= 0")
+    lr_scheduler: str = option("constant_with_warmup", "A transformers scheduler name.")
+    warmup_steps: int = option(0, "Learning-rate warmup steps.", non_negative, ">= 0")
+    seed: int = option(0, "Seed of sampling, data order and dropout.")
+    save_every: int = option(0, "Save a checkpoint every N steps; 0 saves only the final one.",
+                             non_negative, ">= 0")
+    log_samples_every: int = option(10, "Write samples.jsonl every N steps; 0 never.",
+                                    non_negative, ">= 0")
+
+
+@dataclass
+class EvaluationConfig:
+    every: int = option(0, "Evaluate every N steps; 0 = before the first and after the last step.",
+                        non_negative, ">= 0")
+    metric: str | None = option(None, "Reward reported as accuracy; null = the first reward.")
+    batch_size: int = option(128, "Problems per generate call.", positive, "> 0")
+
+
+@dataclass
+class Recipe:
+    name: str = option("run", "Run name; the run directory defaults to runs/<name>.")
+    output_dir: str | None = option(None, "Run directory; null = runs/<name>.")
+    model: ModelConfig = option(help="Policy model.", factory=ModelConfig)
+    data: DataConfig = option(help="Prompts and answers.", factory=DataConfig)
+    rollout: RolloutConfig = option(help="Sampling of completions.", factory=RolloutConfig)
+    rewards: list[RewardSpec] = option(help="Reward functions and weights.",
+                                       factory=lambda: [RewardSpec(name="math_accuracy")])
+    algo: AlgoConfig = option(help="Advantages and loss.", factory=AlgoConfig)
+    trainer: TrainerConfig = option(help="Optimisation.", factory=TrainerConfig)
+    evaluation: EvaluationConfig = option(help="Held-out greedy evaluation.",
+                                          factory=EvaluationConfig)
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.output_dir or f"runs/{self.name}")
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load_recipe(path: str | Path, overrides: typing.Sequence[str] = ()) -> Recipe:
+    """Read a recipe file, apply ``key.path=value`` overrides, return a validated Recipe."""
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"recipe file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise RecipeError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(raw, dict):
+        raise RecipeError(f"{path}: a recipe is a mapping of keys, got {type(raw).__name__}")
+    for override in overrides:
+        apply_override(raw, override)
+    try:
+        return build(Recipe, raw, "")
+    except RecipeError as err:
+        raise RecipeError(f"{path}: {err}") from None
+
+
+def apply_override(raw: dict, override: str) -> None:
+    """Set ``a.b.c=value`` (value parsed as YAML) in a raw recipe mapping, in place."""
+    key, sep, value = override.partition("=")
+    if not sep or not key:
+        raise RecipeError(f"--set {override!r}: expected key.path=value")
+    *parents, leaf = key.strip().split(".")
+    node = raw
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise RecipeError(f"--set {key}: {part} is not a section")
+    node[leaf] = yaml.safe_load(value) if value.strip() else None
+
+
+def build(cls, raw: Any, path: str):
+    """Turn a raw mapping into dataclass ``cls``, checking keys, types and values."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise RecipeError(f"{path or 'recipe'}: expected a mapping, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in raw:
+        if key not in fields:
+            raise RecipeError(unknown_key_message(join(path, str(key)), str(key), list(fields)))
+    values = {}
+    for name, value in raw.items():
+        key_path = join(path, name)
+        values[name] = coerce(hints[name], value, key_path)
+        check = fields[name].metadata.get("check")
+        if check is not None and values[name] is not None and not check(values[name]):
+            raise RecipeError(f"{key_path}: must be {fields[name].metadata['must']}, got {value!r}")
+    return cls(**values)
+
+
+def unknown_key_message(key_path: str, key: str, valid: list[str]) -> str:
+    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
+    hint = f"; did you mean '{close[0]}'?" if close else f"; valid keys: {', '.join(valid)}"
+    return f"{key_path}: unknown key{hint}"
+
+
+def coerce(tp, value: Any, path: str):
+    """Check ``value`` against type ``tp`` (a dataclass, Optional, list, dict, Literal, scalar)."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return coerce(inner, value, path)
+    if dataclasses.is_dataclass(tp):
+        return build(tp, value, path)
+    if origin is Literal:
+        if value not in args:
+            raise RecipeError(f"{path}: must be one of {', '.join(map(str, args))}; got {value!r}")
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise RecipeError(f"{path}: expected a list, got {value!r}")
+        return [coerce(args[0], item, f"{path}[{i}]") for i, item in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise RecipeError(f"{path}: expected a mapping, got {value!r}")
+        return dict(value)
+    return coerce_scalar(tp, value, path)
+
+
+def coerce_scalar(tp, value: Any, path: str):
+    if tp is Any:
+        return value
+    if tp is float and isinstance(value, (int, float, str)) and not isinstance(value, bool):
+        try:
+            return float(value)  # YAML 1.1 reads 1e-5 as a string
+        except ValueError:
+            pass
+    elif isinstance(value, tp) and not (tp is int and isinstance(value, bool)):
+        return value
+    raise RecipeError(f"{path}: expected {tp.__name__}, got {value!r}")
+
+
+def join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def to_dict(recipe: Recipe) -> dict:
+    """The resolved recipe as plain data (what a run writes to config.yaml)."""
+    return dataclasses.asdict(recipe)

@@ -1,0 +1,56 @@
+"""Prompt + completion token lists -> right-padded tensors, and their completion logprobs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from rlreason.algo import token_logprobs
+
+
+@dataclass(frozen=True)
+class TokenBatch:
+    """Right-padded prompt+completion sequences.
+
+    Attributes:
+        input_ids: (N, L) token ids, padded on the right.
+        attention_mask: (N, L) 1 on real tokens.
+        completion_mask: (N, L-1) 1 where target ``input_ids[:, 1:]`` is a completion token.
+    """
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    completion_mask: torch.Tensor
+
+
+def right_padded(prompt_ids: list[list[int]], completion_ids: list[list[int]], pad_id: int,
+                 device: torch.device | str = "cpu") -> TokenBatch:
+    """Concatenate each prompt with its completion and pad on the right.
+
+    Right padding keeps every real token at its natural position, so causal attention never
+    sees padding and no position ids are needed.
+    """
+    lengths = [len(p) + len(c) for p, c in zip(prompt_ids, completion_ids)]
+    width = max(lengths)
+    input_ids = torch.full((len(lengths), width), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(lengths), width), dtype=torch.long)
+    completion_mask = torch.zeros((len(lengths), width - 1), dtype=torch.float32)
+    for i, (p, c) in enumerate(zip(prompt_ids, completion_ids)):
+        input_ids[i, :lengths[i]] = torch.tensor(p + c, dtype=torch.long)
+        attention_mask[i, :lengths[i]] = 1
+        # target position t predicts token t+1: completion tokens sit at len(p)..len(p)+len(c)-1
+        completion_mask[i, len(p) - 1:lengths[i] - 1] = 1
+    return TokenBatch(input_ids.to(device), attention_mask.to(device), completion_mask.to(device))
+
+
+def sequence_logprobs(model: torch.nn.Module, batch: TokenBatch, temperature: float = 1.0) -> torch.Tensor:
+    """(N, L-1) logprob of each next token under ``model`` (temperature-scaled)."""
+    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                   use_cache=False).logits[:, :-1]  # (N, L-1, V)
+    return token_logprobs(logits, batch.input_ids[:, 1:], temperature)
+
+
+def micro_batches(count: int, size: int) -> list[list[int]]:
+    """Indices ``0..count-1`` in consecutive chunks of at most ``size``."""
+    return [list(range(lo, min(lo + size, count))) for lo in range(0, count, size)]

@@ -1,0 +1,159 @@
+"""What every training command sets up: data, rewards, model, optimizer, engine, run directory.
+
+Checks that can fail on user input (recipe keys, reward names, data files) run before any
+model is loaded, so a bad recipe fails in a second, not after a download.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+import yaml
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from transformers import get_scheduler
+
+from rewards import RewardSuite
+from rlreason.checkpoint import save_checkpoint
+from rlreason.data import PromptSampler, Splits, load_splits
+from rlreason.evaluate import EvalResult, evaluate
+from rlreason.logging import RunLog
+from rlreason.models import count_parameters, load_policy, reference_model
+from rlreason.recipe import Recipe, to_dict
+from rlreason.rollout import RolloutEngine, make_engine
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Session:
+    recipe: Recipe
+    accelerator: Accelerator
+    model: torch.nn.Module  # wrapped by accelerate
+    tokenizer: object
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    engine: RolloutEngine
+    suite: RewardSuite
+    splits: Splits
+    sampler: PromptSampler
+    log: RunLog
+    reference: torch.nn.Module | None = None
+    evals: list[tuple[int, EvalResult]] = field(default_factory=list)
+
+    @property
+    def policy(self) -> torch.nn.Module:
+        """The unwrapped policy (for generation and saving)."""
+        return self.accelerator.unwrap_model(self.model)
+
+
+def open_session(recipe: Recipe, description: str, with_reference: bool = False) -> Session:
+    """Validate inputs, then load the model and build everything a training loop needs."""
+    suite = RewardSuite(recipe.rewards)
+    splits = load_splits(recipe.data)
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    set_seed(recipe.trainer.seed)
+    loaded = load_policy(recipe.model)
+    t = recipe.trainer
+    trainable = [p for p in loaded.model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=t.learning_rate, betas=tuple(t.adam_betas),
+                                  weight_decay=t.weight_decay)
+    scheduler = get_scheduler(t.lr_scheduler, optimizer, num_warmup_steps=t.warmup_steps,
+                              num_training_steps=t.max_steps)
+    reference = reference_model(loaded.model, recipe.model, recipe.algo.beta) if with_reference else None
+    model, optimizer, scheduler = accelerator.prepare(loaded.model, optimizer, scheduler)
+    if reference is not None:
+        reference = reference.to(accelerator.device)
+    write_config(recipe)
+    log.info("%s: %d parameters (%d trainable) in %s", description,
+             count_parameters(loaded.model), sum(p.numel() for p in trainable), recipe.run_dir)
+    return Session(
+        recipe=recipe, accelerator=accelerator, model=model, tokenizer=loaded.tokenizer,
+        optimizer=optimizer, scheduler=scheduler,
+        engine=make_engine(recipe.rollout, accelerator.unwrap_model(model), loaded.tokenizer),
+        suite=suite, splits=splits, sampler=PromptSampler(splits.train, t.prompts_per_step, t.seed),
+        log=RunLog(recipe.run_dir, t.max_steps, description, accelerator.is_main_process),
+        reference=reference,
+    )
+
+
+def write_config(recipe: Recipe) -> None:
+    recipe.run_dir.mkdir(parents=True, exist_ok=True)
+    (recipe.run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(recipe), sort_keys=False))
+
+
+def evaluate_now(session: Session, step: int) -> EvalResult:
+    """Greedy held-out evaluation, logged to metrics.jsonl as ``eval/*``."""
+    started = time.perf_counter()
+    result = evaluate(session.engine, session.tokenizer, session.splits.eval, session.suite,
+                      session.recipe.evaluation.metric, session.recipe.evaluation.batch_size,
+                      session.recipe.rollout.max_new_tokens)
+    session.evals.append((step, result))
+    metrics = {f"eval/{k}": v for k, v in result.metrics.items()}
+    metrics["eval/time"] = time.perf_counter() - started
+    session.log.metrics(step, metrics)
+    log.info("step %d: held-out accuracy %.3f", step, result.accuracy)
+    return result
+
+
+def evaluation_due(session: Session, step: int) -> bool:
+    every, last = session.recipe.evaluation.every, session.recipe.trainer.max_steps
+    return step == last or (every > 0 and step % every == 0)
+
+
+def save(session: Session, name: str, step: int) -> Path:
+    """Save the policy (HF format) into the run directory, from the main process only."""
+    session.accelerator.wait_for_everyone()
+    target = session.recipe.run_dir / name
+    if session.accelerator.is_main_process:
+        state = {"step": step, "sampler": {"epoch": session.sampler.epoch,
+                                           "position": session.sampler.position}}
+        save_checkpoint(session.policy, session.tokenizer, target, state)
+    return target
+
+
+def tokenize_prompts(session: Session, examples) -> list[list[int]]:
+    return session.tokenizer([e.prompt for e in examples]).input_ids
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_dir: Path
+    checkpoint: Path
+    evals: list[tuple[int, EvalResult]]
+
+
+def run_steps(session: Session, step_fn: Callable[[Session, int], dict]) -> RunResult:
+    """Evaluate, take ``max_steps`` steps (evaluating and saving when due), save the final policy."""
+    trainer = session.recipe.trainer
+    evaluate_now(session, step=0)
+    for step in range(1, trainer.max_steps + 1):
+        step_fn(session, step)
+        session.log.advance()
+        if evaluation_due(session, step):
+            evaluate_now(session, step)
+        if trainer.save_every and step % trainer.save_every == 0:
+            save(session, f"checkpoint-{step}", step)
+    checkpoint = save(session, "final", trainer.max_steps)
+    session.log.close()
+    return RunResult(session.recipe.run_dir, checkpoint, session.evals)
+
+
+def optimizer_step(session: Session) -> float:
+    """Clip the gradient norm (if set), step optimizer and scheduler; returns the norm."""
+    max_norm = session.recipe.trainer.max_grad_norm
+    params = [p for p in session.model.parameters() if p.requires_grad]
+    if max_norm > 0:
+        grad_norm = session.accelerator.clip_grad_norm_(params, max_norm).item()
+    else:
+        norms = [p.grad.detach().norm() for p in params if p.grad is not None]
+        grad_norm = torch.linalg.vector_norm(torch.stack(norms)).item() if norms else 0.0
+    session.optimizer.step()
+    session.scheduler.step()
+    session.optimizer.zero_grad(set_to_none=True)
+    return grad_norm

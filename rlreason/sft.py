@@ -1,0 +1,45 @@
+"""Supervised fine-tuning on (prompt, target) pairs: the cold start before RL.
+
+Cross-entropy on the target tokens only (prompt and padding masked), averaged over all
+target tokens of the step; the target ends with EOS so the model learns to stop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from rlreason.data import render_completion
+from rlreason.recipe import Recipe
+from rlreason.sequences import micro_batches, right_padded, sequence_logprobs
+from rlreason.session import RunResult, Session, open_session, optimizer_step, run_steps, tokenize_prompts
+
+
+def sft(recipe: Recipe) -> RunResult:
+    """Fine-tune the recipe's model on its data's completion template."""
+    return run_steps(open_session(recipe, "sft"), sft_step)
+
+
+def sft_step(session: Session, step: int) -> dict[str, float]:
+    examples = session.sampler.next_batch()
+    tokenizer, accelerator = session.tokenizer, session.accelerator
+    prompt_ids = tokenize_prompts(session, examples)
+    targets = [render_completion(e, session.recipe.data) for e in examples]
+    target_ids = [ids + [tokenizer.eos_token_id]
+                  for ids in tokenizer(targets, add_special_tokens=False).input_ids]
+    num_tokens = sum(map(len, target_ids))
+    chunks = micro_batches(len(examples), session.recipe.trainer.micro_batch_size)
+    total = 0.0
+    session.model.train()
+    for k, idx in enumerate(chunks):
+        batch = right_padded([prompt_ids[i] for i in idx], [target_ids[i] for i in idx],
+                             tokenizer.pad_token_id, accelerator.device)
+        sync = contextlib.nullcontext() if k == len(chunks) - 1 else accelerator.no_sync(session.model)
+        with sync:
+            logprobs = sequence_logprobs(session.model, batch)  # (n, L-1)
+            loss = -(logprobs * batch.completion_mask).sum() / num_tokens
+            accelerator.backward(loss)
+        total += loss.item()
+    grad_norm = optimizer_step(session)
+    metrics = {"loss": total, "grad_norm": grad_norm, "lr": session.scheduler.get_last_lr()[0]}
+    session.log.metrics(step, metrics)
+    return metrics

@@ -1,0 +1,55 @@
+"""Shared fixtures: tiny real models built by the code, small recipes, the shared data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from rlreason.recipe import Recipe, TinyModelConfig, build
+from rlreason.tiny import build_char_tokenizer, build_tiny_moe
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+# Small enough for a CPU test step in well under a second, still a real MoE (4 experts, top-2).
+TINY = {"hidden_size": 32, "num_layers": 2, "num_heads": 2, "num_kv_heads": 1, "num_experts": 4,
+        "experts_per_token": 2, "expert_intermediate_size": 32}
+
+
+@pytest.fixture(autouse=True)
+def _single_thread_and_seed():
+    torch.manual_seed(0)
+
+
+@pytest.fixture
+def tokenizer():
+    return build_char_tokenizer()
+
+
+@pytest.fixture
+def tiny_model(tokenizer):
+    return build_tiny_moe(TinyModelConfig(**TINY), tokenizer)
+
+
+def tiny_recipe(tmp_path: Path, **sections) -> Recipe:
+    """A recipe on the tiny model and synthetic data, writing into ``tmp_path``."""
+    raw = {
+        "name": "test",
+        "output_dir": str(tmp_path / "run"),
+        "model": {"tiny": dict(TINY)},
+        "data": {"num_eval": 16, "synthetic": {"num_train": 256}},
+        "rollout": {"num_generations": 4, "max_new_tokens": 6},
+        "trainer": {"max_steps": 2, "prompts_per_step": 4, "micro_batch_size": 8,
+                    "learning_rate": 1e-3},
+        "evaluation": {"batch_size": 16},
+    }
+    for key, value in sections.items():
+        raw[key] = {**raw.get(key, {}), **value} if isinstance(value, dict) else value
+    return build(Recipe, raw, "")
+
+
+@pytest.fixture
+def make_recipe(tmp_path):
+    return lambda **sections: tiny_recipe(tmp_path, **sections)

@@ -1,0 +1,88 @@
+"""The rlreason command as a user runs it: a real subprocess on the shipped recipes."""
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+from transformers import AutoModelForCausalLM
+
+from tests.conftest import ROOT, TINY
+
+TINY_SET = [f"--set=model.tiny.{k}={v}" for k, v in TINY.items()]
+
+
+def rlreason(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "cli", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_demo_recipe_runs_two_steps_and_leaves_a_loadable_checkpoint(tmp_path):
+    sft_dir, grpo_dir = tmp_path / "sft", tmp_path / "grpo"
+    done = rlreason("sft", "recipes/demo/sft.yaml", "--set", "trainer.max_steps=2",
+                    "--set", f"output_dir={sft_dir}")
+    assert done.returncode == 0, done.stderr
+    started = time.perf_counter()
+    done = rlreason("train", "recipes/demo/grpo.yaml", "--set", "trainer.max_steps=2",
+                    "--set", f"model.name_or_path={sft_dir / 'final'}", "--set", f"output_dir={grpo_dir}")
+    assert done.returncode == 0, done.stderr
+    assert time.perf_counter() - started < 120
+    assert "held-out accuracy at step 2" in done.stdout
+    model = AutoModelForCausalLM.from_pretrained(grpo_dir / "final")
+    assert model.config.model_type == "qwen3_moe"
+    steps = [json.loads(line) for line in (grpo_dir / "metrics.jsonl").read_text().splitlines()]
+    assert {"reward", "reward/math_accuracy", "reward/math_accuracy/std", "loss", "clip_ratio/low",
+            "completion_length", "step_time"} <= set(steps[1])
+
+
+def test_misspelt_key_fails_before_any_model_loads(tmp_path):
+    recipe = tmp_path / "typo.yaml"
+    recipe.write_text((ROOT / "recipes/demo/grpo.yaml").read_text().replace("learning_rate", "learnig_rate"))
+    done = rlreason("train", str(recipe), "--set", f"output_dir={tmp_path / 'run'}")
+    assert done.returncode != 0
+    assert "trainer.learnig_rate: unknown key; did you mean 'learning_rate'?" in done.stderr
+    assert "Loading" not in done.stderr and not (tmp_path / "run").exists()
+
+
+def test_missing_dataset_file_is_named(tmp_path):
+    done = rlreason("train", "recipes/demo/grpo.yaml", "--set", "data.source=data/missing.jsonl",
+                    "--set", f"output_dir={tmp_path / 'run'}")
+    assert done.returncode != 0
+    assert "data.source: dataset file not found: data/missing.jsonl" in done.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_missing_model_directory_is_named(tmp_path):
+    done = rlreason("train", "recipes/demo/grpo.yaml", "--set", f"model.name_or_path={tmp_path}/no/model",
+                    "--set", f"output_dir={tmp_path / 'run'}")
+    assert done.returncode != 0 and "model.name_or_path: no such directory" in done.stderr
+
+
+def test_rewards_list_and_score(tmp_path):
+    listed = rlreason("rewards", "list")
+    assert listed.returncode == 0 and "math_accuracy" in listed.stdout
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("\n".join(json.dumps(r) for r in [
+        {"completion": "so \\boxed{12}", "answer": "12"},
+        {"completion": "13", "answer": "12"},
+        {"completion": "7", "answer": None},
+    ]))
+    out = tmp_path / "scored.jsonl"
+    done = rlreason("rewards", "score", "math_accuracy", "--input", str(rows), "--output", str(out))
+    assert done.returncode == 0, done.stderr
+    assert "3 rows, mean 0.5000, 1 not applicable" in done.stdout
+    assert [json.loads(line)["reward"] for line in out.read_text().splitlines()] == [1.0, 0.0, None]
+
+
+@pytest.mark.slow
+def test_demo_grpo_beats_its_cold_start_by_15_points(tmp_path):
+    """The README's demo numbers: SFT then GRPO, held-out greedy accuracy, seeded."""
+    sft_dir, grpo_dir = tmp_path / "sft", tmp_path / "grpo"
+    assert rlreason("sft", "recipes/demo/sft.yaml", "--set", f"output_dir={sft_dir}", timeout=900).returncode == 0
+    done = rlreason("train", "recipes/demo/grpo.yaml", "--set", f"model.name_or_path={sft_dir / 'final'}",
+                    "--set", f"output_dir={grpo_dir}", timeout=900)
+    assert done.returncode == 0, done.stderr
+    evals = [json.loads(x) for x in (grpo_dir / "metrics.jsonl").read_text().splitlines()]
+    accuracy = {e["step"]: e["eval/accuracy"] for e in evals if "eval/accuracy" in e}
+    assert accuracy[300] - accuracy[0] >= 0.15, accuracy

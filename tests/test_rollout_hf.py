@@ -1,0 +1,53 @@
+import torch
+
+from rlreason.recipe import RolloutConfig
+from rlreason.rollout.hf import HFRollout
+from rlreason.sequences import right_padded, sequence_logprobs
+
+
+def engine(model, tokenizer, **cfg):
+    return HFRollout(model, tokenizer, RolloutConfig(**{"max_new_tokens": 6, **cfg}))
+
+
+def test_g_completions_per_prompt_grouped_with_reasons(tiny_model, tokenizer):
+    prompts = tokenizer(["1+2=", "30+4="]).input_ids
+    rollouts = engine(tiny_model, tokenizer).generate(prompts, n=3)
+    assert len(rollouts) == 6
+    assert rollouts.group_index == [0, 0, 0, 1, 1, 1]
+    assert rollouts.prompt_ids[:3] == [prompts[0]] * 3 and rollouts.prompt_ids[3] == prompts[1]
+    for ids, reason, logprobs in zip(rollouts.completion_ids, rollouts.finish_reason, rollouts.rollout_logprobs):
+        assert len(logprobs) == len(ids) and 1 <= len(ids) <= 6
+        if reason == "stop":
+            assert ids[-1] == tokenizer.eos_token_id and tokenizer.eos_token_id not in ids[:-1]
+        else:
+            assert reason == "length" and len(ids) == 6 and tokenizer.eos_token_id not in ids
+
+
+def test_rollout_logprobs_match_the_trainer_forward(tiny_model, tokenizer):
+    cfg = {"temperature": 0.7}
+    rollouts = engine(tiny_model, tokenizer, **cfg).generate(tokenizer(["12+7=", "5="]).input_ids, n=4)
+    batch = right_padded(rollouts.prompt_ids, rollouts.completion_ids, tokenizer.pad_token_id)
+    with torch.no_grad():
+        trainer_logprobs = sequence_logprobs(tiny_model.eval(), batch, temperature=0.7)
+    for i, expected in enumerate(rollouts.rollout_logprobs):
+        got = trainer_logprobs[i][batch.completion_mask[i].bool()]
+        assert torch.allclose(got, torch.tensor(expected), atol=1e-4)
+
+
+def test_greedy_is_deterministic_and_stop_strings_end_completions(tiny_model, tokenizer):
+    prompts = tokenizer(["7+7="]).input_ids
+    first = engine(tiny_model, tokenizer).generate(prompts, n=1, greedy=True)
+    assert first.completion_ids == engine(tiny_model, tokenizer).generate(prompts, n=1, greedy=True).completion_ids
+    text = tokenizer.decode(first.completion_ids[0], skip_special_tokens=True)
+    if text:  # stop at the first character the model produces greedily
+        stopped = engine(tiny_model, tokenizer, stop=[text[0]]).generate(prompts, n=1, greedy=True)
+        assert stopped.finish_reason == ["stop"] and len(stopped.completion_ids[0]) == 1
+
+
+def test_sampling_is_reproducible_under_a_seed(tiny_model, tokenizer):
+    prompts = tokenizer(["3+4="]).input_ids
+    torch.manual_seed(7)
+    a = engine(tiny_model, tokenizer).generate(prompts, n=4)
+    torch.manual_seed(7)
+    b = engine(tiny_model, tokenizer).generate(prompts, n=4)
+    assert a.completion_ids == b.completion_ids

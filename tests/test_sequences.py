@@ -1,0 +1,43 @@
+import torch
+
+from rlreason.algo import BatchTotals, LossConfig, policy_loss
+from rlreason.sequences import right_padded, sequence_logprobs
+
+
+def test_completion_mask_marks_exactly_the_completion_targets():
+    batch = right_padded([[5, 6, 7], [8]], [[9, 10], [11, 12, 13]], pad_id=0)
+    assert batch.input_ids.tolist() == [[5, 6, 7, 9, 10], [8, 11, 12, 13, 0]]
+    assert batch.attention_mask.tolist() == [[1, 1, 1, 1, 1], [1, 1, 1, 1, 0]]
+    # targets are input_ids[:, 1:]: [6, 7, 9, 10] and [11, 12, 13, 0]
+    assert batch.completion_mask.tolist() == [[0, 0, 1, 1], [1, 1, 1, 0]]
+
+
+def test_padding_does_not_change_logprobs_or_loss(tiny_model):
+    tiny_model.eval()
+    prompts, completions = [[10, 11, 12], [13]], [[14, 15], [16, 17, 18, 19, 20, 21]]
+    together = right_padded(prompts, completions, pad_id=0)
+    with torch.no_grad():
+        batched = sequence_logprobs(tiny_model, together)
+        alone = sequence_logprobs(tiny_model, right_padded(prompts[:1], completions[:1], pad_id=0))
+    mask = together.completion_mask[0].bool()
+    assert torch.allclose(batched[0][mask], alone[0][right_padded(prompts[:1], completions[:1], 0).completion_mask[0].bool()], atol=1e-5)
+    # the loss over both sequences equals the sum of each sequence's share
+    cfg, totals, adv = LossConfig(loss_type="bnpo"), BatchTotals(2, 8), torch.tensor([1.0, -0.5])
+    whole, _ = policy_loss(batched, batched - 0.1, adv, together.completion_mask, cfg, totals)
+    shares = 0.0
+    for i in range(2):
+        single = right_padded(prompts[i:i + 1], completions[i:i + 1], pad_id=0)
+        with torch.no_grad():
+            lp = sequence_logprobs(tiny_model, single)
+        shares += policy_loss(lp, lp - 0.1, adv[i:i + 1], single.completion_mask, cfg, totals)[0]
+    assert abs(whole.item() - shares.item()) < 1e-5
+
+
+def test_padding_token_value_is_irrelevant(tiny_model):
+    tiny_model.eval()
+    prompts, completions = [[10, 11], [12]], [[13], [14, 15, 16, 17]]
+    with torch.no_grad():
+        a = sequence_logprobs(tiny_model, right_padded(prompts, completions, pad_id=0))
+        b = sequence_logprobs(tiny_model, right_padded(prompts, completions, pad_id=42))
+    mask = right_padded(prompts, completions, pad_id=0).completion_mask.bool()
+    assert torch.allclose(a[mask], b[mask], atol=1e-6)
