@@ -9,7 +9,9 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-PROGRESS_KEYS = {"reward": "reward", "kl": "kl", "completion_length": "len", "loss": "loss"}
+# what the progress bar shows (at mu = 1 the GRPO loss is ~0 by construction, so not the loss)
+PROGRESS_KEYS = {"reward": "reward", "kl": "kl", "completion_length": "len",
+                 "eval/accuracy": "held_out_acc"}
 
 
 class RunLog:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,16 @@ TINY = {"hidden_size": 32, "num_layers": 2, "num_heads": 2, "num_kv_heads": 1, "
 @pytest.fixture(autouse=True)
 def _single_thread_and_seed():
     torch.manual_seed(0)
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """The real evaluation files in ../shared/data; required in CI, skipped elsewhere without them."""
+    if not SHARED_DATA.is_dir():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI needs the shared data at {SHARED_DATA}")
+        pytest.skip(f"no shared data at {SHARED_DATA}")
+    return SHARED_DATA
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ import pytest
 
 from rlreason.data import PromptSampler, arithmetic_problems, load_splits, without_carry
 from rlreason.recipe import DataConfig, RecipeError, SyntheticConfig, build
-from tests.conftest import SHARED_DATA
 
 
 def test_synthetic_problems_are_deterministic_and_exact():
@@ -43,8 +42,8 @@ def test_without_carry(a, op, b, expected):
     assert without_carry(a, op, b) == expected
 
 
-def test_local_jsonl_file_with_columns_and_template():
-    cfg = build(DataConfig, {"source": str(SHARED_DATA / "gsm8k_test.jsonl"), "num_eval": 19,
+def test_local_jsonl_file_with_columns_and_template(shared_data):
+    cfg = build(DataConfig, {"source": str(shared_data / "gsm8k_test.jsonl"), "num_eval": 19,
                              "prompt_template": "Question: {prompt}\nAnswer:"}, "data")
     splits = load_splits(cfg)
     assert len(splits.eval) == 19 and len(splits.train) == 1319 - 19
