@@ -75,16 +75,18 @@ def sft(recipe: str, overrides: tuple[str, ...]) -> None:
 @main.command(name="eval")
 @click.argument("recipe", type=click.Path(dir_okay=False))
 @click.option("--model", "model_path", default=None, help="Checkpoint to evaluate instead of the recipe's model.")
+@click.option("--output", "output_path", default=None, type=click.Path(dir_okay=False),
+              help="Write metrics and per-problem samples here (JSON).")
 @click.option("--set", "overrides", multiple=True, help=SET_HELP)
-def evaluate_command(recipe: str, model_path: str | None, overrides: tuple[str, ...]) -> None:
+def evaluate_command(recipe: str, model_path: str | None, output_path: str | None,
+                     overrides: tuple[str, ...]) -> None:
     """Greedy held-out accuracy of a model on RECIPE's evaluation data."""
-    from rlreason.session import evaluate_now, open_session
+    from rlreason.evaluate import evaluate_recipe
 
     extra = (f"model.name_or_path={model_path}",) if model_path else ()
-    parsed = recipe_from(recipe, overrides + extra)
-    session = run_guarded(open_session, parsed, "eval")
-    result = evaluate_now(session, step=0)
-    session.log.close()
+    result = run_guarded(evaluate_recipe, recipe_from(recipe, overrides + extra))
+    if output_path:
+        Path(output_path).write_text(json.dumps({"metrics": result.metrics, "samples": result.samples}, indent=1))
     click.echo(json.dumps(result.metrics, indent=2))
 
 

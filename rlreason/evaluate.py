@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rewards import RewardSuite
-from rlreason.data import Example
-from rlreason.rollout import RolloutEngine
+from rlreason.data import Example, load_splits
+from rlreason.models import load_policy
+from rlreason.recipe import Recipe
+from rlreason.rollout import RolloutEngine, make_engine
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,15 @@ def evaluate(engine: RolloutEngine, tokenizer, examples: list[Example], suite: R
     samples = [{"prompt": e.prompt, "completion": t, "score": s}
                for e, t, s in zip(examples, texts, scores.per_function[metric])]
     return EvalResult(accuracy=metrics["accuracy"], metrics=metrics, samples=samples)
+
+
+def evaluate_recipe(recipe: Recipe) -> EvalResult:
+    """Held-out accuracy of the recipe's model on its evaluation data; writes nothing."""
+    suite, splits = RewardSuite(recipe.rewards), load_splits(recipe.data)
+    loaded = load_policy(recipe.model)
+    engine = make_engine(recipe.rollout, loaded.model, loaded.tokenizer)
+    return evaluate(engine, loaded.tokenizer, splits.eval, suite, recipe.evaluation.metric,
+                    recipe.evaluation.batch_size, recipe.rollout.max_new_tokens)
 
 
 def columns_of(examples: list[Example], repeat: int) -> dict[str, list]:

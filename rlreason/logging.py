@@ -22,15 +22,16 @@ class RunLog:
         self.metrics_path.write_text("")
         self.samples_path.write_text("")
         # redraw at most every 30 s when the output is a log file rather than a terminal
+        self.shown: dict[str, str] = {}
         self.bar = tqdm(total=total_steps, desc=description, disable=not enabled, dynamic_ncols=True,
                         mininterval=0.1 if sys.stderr.isatty() else 30)
 
     def metrics(self, step: int, values: dict[str, float]) -> None:
         """Append one line to metrics.jsonl and show the headline numbers on the bar."""
         append_jsonl(self.metrics_path, {"step": step, **values})
-        shown = {short: f"{values[k]:.3g}" for k, short in PROGRESS_KEYS.items() if k in values}
-        if shown:
-            self.bar.set_postfix(shown, refresh=False)
+        self.shown.update({short: f"{values[k]:.3g}" for k, short in PROGRESS_KEYS.items() if k in values})
+        if self.shown:
+            self.bar.set_postfix(self.shown, refresh=False)
 
     def advance(self) -> None:
         self.bar.update(1)

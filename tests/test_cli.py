@@ -86,3 +86,18 @@ def test_demo_grpo_beats_its_cold_start_by_15_points(tmp_path):
     evals = [json.loads(x) for x in (grpo_dir / "metrics.jsonl").read_text().splitlines()]
     accuracy = {e["step"]: e["eval/accuracy"] for e in evals if "eval/accuracy" in e}
     assert accuracy[300] - accuracy[0] >= 0.15, accuracy
+
+
+def test_eval_reports_held_out_accuracy_of_a_checkpoint(tmp_path):
+    sft_dir = tmp_path / "sft"
+    assert rlreason("sft", "recipes/demo/sft.yaml", "--set", "trainer.max_steps=1", *TINY_SET,
+                    "--set", f"output_dir={sft_dir}").returncode == 0
+    before = {p: p.read_bytes() for p in sft_dir.rglob("*") if p.is_file()}
+    done = rlreason("eval", "recipes/demo/grpo.yaml", "--model", str(sft_dir / "final"),
+                    "--set", f"output_dir={sft_dir}", "--output", str(tmp_path / "eval.json"))
+    assert done.returncode == 0, done.stderr
+    metrics = json.loads(done.stdout)
+    assert 0.0 <= metrics["accuracy"] <= 1.0 and metrics["accuracy"] == metrics["reward/math_accuracy"]
+    assert len(json.loads((tmp_path / "eval.json").read_text())["samples"]) == 200
+    # evaluating a run's checkpoint leaves that run's files exactly as they were
+    assert before == {p: p.read_bytes() for p in sft_dir.rglob("*") if p.is_file()}

@@ -83,3 +83,18 @@ def test_rewards_package_does_not_import_torch():
 
 def test_builtin_rewards_are_available():
     assert "math_accuracy" in available()
+
+
+def test_entry_point_plugin_from_an_installed_distribution(tmp_path, monkeypatch):
+    # an installed package = importable module + dist-info with an entry point, as pip leaves it
+    (tmp_path / "shout_reward.py").write_text(
+        "def shout(completions, **columns):\n"
+        "    '''Share of upper-case letters.'''\n"
+        "    return [sum(c.isupper() for c in s) / max(len(s), 1) for s in completions]\n")
+    dist = tmp_path / "shout_reward-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: shout-reward\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[rlreason.rewards]\nshout = shout_reward:shout\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert resolve("shout")(["AB", "ab"]) == [1.0, 0.0]
+    assert "shout" in available()
