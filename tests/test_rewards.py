@@ -4,7 +4,8 @@ import sys
 import pytest
 
 from rewards import RewardError, RewardSuite, available, resolve
-from rewards.math_answer import extract_answer, math_accuracy
+from rewards.math_answer import math_accuracy
+from rewards.math_extract import extract_answer
 from rlreason.recipe import load_recipe
 
 

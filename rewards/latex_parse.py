@@ -1,0 +1,538 @@
+r"""LaTeX answers -> sympy objects, with a small recursive-descent parser of our own.
+
+Why our own: answers are short and written many ways (``\frac 59``, ``137 \frac{1}{2}``,
+``3 \pm 2\sqrt2``, ``(-\infty, 2) \cup (3, \infty)``, ``x \ge 3``); a hand parser accepts
+all of them, parses in tens of microseconds, and never evaluates anything huge (powers and
+factorials with enormous results stay unevaluated).
+
+What it returns:
+- a sympy expression, relation (``Eq``, ``Lt``...), set (``Interval``, ``Union``,
+  ``FiniteSet``) or ``Matrix``;
+- ``Seq(items, open, close)`` for bracketed or bare comma lists (tuples, intervals, lists);
+- ``Chain`` for ``a < x <= b``; ``Text`` for word answers.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+import sympy
+from sympy import Rational
+
+MAX_DIGITS = 2000  # results larger than this many digits stay unevaluated
+
+
+class ParseError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Seq:
+    """Comma-separated items with their brackets: '(' ')', '[' ']', '{' '}' (a set), '' '' (bare)."""
+
+    items: tuple
+    open: str
+    close: str
+
+
+@dataclass(frozen=True)
+class Chain:
+    """A chain of relations, e.g. ``1 < x <= 5``: operands and the operators between them."""
+
+    operands: tuple
+    ops: tuple
+
+
+@dataclass(frozen=True)
+class Text:
+    value: str
+
+
+# ---------------------------------------------------------------- normalisation
+
+_REMOVE = ["\\left", "\\right", "\\!", "\\,", "\\;", "\\:", "\\displaystyle", "\\quad", "\\qquad",
+           "\\bigl", "\\bigr", "\\Bigl", "\\Bigr", "\\big", "\\Big", "\\$", "$", "~"]
+_REPLACE = {"\\dfrac": "\\frac", "\\tfrac": "\\frac", "\\lbrace": "\\{", "\\rbrace": "\\}",
+            "\\leq": "\\le", "\\geq": "\\ge", "\\neq": "\\ne", "\\leqslant": "\\le",
+            "\\geqslant": "\\ge", "≤": "\\le", "≥": "\\ge", "≠": "\\ne", "π": "\\pi",
+            "∞": "\\infty", "×": "\\times", "÷": "\\div", "√": "\\sqrt", "−": "-", "\\ ": " ",
+            "\\to": "\\rightarrow", "\\varnothing": "\\emptyset", "\\lvert": "|", "\\rvert": "|",
+            "\\vert": "|", "\\mid": "|", "\\cdotp": "\\cdot", "\\land": ",", "\\emptyset": "\\{\\}"}
+_DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|°|\\degree")
+_TEXT_BLOCK = re.compile(r"\\(?:text|textbf|textit|mathrm|mathbf|mbox|operatorname|textnormal)\s*\{([^{}]*)\}")
+_THOUSANDS = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
+
+
+def normalise(answer: str) -> str:
+    r"""Rewrite an answer into the form the parser reads; drops units, dollars, degrees.
+
+    >>> normalise(r"\$1{,}000.")
+    '1000'
+    >>> normalise(r"\left( 3, \infty \right)")
+    '( 3, \\infty )'
+    >>> normalise(r"5\text{ cm}^2"), normalise(r"\text{Evelyn}"), normalise("12 apples")
+    ('5', 'Evelyn', '12')
+    """
+    s = answer.strip().replace("\\\\", " \\cr ")  # row breaks, before '\ ' is read as a space
+    for old, new in _REPLACE.items():
+        s = s.replace(old, new)
+    for token in _REMOVE:
+        s = s.replace(token, "")
+    s = _DEGREES.sub("", s).replace("\\%", "").replace("%", "").replace("{,}", "")
+    s = strip_text_blocks(s).strip()
+    s = re.sub(r"\s+", " ", s).strip().rstrip(".;,:").strip()
+    if _THOUSANDS.fullmatch(s):
+        s = s.replace(",", "")
+    return drop_trailing_words(s)
+
+
+def drop_trailing_words(s: str) -> str:
+    """'12 apples' -> '12', '5 square feet' -> '5': words after a number are units."""
+    parts = s.split(" ")
+    end = len(parts)
+    while end > 1 and re.fullmatch(r"[a-zA-Z]{2,}\.?(?:\^\d)?", parts[end - 1]):
+        end -= 1
+    if end < len(parts) and re.search(r"[\d}]$", parts[end - 1]):
+        return " ".join(parts[:end])
+    return s
+
+
+def strip_text_blocks(s: str) -> str:
+    r"""Unwrap ``\text{...}`` when it is the whole answer; drop it when it is a unit."""
+    blocks = _TEXT_BLOCK.findall(s)
+    if not blocks:
+        return s
+    rest = _TEXT_BLOCK.sub("", s)
+    if re.search(r"[0-9a-zA-Z\\]", rest.replace("^2", "").replace("^3", "")):
+        kept = _TEXT_BLOCK.sub(lambda m: m.group(1) if re.fullmatch(r"\s*\(?[A-Ea-e]\)?\s*", m.group(1))
+                               else " ", s)
+        return re.sub(r"\^\s*\{?[23]\}?\s*$", "", kept.strip())
+    return _TEXT_BLOCK.sub(lambda m: m.group(1), s)
+
+
+# ---------------------------------------------------------------- tokens
+
+_TOKEN = re.compile(r"""
+    (?P<num>\d+(?:\.\d*)?|\.\d+)
+  | (?P<cmd>\\[a-zA-Z]+|\\[{}|,;%\\])
+  | (?P<word>[a-zA-Z])
+  | (?P<op>\*\*|[-+*/^_!=<>(),\[\]{}|;:'&])
+  | (?P<ws>\s+)
+""", re.X)
+
+FUNCTIONS = {"sin": sympy.sin, "cos": sympy.cos, "tan": sympy.tan, "cot": sympy.cot,
+             "sec": sympy.sec, "csc": sympy.csc, "arcsin": sympy.asin, "arccos": sympy.acos,
+             "arctan": sympy.atan, "sinh": sympy.sinh, "cosh": sympy.cosh, "tanh": sympy.tanh,
+             "exp": sympy.exp, "ln": sympy.log, "log": sympy.log, "det": None}
+GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "varepsilon", "zeta", "eta", "theta",
+         "vartheta", "iota", "kappa", "lambda", "mu", "nu", "xi", "rho", "sigma", "tau",
+         "upsilon", "phi", "varphi", "chi", "psi", "omega", "Gamma", "Delta", "Theta", "Lambda",
+         "Xi", "Pi", "Sigma", "Phi", "Psi", "Omega"}
+RELATIONS = {"=": sympy.Eq, "<": sympy.Lt, ">": sympy.Gt, "\\le": sympy.Le, "\\ge": sympy.Ge,
+             "\\ne": sympy.Ne}
+_MULTIPLY = {"*", "\\cdot", "\\times", "\\ast"}
+_DIVIDE = {"/", "\\div"}
+_CLOSERS = {")", "]", "}", "\\}", "&", "\\cr", ",", ";", "|", "=", "<", ">", "\\le", "\\ge",
+            "\\ne", "\\cup", "\\cap", "+", "-", "\\pm", "\\mp", "\\end", "^", "_", "!", ":",
+            "\\rightarrow", "\\in"} | _MULTIPLY | _DIVIDE
+
+
+def tokenize(s: str) -> list[tuple[str, str]]:
+    tokens, pos = [], 0
+    while pos < len(s):
+        m = _TOKEN.match(s, pos)
+        if m is None:
+            raise ParseError(f"unexpected character {s[pos]!r}")
+        pos = m.end()
+        if m.lastgroup != "ws":
+            tokens.append((m.lastgroup, m.group()))
+    # fold letter runs that spell a function name (sin, log...) into one word token
+    folded, i = [], 0
+    while i < len(tokens):
+        for name in sorted(FUNCTIONS, key=len, reverse=True):
+            run = tokens[i:i + len(name)]
+            if len(run) == len(name) and all(k == "word" for k, _ in run) and "".join(v for _, v in run) == name:
+                folded.append(("cmd", "\\" + name))
+                i += len(name)
+                break
+        else:
+            folded.append(tokens[i])
+            i += 1
+    return folded
+
+
+# ---------------------------------------------------------------- parser
+
+
+class Parser:
+    def __init__(self, text: str):
+        self.tokens = tokenize(text)
+        self.pos = 0
+        self.abs_depth = 0
+        self.has_decimal = False
+
+    # -- token helpers
+    def peek(self, offset: int = 0) -> str | None:
+        i = self.pos + offset
+        return self.tokens[i][1] if i < len(self.tokens) else None
+
+    def kind(self) -> str | None:
+        return self.tokens[self.pos][0] if self.pos < len(self.tokens) else None
+
+    def take(self, expected: str | None = None) -> str:
+        token = self.peek()
+        if token is None or (expected is not None and token != expected):
+            raise ParseError(f"expected {expected or 'more input'}, got {token!r}")
+        self.pos += 1
+        return token
+
+    def accept(self, token: str) -> bool:
+        if self.peek() == token:
+            self.pos += 1
+            return True
+        return False
+
+    # -- grammar
+    def parse(self):
+        result = self.answer(stop=(None,))
+        if self.peek() is not None:
+            raise ParseError(f"unexpected {self.peek()!r}")
+        return result
+
+    def answer(self, stop: tuple):
+        """Comma list of set expressions, up to a token in ``stop``."""
+        items = [self.set_expr()]
+        while self.peek() in (",", ";") and self.peek() not in stop:
+            self.take()
+            items.append(self.set_expr())
+        return items[0] if len(items) == 1 else Seq(tuple(items), "", "")
+
+    def set_expr(self):
+        left = self.relation()
+        while self.peek() in ("\\cup", "\\cap"):
+            op = self.take()
+            right = self.relation()
+            left = (sympy.Union if op == "\\cup" else sympy.Intersection)(as_set(left), as_set(right))
+        return left
+
+    def relation(self):
+        operands, ops = [self.expr()], []
+        while self.peek() in RELATIONS:
+            ops.append(self.take())
+            operands.append(self.expr())
+        if not ops:
+            return operands[0]
+        if len(ops) == 1:
+            return relation(ops[0], operands[0], operands[1])
+        return Chain(tuple(operands), tuple(ops))
+
+    def expr(self):
+        if self.peek() in ("\\pm", "\\mp"):
+            self.take()
+            value = self.term()
+            return plus_minus(sympy.Integer(0), value)
+        left = self.term()
+        while self.peek() in ("+", "-", "\\pm", "\\mp"):
+            op = self.take()
+            right = self.term()
+            if op in ("\\pm", "\\mp"):
+                left = plus_minus(left, right)
+            else:
+                left = combine(left, right, lambda a, b: a + b if op == "+" else a - b)
+        return left
+
+    def term(self):
+        left = self.unary()
+        while True:
+            token = self.peek()
+            if token in _MULTIPLY:
+                self.take()
+                left = combine(left, self.unary(), lambda a, b: a * b)
+            elif token in _DIVIDE:
+                self.take()
+                left = combine(left, self.unary(), lambda a, b: a / b)
+            elif self.starts_atom():
+                mixed = is_integer_literal(left) and self.peek() == "\\frac"
+                right = self.power()
+                left = combine(left, right, (lambda a, b: a + b) if mixed and is_fraction_of_integers(right)
+                               else (lambda a, b: a * b))
+            else:
+                return left
+
+    def starts_atom(self) -> bool:
+        token = self.peek()
+        if token is None or token in _CLOSERS:
+            return False
+        if token == "\\{":
+            return False
+        return self.kind() in ("num", "word", "cmd") or token in ("(", "[", "{")
+
+    def unary(self):
+        if self.accept("-"):
+            return combine(self.unary(), None, lambda a, _: -a)
+        if self.accept("+"):
+            return self.unary()
+        return self.power()
+
+    def power(self):
+        base = self.postfix(self.atom())
+        if self.accept("^") or self.accept("**"):
+            exponent = self.script()
+            base = self.postfix(safe_pow(base, exponent))
+        return base
+
+    def script(self):
+        """A superscript: a brace group, or a single (signed) atom."""
+        if self.peek() == "{":
+            return self.atom()
+        if self.accept("-"):
+            return -self.script()
+        token = self.peek()
+        if self.kind() == "num" and len(token) > 1 and "." not in token:
+            self.take()  # x^23 in LaTeX means x^2 3; but answers write 2^10 meaning 2^{10}
+            return sympy.Integer(token)
+        return self.atom()
+
+    def postfix(self, value):
+        while True:
+            if self.accept("!"):
+                value = safe_factorial(value)
+            elif self.peek() == "'":
+                raise ParseError("primes are not supported")
+            else:
+                return value
+
+    def group(self, opener: str, closer: str):
+        self.take(opener)
+        value = self.answer(stop=(closer,))
+        self.take(closer)
+        return value
+
+    def atom(self):
+        kind, token = (self.tokens[self.pos] if self.pos < len(self.tokens) else (None, None))
+        if token is None:
+            raise ParseError("unexpected end")
+        if kind == "num":
+            self.take()
+            if "." in token:
+                self.has_decimal = True
+            return Rational(token.rstrip(".") or "0")
+        if kind == "word":
+            return self.symbol()
+        if token == "{":
+            return self.group("{", "}")
+        if token in ("(", "["):
+            return self.bracketed()
+        if token == "\\{":
+            inner = self.group("\\{", "\\}") if self.peek(1) != "\\}" else (self.take(), self.take(), None)[2]
+            items = () if inner is None else (inner.items if isinstance(inner, Seq) and not inner.open else (inner,))
+            return Seq(tuple(items), "{", "}")
+        if token == "|":
+            self.take()
+            self.abs_depth += 1
+            inner = self.expr()
+            self.abs_depth -= 1
+            self.take("|")
+            return sympy.Abs(inner)
+        if kind == "cmd":
+            return self.command()
+        raise ParseError(f"unexpected {token!r}")
+
+    def bracketed(self):
+        opener = self.take()
+        items = [self.set_expr()]
+        while self.accept(","):
+            items.append(self.set_expr())
+        closer = self.take()
+        if closer not in (")", "]"):
+            raise ParseError(f"unclosed {opener}")
+        if len(items) == 1 and opener == "(" and closer == ")":
+            return items[0]
+        return Seq(tuple(items), opener, closer)
+
+    def symbol(self):
+        name = self.take()
+        if self.accept("_"):
+            sub = self.take() if self.peek() != "{" else str(self.group("{", "}"))
+            name = f"{name}_{sub}"
+        if name == "e":
+            return sympy.E
+        if name == "i":
+            return sympy.I
+        return sympy.Symbol(name)
+
+    def command(self):
+        name = self.take()[1:]
+        if name == "frac":
+            num, den = self.argument(), self.argument()
+            return combine(num, den, lambda a, b: a / b)
+        if name == "sqrt":
+            index = None
+            if self.accept("["):
+                index = self.expr()
+                self.take("]")
+            radicand = self.argument()
+            return sympy.sqrt(radicand) if index is None else sympy.root(radicand, index)
+        if name == "binom":
+            n, k = self.argument(), self.argument()
+            return safe_binomial(n, k)
+        if name == "pi":
+            return sympy.pi
+        if name == "infty":
+            return sympy.oo
+        if name in GREEK:
+            return sympy.Symbol(name)
+        if name in FUNCTIONS:
+            return self.function(name)
+        if name == "begin":
+            return self.matrix()
+        if name == "mathbb":
+            letter = str(self.argument())
+            return {"R": sympy.S.Reals, "Z": sympy.S.Integers, "N": sympy.S.Naturals,
+                    "Q": sympy.S.Rationals, "C": sympy.S.Complexes}.get(letter, sympy.S.Reals)
+        raise ParseError(f"unsupported command \\{name}")
+
+    def argument(self):
+        r"""A command argument: a brace group, or one token (``\frac 59`` = 5/9)."""
+        if self.peek() == "{":
+            return self.group("{", "}")
+        if self.kind() == "num":
+            token = self.take()
+            if len(token) > 1 and "." not in token:  # \frac 59: one digit per argument
+                self.tokens.insert(self.pos, ("num", token[1:]))
+                token = token[0]
+            return Rational(token)
+        return self.atom()
+
+    def function(self, name: str):
+        base = None
+        if name == "log" and self.accept("_"):
+            base = self.argument()
+        power = None
+        if self.accept("^"):
+            power = self.script()
+        argument = self.argument() if self.peek() in ("{", "(") else self.power()
+        if self.peek() == "(" and argument is None:
+            argument = self.bracketed()
+        fn = FUNCTIONS[name]
+        value = fn(argument) if base is None else sympy.log(argument, base)
+        return value if power is None else value ** power
+
+    def matrix(self):
+        env = self.group("{", "}")
+        rows, row, cell = [], [], []
+        start = self.pos
+        depth = 0
+        while self.peek() is not None:
+            if self.peek() == "\\end" and depth == 0:
+                break
+            self.pos += 1
+        end = self.pos
+        self.take("\\end")
+        self.group("{", "}")
+        tokens = self.tokens[start:end]
+        for kind, token in tokens + [("cmd", "\\cr")]:
+            if token in ("&", "\\cr"):
+                if cell:
+                    row.append(Parser.from_tokens(cell).parse())
+                cell = []
+                if token == "\\cr" and row:
+                    rows.append(row)
+                    row = []
+            else:
+                cell.append((kind, token))
+        if not rows or len({len(r) for r in rows}) != 1:
+            raise ParseError(f"ragged matrix in {env}")
+        return sympy.ImmutableMatrix(rows)
+
+    @classmethod
+    def from_tokens(cls, tokens):
+        parser = cls("")
+        parser.tokens = list(tokens)
+        return parser
+
+
+# ---------------------------------------------------------------- safe construction
+
+
+def combine(a, b, op):
+    """Apply ``op`` to expressions; lift over Seq items only for plus-minus sets."""
+    if isinstance(a, Seq) and a.open == "pm":
+        return Seq(tuple(combine(x, b, op) for x in a.items), "pm", "pm")
+    if isinstance(b, Seq) and b.open == "pm":
+        return Seq(tuple(combine(a, y, op) for y in b.items), "pm", "pm")
+    if not isinstance(a, sympy.Basic) or (b is not None and not isinstance(b, sympy.Basic)):
+        raise ParseError("arithmetic on a list")
+    return op(a, b)
+
+
+def plus_minus(a, b):
+    return Seq((combine(a, b, lambda x, y: x + y), combine(a, b, lambda x, y: x - y)), "pm", "pm")
+
+
+def digits_estimate(base, exponent) -> float:
+    return abs(float(exponent)) * math.log10(abs(float(base)) + 1)
+
+
+def safe_pow(base, exponent):
+    if not isinstance(base, sympy.Basic) or not isinstance(exponent, sympy.Basic):
+        raise ParseError("power of a list")
+    if base.is_number and exponent.is_number:
+        if exponent.has(sympy.Pow) and not exponent.is_Rational:
+            return sympy.Pow(base, exponent, evaluate=False)
+        try:
+            if exponent.is_Rational and base.is_Rational and digits_estimate(base, exponent) > MAX_DIGITS:
+                return sympy.Pow(base, exponent, evaluate=False)
+        except (OverflowError, ValueError, TypeError):
+            return sympy.Pow(base, exponent, evaluate=False)
+    return base ** exponent
+
+
+def safe_factorial(n):
+    if isinstance(n, sympy.Integer) and n > 1000:
+        return sympy.factorial(n, evaluate=False)
+    return sympy.factorial(n)
+
+
+def safe_binomial(n, k):
+    if isinstance(n, sympy.Integer) and n > 10_000:
+        return sympy.binomial(n, k, evaluate=False)
+    return sympy.binomial(n, k)
+
+
+def relation(op: str, left, right):
+    if not isinstance(left, sympy.Basic) or not isinstance(right, sympy.Basic):
+        raise ParseError("relation between lists")
+    return RELATIONS[op](left, right, evaluate=False)
+
+
+def as_set(value):
+    """An interval-like Seq or a set Seq as a sympy set (for unions)."""
+    if isinstance(value, sympy.Set):
+        return value
+    if isinstance(value, Seq) and len(value.items) == 2 and value.open in "([" and value.close in ")]":
+        lo, hi = value.items
+        return sympy.Interval(lo, hi, left_open=value.open == "(", right_open=value.close == ")")
+    if isinstance(value, Seq) and value.open == "{":
+        return sympy.FiniteSet(*value.items)
+    if isinstance(value, sympy.Basic) and value.is_number:
+        return sympy.FiniteSet(value)
+    raise ParseError("not a set")
+
+
+def is_integer_literal(value) -> bool:
+    return isinstance(value, sympy.Integer)
+
+
+def is_fraction_of_integers(value) -> bool:
+    return isinstance(value, sympy.Rational) and not isinstance(value, sympy.Integer) and value > 0
+
+
+def parse_answer(text: str):
+    """Parse a normalised answer; returns (object, has_decimal). Raises ParseError."""
+    if re.fullmatch(r"[A-Za-z][A-Za-z ]+[A-Za-z]", text) and not set(text.split()) & set(FUNCTIONS):
+        return Text(text.lower()), False
+    parser = Parser(text)
+    return parser.parse(), parser.has_decimal

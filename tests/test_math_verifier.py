@@ -1,0 +1,139 @@
+"""math_accuracy and its building blocks: every answer category, real data, bounded cost."""
+
+import collections
+import json
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from benchmarks.math_cases import CASES, render, rows
+from rewards.math_answer import math_accuracy
+from rewards.math_equivalence import answers_equal
+from rewards.math_extract import extract_answer, gold_answer
+from tests.conftest import ROOT
+
+
+@pytest.mark.parametrize("category, predicted, gold, expected", CASES,
+                         ids=[f"{c}-{i}" for i, (c, *_rest) in enumerate(CASES)])
+def test_labelled_case(category, predicted, gold, expected):
+    index = CASES.index((category, predicted, gold, expected))
+    completion = render(predicted, index)
+    assert math_accuracy([completion], answer=[gold]) == [float(expected)], completion
+
+
+def test_every_category_has_positives_and_negatives():
+    seen = collections.defaultdict(set)
+    for category, _, _, expected in CASES:
+        seen[category].add(expected)
+    thin = [c for c, verdicts in seen.items() if verdicts != {True, False}]
+    assert not thin, f"categories missing a positive or a negative: {thin}"
+    assert len(seen) >= 20
+
+
+@pytest.mark.parametrize("text, expected", [
+    (r"first \boxed{1} then \boxed{\frac{a}{\sqrt{b}}}", r"\frac{a}{\sqrt{b}}"),  # last box, nested braces
+    (r"so \fbox{7}", "7"),
+    (r"\boxed 5 is it", "5"),
+    ("The answer is 17, since ...", "17"),
+    ("Answer: $x^2$", "x^2"),
+    ("**Final Answer:** The final answer is $\\frac{1}{2}$. I hope it is correct.", "\\frac{1}{2}"),
+    ("<think>2+2</think><answer>4</answer>", "4"),
+    ("she earns 5 + 7 = 12 dollars\n#### 12", "12"),
+    ("I computed 3 then 4 and finally 1,250", "1,250"),
+    ("no answer at all", None),
+])
+def test_extraction(text, expected):
+    assert extract_answer(text) == expected
+
+
+def test_extractor_order_is_configurable():
+    text = r"#### 5 but \boxed{6}"
+    assert extract_answer(text) == "6"
+    assert extract_answer(text, ["gsm8k", "boxed"]) == "5"
+    assert math_accuracy([text], answer=["5"], extractors=["gsm8k"]) == [1.0]
+    with pytest.raises(ValueError, match="unknown extractor 'boxd'"):
+        extract_answer(text, ["boxd"])
+
+
+def test_gold_solutions_are_reduced_to_their_answer():
+    assert gold_answer("Work... so \\boxed{\\dfrac{3}{4}}.") == "\\dfrac{3}{4}"
+    assert gold_answer("Natalia sold 48/2 = 24 clips.\n#### 72") == "72"
+    assert gold_answer("  ") is None
+
+
+@pytest.mark.parametrize("name, solution_key, gsm8k", [("math500_test.jsonl", "solution", False),
+                                                       ("gsm8k_test.jsonl", "answer", True)])
+def test_reference_solutions_match_their_own_answer_and_not_others(shared_data, name, solution_key, gsm8k):
+    data = [json.loads(line) for line in (shared_data / name).read_text().splitlines()]
+    gold = [(r["answer"].split("####")[-1].strip() if gsm8k else r["answer"]) for r in data]
+    others = gold[1:] + gold[:1]
+    solutions = [r[solution_key] for r in data]
+    own = math_accuracy(solutions, answer=gold)
+    other = math_accuracy(solutions, answer=others)
+    right = sum(v == 1.0 for v in own) + sum(v == 0.0 for v, g, o in zip(other, gold, others) if g != o)
+    total = len(data) + sum(g != o for g, o in zip(gold, others))
+    assert total - right <= max(1, total // 1000), f"{right}/{total}"  # at least 999 in 1000
+
+
+PATHOLOGICAL = [
+    r"\boxed{10^{10^{10^{10}}}}",
+    r"\boxed{9^{9^{9^9}}}",
+    r"\boxed{\sin(10^{10^{10}})}",
+    r"\boxed{(x+1)^{100000}}",
+    "x " * 100_000 + r"\boxed{3}",                         # 200 kB of text
+    r"\boxed{" + "(" * 300 + "3" + ")" * 300 + "}",        # 300 nested parentheses
+    r"\boxed{" + r"\frac{1}{" * 400 + "3" + "}" * 400 + "}",
+    r"\boxed{" + "{" * 5000 + "}",                         # unbalanced
+]
+
+
+def test_a_batch_with_pathological_rows_finishes_fast_and_scores_the_rest():
+    normal = [r"\boxed{3}", r"\boxed{\frac{6}{2}}", r"\boxed{4}"]
+    completions = PATHOLOGICAL + normal
+    started = time.perf_counter()
+    scores = math_accuracy(completions, answer=["3"] * len(completions), timeout=1.0)
+    elapsed = time.perf_counter() - started
+    assert scores[-3:] == [1.0, 1.0, 0.0]
+    assert scores[4] == 1.0 and scores[5] == 1.0  # long text and deep nesting are still read right
+    assert all(s in (0.0, 1.0) for s in scores)
+    assert elapsed < 2.0 * len(PATHOLOGICAL)  # every row bounded by its budget
+
+
+@pytest.mark.parametrize("completion", PATHOLOGICAL, ids=range(len(PATHOLOGICAL)))
+def test_no_row_takes_more_than_two_seconds(completion):
+    started = time.perf_counter()
+    math_accuracy([completion], answer=["5"], timeout=1.0)
+    assert time.perf_counter() - started < 2.0
+
+
+def test_bounded_from_a_worker_thread():
+    # signal.alarm cannot work here; the worker-process budget must
+    result = {}
+    thread = threading.Thread(target=lambda: result.update(
+        scores=math_accuracy([PATHOLOGICAL[0], r"\boxed{5}"], answer=["5", "5"], timeout=0.5)))
+    started = time.perf_counter()
+    thread.start()
+    thread.join(10)
+    assert result["scores"] == [0.0, 1.0] and time.perf_counter() - started < 3
+
+
+def test_direct_equivalence_api():
+    assert answers_equal(r"\frac{1}{2}", "0.5")
+    assert not answers_equal("x^2", "x^3")
+
+
+def test_score_command_on_the_labelled_set_beats_97_percent(tmp_path):
+    labelled = rows()
+    path = tmp_path / "labelled.jsonl"
+    path.write_text("\n".join(json.dumps({k: r[k] for k in ("completion", "answer")}) for r in labelled))
+    out = tmp_path / "scored.jsonl"
+    done = subprocess.run([sys.executable, "-m", "cli", "rewards", "score", "math_accuracy", "--input",
+                           str(path), "--output", str(out)], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    scored = [json.loads(line)["reward"] for line in out.read_text().splitlines()]
+    correct = sum((s == 1.0) == r["expected"] for s, r in zip(scored, labelled))
+    assert correct / len(labelled) >= 0.97
+    assert f"{len(labelled)} rows" in done.stdout and "rows/s" in done.stdout
