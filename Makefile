@@ -4,7 +4,7 @@ VENV ?= .venv
 TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 
-.PHONY: install demo test test-fast clean
+.PHONY: install demo test test-fast bench-math clean
 
 install: $(VENV)/.installed
 
@@ -26,6 +26,11 @@ test: install
 
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"
+
+# math_accuracy against Math-Verify on the labelled set, MATH-500 and GSM8K pairs
+bench-math: install
+	$(BIN)/python -m pip install -q -e ".[bench]"
+	$(BIN)/python benchmarks/math_verifier.py --out benchmarks/math_verifier_results.json
 
 clean:
 	rm -rf runs .pytest_cache

@@ -122,18 +122,40 @@ def score(name: str, input_path: str, output_path: str | None) -> None:
         raise click.ClickException(f"{input_path}: row {missing[0]} has no 'completion' field")
     fn = run_guarded(resolve, name)
     names = sorted({key for row in rows for key in row if key != "completion"})
-    columns = {key: [row.get(key) for row in rows] for key in names}
     started = time.perf_counter()
-    values = fn([row["completion"] for row in rows], **columns)
+    values, errors = score_rows(fn, rows, names)
     elapsed = time.perf_counter() - started
     if output_path:
         with open(output_path, "w") as f:
-            for row, value in zip(rows, values):
-                f.write(json.dumps({**row, "reward": value}) + "\n")
+            for row, value, error in zip(rows, values, errors):
+                f.write(json.dumps({**row, "reward": value, **({"error": error} if error else {})}) + "\n")
     present = [v for v in values if v is not None]
     mean = sum(present) / len(present) if present else float("nan")
-    click.echo(f"{name}: {len(rows)} rows, mean {mean:.4f}, {len(rows) - len(present)} not applicable, "
-               f"{elapsed:.2f}s ({len(rows) / max(elapsed, 1e-9):.0f} rows/s)")
+    failed = sum(e is not None for e in errors)
+    click.echo(f"{name}: {len(rows)} rows, mean {mean:.4f}, {len(rows) - len(present) - failed} not applicable, "
+               f"{failed} errors, {elapsed:.2f}s ({len(rows) / max(elapsed, 1e-9):.0f} rows/s)")
+    if failed:
+        first = next(i for i, e in enumerate(errors) if e)
+        click.echo(f"first error, row {first}: {errors[first]}", err=True)
+
+
+def score_rows(fn, rows: list[dict], names: list[str]) -> tuple[list, list]:
+    """Score all rows in one call; if that raises, row by row so each error names its row."""
+    def call(batch):
+        return fn([row["completion"] for row in batch], **{k: [row.get(k) for row in batch] for k in names})
+
+    try:
+        return list(call(rows)), [None] * len(rows)
+    except Exception:
+        values, errors = [], []
+        for row in rows:
+            try:
+                values.append(call([row])[0])
+                errors.append(None)
+            except Exception as err:
+                values.append(None)
+                errors.append(f"{type(err).__name__}: {err}")
+        return values, errors
 
 
 if __name__ == "__main__":

@@ -196,6 +196,17 @@ CASES: list[tuple[str, str, str, bool]] = [
     ("choice", r"\text{(B)}", "B", True),
     ("choice", "(C)", "B", False),
     ("choice", "b", "B", True),
+    # ---- repeating decimals, approximations
+    ("repeating", r"0.\overline{3}", r"\frac{1}{3}", True),
+    ("repeating", r"0.1\overline{6}", r"\frac{1}{6}", True),
+    ("repeating", r"0.\overline{6}", r"\frac{1}{3}", False),
+    ("repeating", r"\approx 3.1416", r"3.1416", True),
+    # ---- named answers and membership
+    ("definition", r"f(x) = x^2 + 1", r"x^2+1", True),
+    ("definition", r"f(x) = x^2 - 1", r"x^2+1", False),
+    ("definition", r"x \in (3, \infty)", r"(3, \infty)", True),
+    ("definition", r"2 \le x \le 5", r"[2, 5]", True),
+    ("definition", r"2 < x < 5", r"[2, 5]", False),
     # ---- trailing punctuation
     ("punctuation", "72.", "72", True),
     ("punctuation", "72,", "72", True),

@@ -62,6 +62,7 @@ _REPLACE = {"\\dfrac": "\\frac", "\\tfrac": "\\frac", "\\lbrace": "\\{", "\\rbra
             "\\vert": "|", "\\mid": "|", "\\cdotp": "\\cdot", "\\land": ",", "\\emptyset": "\\{\\}"}
 _DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|°|\\degree")
 _TEXT_BLOCK = re.compile(r"\\(?:text|textbf|textit|mathrm|mathbf|mbox|operatorname|textnormal)\s*\{([^{}]*)\}")
+_REPEATING = re.compile(r"(\d*)\.(\d*)\\overline\{(\d+)\}")
 _THOUSANDS = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 
 
@@ -81,6 +82,8 @@ def normalise(answer: str) -> str:
     for token in _REMOVE:
         s = s.replace(token, "")
     s = _DEGREES.sub("", s).replace("\\%", "").replace("%", "").replace("{,}", "")
+    s = re.sub(r"^(?:\\approx|≈|\\sim)\s*", "", s.strip())
+    s = _REPEATING.sub(repeating_decimal, s)
     s = strip_text_blocks(s).strip()
     s = re.sub(r"\s+", " ", s).strip().rstrip(".;,:").strip()
     if _THOUSANDS.fullmatch(s):
@@ -97,6 +100,14 @@ def drop_trailing_words(s: str) -> str:
     if end < len(parts) and re.search(r"[\d}]$", parts[end - 1]):
         return " ".join(parts[:end])
     return s
+
+
+def repeating_decimal(match: re.Match) -> str:
+    r"""``0.1\overline{6}`` -> ``\frac{1}{6}`` (exact)."""
+    whole, fixed, cycle = match.group(1) or "0", match.group(2), match.group(3)
+    value = Rational(f"{whole}.{fixed}" if fixed else whole)
+    value += Rational(int(cycle), (10 ** len(cycle) - 1) * 10 ** len(fixed))
+    return f"\\frac{{{value.p}}}{{{value.q}}}"
 
 
 def strip_text_blocks(s: str) -> str:
@@ -218,6 +229,9 @@ class Parser:
         return left
 
     def relation(self):
+        if self.kind() == "word" and self.peek(1) == "\\in":
+            self.pos += 2  # 'x \in S' states the set S
+            return self.set_expr()
         operands, ops = [self.expr()], []
         while self.peek() in RELATIONS:
             ops.append(self.take())

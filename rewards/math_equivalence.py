@@ -109,10 +109,12 @@ def objects_equal(a, b, tol: float) -> bool:
     """Predicted object ``a`` against gold object ``b``."""
     if isinstance(a, Text) or isinstance(b, Text):
         return isinstance(a, Text) and isinstance(b, Text) and a.value == b.value
-    if isinstance(b, sympy.Eq) and isinstance(b.lhs, sympy.Symbol) and not isinstance(a, sympy.Eq):
+    if isinstance(b, sympy.Eq) and is_name(b.lhs) and not isinstance(a, sympy.Eq):
         return objects_equal(a, b.rhs, tol)  # gold 'x = 5' against '5'
-    if isinstance(a, sympy.Eq) and isinstance(a.lhs, sympy.Symbol) and not isinstance(b, sympy.Eq):
-        return objects_equal(a.rhs, b, tol)  # answer 'x = 5' against gold '5'
+    if isinstance(a, sympy.Eq) and is_name(a.lhs) and not isinstance(b, sympy.Eq):
+        return objects_equal(a.rhs, b, tol)  # answer 'x = 5' or 'f(x) = ...' against a value
+    if (is_set_like(a) and is_pair(b)) or (is_set_like(b) and is_pair(a)):
+        return sets_equal(a, b, tol)  # '2 <= x <= 5' against '[2, 5]'
     if isinstance(a, Seq) or isinstance(b, Seq):
         return sequences_equal(a, b, tol)
     if is_set_like(a) or is_set_like(b):
@@ -126,6 +128,16 @@ def objects_equal(a, b, tol: float) -> bool:
         return (type(a) is type(b) and expressions_equal(a.lhs, b.lhs, tol)
                 and expressions_equal(a.rhs, b.rhs, tol)) or sets_equal(a, b, tol)
     return expressions_equal(a, b, tol)
+
+
+def is_name(x) -> bool:
+    """A variable or a function application ``f(x)`` (parsed as the product f*x)."""
+    return isinstance(x, sympy.Symbol) or (
+        isinstance(x, sympy.Mul) and len(x.args) == 2 and all(isinstance(a, sympy.Symbol) for a in x.args))
+
+
+def is_pair(x) -> bool:
+    return isinstance(x, Seq) and len(x.items) == 2 and x.open in "([" and x.close in ")]"
 
 
 def is_set_like(x) -> bool:
@@ -177,7 +189,7 @@ def to_set(x):
         if isinstance(x, Chain):
             return chain_as_set(x)
         if isinstance(x, sympy.Rel):
-            return x.as_set() if len(x.free_symbols) == 1 else None
+            return relation_as_set(x)
         if isinstance(x, Seq) and x.open == "{":
             return sympy.FiniteSet(*x.items)
         return as_set(x)
@@ -186,15 +198,38 @@ def to_set(x):
 
 
 def chain_as_set(chain: Chain):
+    from rewards.latex_parse import relation
+
     result = sympy.S.Reals
     for left, op, right in zip(chain.operands, chain.ops, chain.operands[1:]):
-        from rewards.latex_parse import relation
-
-        part = relation(op, left, right)
-        if len(part.free_symbols) != 1:
+        part = relation_as_set(relation(op, left, right))
+        if part is None:
             return None
-        result = result.intersect(part.as_set())
+        result = result.intersect(part)
     return result
+
+
+_HALF_LINES = {  # relation 'x op c' -> the interval of x
+    sympy.StrictGreaterThan: lambda c: sympy.Interval.open(c, sympy.oo),
+    sympy.GreaterThan: lambda c: sympy.Interval(c, sympy.oo),
+    sympy.StrictLessThan: lambda c: sympy.Interval.open(-sympy.oo, c),
+    sympy.LessThan: lambda c: sympy.Interval(-sympy.oo, c),
+}
+_FLIPPED = {sympy.StrictGreaterThan: sympy.StrictLessThan, sympy.StrictLessThan: sympy.StrictGreaterThan,
+            sympy.GreaterThan: sympy.LessThan, sympy.LessThan: sympy.GreaterThan}
+
+
+def relation_as_set(rel):
+    """The solution set of a one-variable relation; 'x > 3' directly, others by sympy."""
+    if len(rel.free_symbols) != 1:
+        return None
+    kind = type(rel)
+    if kind in _HALF_LINES:
+        if isinstance(rel.lhs, sympy.Symbol) and rel.rhs.is_number:
+            return _HALF_LINES[kind](rel.rhs)
+        if isinstance(rel.rhs, sympy.Symbol) and rel.lhs.is_number:
+            return _HALF_LINES[_FLIPPED[kind]](rel.lhs)
+    return rel.as_set()
 
 
 def set_parts_equal(sa, sb, tol: float) -> bool:
@@ -224,10 +259,12 @@ def equations_equal(a: sympy.Eq, b: sympy.Eq, tol: float) -> bool:
     if expressions_equal(a.lhs, b.lhs, tol) and expressions_equal(a.rhs, b.rhs, tol):
         return True
     da, db = a.lhs - a.rhs, b.lhs - b.rhs
-    if db == 0:
+    if db == 0 or da.free_symbols != db.free_symbols:
         return False
-    ratio = sympy.simplify(da / db)
-    return ratio.is_number and ratio != 0 and ratio.is_finite is not False
+    ratios = [complex(sympy.N(da.subs(p), 20)) / complex(sympy.N(db.subs(p), 20))
+              for p in sample_points(da.free_symbols)]
+    first = ratios[0]
+    return abs(first) > 1e-12 and all(abs(r - first) <= 1e-9 * abs(first) for r in ratios)
 
 
 def expressions_equal(a, b, tol: float) -> bool:
@@ -239,17 +276,18 @@ def expressions_equal(a, b, tol: float) -> bool:
         return a == b if tol <= EXACT_TOL else abs(a - b) <= tol * max(abs(b), 1)
     if a.has(sympy.oo, -sympy.oo, sympy.zoo) or b.has(sympy.oo, -sympy.oo, sympy.zoo):
         return sympy.simplify(a - b) == 0
-    symbols = sorted(a.free_symbols | b.free_symbols, key=str)
+    symbols = a.free_symbols | b.free_symbols
     if not symbols:
         return numbers_close(a, b, tol)
-    if len(sympy.expand(a - b).free_symbols) == 0 and sympy.expand(a - b) == 0:
-        return True
+    # identities hold everywhere: three seeded points in (0.5, 2.5) tell polynomial, rational
+    # and elementary expressions apart with probability ~1
+    return all(numbers_close(a.subs(p), b.subs(p), max(tol, 1e-9)) for p in sample_points(symbols))
+
+
+def sample_points(symbols) -> list[dict]:
     rng = random.Random(0)
-    for _ in range(3):
-        point = {s: sympy.Float(rng.uniform(0.5, 2.5), 30) for s in symbols}
-        if not numbers_close(a.subs(point), b.subs(point), max(tol, 1e-9)):
-            return False
-    return True
+    ordered = sorted(symbols, key=str)
+    return [{s: sympy.Float(rng.uniform(0.5, 2.5), 20) for s in ordered} for _ in range(3)]
 
 
 def numbers_close(a, b, tol: float) -> bool:

@@ -12,3 +12,8 @@ def shortness(completions, **columns):
 def digits_fraction(completions, **columns):
     """Share of characters that are digits (found by dotted path, not registered)."""
     return [sum(ch.isdigit() for ch in c) / max(len(c), 1) for c in completions]
+
+
+def as_integer(completions, **columns):
+    """The completion read as an integer (raises on anything else)."""
+    return [float(int(c)) for c in completions]

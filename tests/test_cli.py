@@ -71,7 +71,7 @@ def test_rewards_list_and_score(tmp_path):
     out = tmp_path / "scored.jsonl"
     done = rlreason("rewards", "score", "math_accuracy", "--input", str(rows), "--output", str(out))
     assert done.returncode == 0, done.stderr
-    assert "3 rows, mean 0.5000, 1 not applicable" in done.stdout
+    assert "3 rows, mean 0.5000, 1 not applicable, 0 errors" in done.stdout
     assert [json.loads(line)["reward"] for line in out.read_text().splitlines()] == [1.0, 0.0, None]
 
 
@@ -101,3 +101,16 @@ def test_eval_reports_held_out_accuracy_of_a_checkpoint(tmp_path):
     assert len(json.loads((tmp_path / "eval.json").read_text())["samples"]) == 200
     # evaluating a run's checkpoint leaves that run's files exactly as they were
     assert before == {p: p.read_bytes() for p in sft_dir.rglob("*") if p.is_file()}
+
+
+def test_score_names_the_rows_a_plugin_fails_on(tmp_path):
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("\n".join(json.dumps({"completion": c}) for c in ["12", "x", "7"]))
+    out = tmp_path / "scored.jsonl"
+    # int() of a non-number raises inside the plugin: that row is an error, the others score
+    done = rlreason("rewards", "score", "tests.plugin_rewards:as_integer", "--input", str(rows),
+                    "--output", str(out))
+    assert done.returncode == 0, done.stderr
+    assert "3 rows, mean 9.5000, 0 not applicable, 1 errors" in done.stdout
+    assert "first error, row 1: ValueError" in done.stderr
+    assert [json.loads(line).get("error", "")[:10] for line in out.read_text().splitlines()] == ["", "ValueError", ""]
