@@ -214,6 +214,26 @@ CASES: list[tuple[str, str, str, bool]] = [
     ("punctuation", "73.", "72", False),
 ]
 
+# whole completions, for extraction without a fixed style: (category, completion, gold, verdict)
+RAW_CASES: list[tuple[str, str, str, bool]] = [
+    ("extraction", r"Putting it together we get $k = \frac{1}{3}$", "1/3", True),
+    ("extraction", r"which simplifies to $\frac{2}{7}$ in the end", r"\frac{2}{7}", True),
+    ("extraction", r"which simplifies to $\frac{2}{9}$ in the end", r"\frac{2}{7}", False),
+    ("extraction", r"Answer \[ 9 \]", "9", True),
+    ("extraction", r"Answer \( (9+1) \)", "10", True),
+    ("extraction", "The code is XK2B9 and nothing else", "2", False),
+    ("extraction", "The total is 7 425 000 people", "7425000", True),
+    ("extraction", "that is 1,250.50€ in total", "1250.5", True),
+    ("extraction", "The area is 36m² overall", "36", True),
+    ("extraction", r"The answer is 17, since 17 is prime.", "17", True),
+    ("extraction", r"The answer is 19, since 17 is prime.", "17", False),
+    ("extraction", r"so we conclude $\boxed{28 \text{ percent}}$", r"28\%", True),
+    ("extraction", r"The roots are $\boxed{-2, 3}$.", r"x=-2 \text{ or } x=3", True),
+    ("extraction", r"The roots are $\boxed{-2, 4}$.", r"x=-2 \text{ or } x=3", False),
+    ("extraction", r"It lies between $\boxed{6\text{ and }7}$.", "6, 7", True),
+    ("extraction", r"**Final Answer**\n\n\[\n\boxed{\dfrac{5}{12}}\n\]", r"\frac{5}{12}", True),
+]
+
 # how models commit to an answer; {a} is the answer, {w} filler reasoning with numbers in it
 STYLES = [
     "We compute step by step: 3 + 4 = 7, then the result follows.\nTherefore the answer is $\\boxed{{{a}}}$.",
@@ -241,5 +261,8 @@ def render(answer: str, index: int) -> str:
 
 def rows() -> list[dict]:
     """The labelled rows: completion, answer (gold), expected (bool), category."""
-    return [{"completion": render(pred, i), "answer": gold, "expected": expected, "category": category}
-            for i, (category, pred, gold, expected) in enumerate(CASES)]
+    rendered = [{"completion": render(pred, i), "answer": gold, "expected": expected, "category": category}
+                for i, (category, pred, gold, expected) in enumerate(CASES)]
+    raw = [{"completion": completion, "answer": gold, "expected": expected, "category": category}
+           for category, completion, gold, expected in RAW_CASES]
+    return rendered + raw

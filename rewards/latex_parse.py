@@ -54,7 +54,9 @@ class Text:
 
 _REMOVE = ["\\left", "\\right", "\\!", "\\,", "\\;", "\\:", "\\displaystyle", "\\quad", "\\qquad",
            "\\bigl", "\\bigr", "\\Bigl", "\\Bigr", "\\big", "\\Big", "\\$", "$", "~"]
-_REPLACE = {"\\dfrac": "\\frac", "\\tfrac": "\\frac", "\\lbrace": "\\{", "\\rbrace": "\\}",
+_REPLACE = {"\\dfrac": "\\frac", "\\tfrac": "\\frac", "\\cfrac": "\\frac", "€": "", "£": "",
+            "¥": "", "²": "", "³": "", "\\text{ or }": ",", "\\text{ and }": ",", " or ": ",",
+            " and ": ",", "\\text{or}": ",", "\\text{and}": ",", "\\lbrace": "\\{", "\\rbrace": "\\}",
             "\\leq": "\\le", "\\geq": "\\ge", "\\neq": "\\ne", "\\leqslant": "\\le",
             "\\geqslant": "\\ge", "≤": "\\le", "≥": "\\ge", "≠": "\\ne", "π": "\\pi",
             "∞": "\\infty", "×": "\\times", "÷": "\\div", "√": "\\sqrt", "−": "-", "\\ ": " ",
@@ -86,8 +88,8 @@ def normalise(answer: str) -> str:
     s = _REPEATING.sub(repeating_decimal, s)
     s = strip_text_blocks(s).strip()
     s = re.sub(r"\s+", " ", s).strip().rstrip(".;,:").strip()
-    if _THOUSANDS.fullmatch(s):
-        s = s.replace(",", "")
+    if _THOUSANDS.fullmatch(s) or re.fullmatch(r"-?\d{1,3}(?: \d{3})+(?:\.\d+)?", s):
+        s = s.replace(",", "").replace(" ", "")
     return drop_trailing_words(s)
 
 

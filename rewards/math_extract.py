@@ -7,7 +7,8 @@ Extractors are tried in a configurable order; the first that finds something win
 - ``final_answer``: ``**Final Answer:** ...``, ``Final answer: ...``
 - ``answer_phrase``: ``The answer is ...`` / ``Answer: ...``
 - ``gsm8k``: ``#### 72``
-- ``last_number``: the last number in the text
+- ``last_math``: the last ``$...$``, ``\(...\)`` or ``\[...\]`` span
+- ``last_number``: the last number in the text (not one glued inside a word)
 
 Every extractor is linear in the length of the text (no backtracking regexes), so 200 kB
 of output costs milliseconds.
@@ -17,9 +18,11 @@ from __future__ import annotations
 
 import re
 
-DEFAULT_ORDER = ("boxed", "answer_tags", "final_answer", "answer_phrase", "gsm8k", "last_number")
+DEFAULT_ORDER = ("boxed", "answer_tags", "final_answer", "answer_phrase", "gsm8k", "last_math",
+                 "last_number")
 
-_NUMBER = re.compile(r"-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|-?\.\d+")
+_NUMBER = re.compile(r"(?<![A-Za-z\d])(?:-?(?:\d{1,3}(?:(?:,| )\d{3})+|\d+)(?:\.\d+)?|-?\.\d+)(?![A-Za-z]*\d)")
+_MATH_SPANS = re.compile(r"\$\$(.+?)\$\$|\$(.+?)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.S)
 _FINAL = re.compile(r"\**final\s+answer\**\s*(?:is)?\s*:?\**\s*:?", re.I)
 _PHRASE = re.compile(r"(?:the\s+(?:final\s+)?answer\s+is|answer\s*:)\s*:?", re.I)
 # where the stated answer ends and the explanation begins
@@ -108,6 +111,21 @@ def gsm8k(text: str) -> str | None:
     return tokens[0] if tokens else None  # GSM8K answers are one number
 
 
+def last_math(text: str) -> str | None:
+    r"""The last inline or display math span.
+
+    >>> last_math(r"so $k = 2$ and then $\frac{1}{3}$ follows")
+    '\\frac{1}{3}'
+    """
+    found = None
+    for found in _MATH_SPANS.finditer(text[-20_000:]):
+        pass
+    if found is None:
+        return None
+    inner = next(g for g in found.groups() if g is not None).strip()
+    return inner or None
+
+
 def last_number(text: str) -> str | None:
     found = None
     for found in _NUMBER.finditer(text[-10_000:]):
@@ -121,6 +139,7 @@ EXTRACTORS = {
     "final_answer": lambda t: after_marker(_FINAL, t),
     "answer_phrase": lambda t: after_marker(_PHRASE, t),
     "gsm8k": gsm8k,
+    "last_math": last_math,
     "last_number": last_number,
 }
 

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from benchmarks.math_cases import CASES, render, rows
+from benchmarks.math_cases import CASES, RAW_CASES, render, rows
 from rewards.math_answer import math_accuracy
 from rewards.math_equivalence import answers_equal
 from rewards.math_extract import extract_answer, gold_answer
@@ -24,9 +24,15 @@ def test_labelled_case(category, predicted, gold, expected):
     assert math_accuracy([completion], answer=[gold]) == [float(expected)], completion
 
 
+@pytest.mark.parametrize("category, completion, gold, expected", RAW_CASES,
+                         ids=[f"raw-{i}" for i in range(len(RAW_CASES))])
+def test_labelled_completion(category, completion, gold, expected):
+    assert math_accuracy([completion], answer=[gold]) == [float(expected)], completion
+
+
 def test_every_category_has_positives_and_negatives():
     seen = collections.defaultdict(set)
-    for category, _, _, expected in CASES:
+    for category, _, _, expected in CASES + RAW_CASES:
         seen[category].add(expected)
     thin = [c for c, verdicts in seen.items() if verdicts != {True, False}]
     assert not thin, f"categories missing a positive or a negative: {thin}"
