@@ -7,6 +7,6 @@ one value per completion (e.g. ``answer``), plus ``prompts``.
 
 from rewards.registry import RewardError, available, resolve, reward
 from rewards.suite import RewardSuite
-from rewards import math_answer  # noqa: F401  (registers the built-in rewards)
+from rewards import code, math_answer  # noqa: F401  (registers the built-in rewards)
 
 __all__ = ["RewardError", "RewardSuite", "available", "resolve", "reward"]
