@@ -4,7 +4,7 @@ VENV ?= .venv
 TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 
-.PHONY: install demo test test-fast bench-math clean
+.PHONY: install demo test test-fast bench-math bench-code clean
 
 install: $(VENV)/.installed
 
@@ -31,6 +31,10 @@ test-fast: install
 bench-math: install
 	$(BIN)/python -m pip install -q -e ".[bench]"
 	$(BIN)/python benchmarks/math_verifier.py --out benchmarks/math_verifier_results.json
+
+# sandboxed code_accuracy against plain subprocesses on HumanEval
+bench-code: install
+	$(BIN)/python benchmarks/code_sandbox.py --out benchmarks/code_sandbox_results.json
 
 clean:
 	rm -rf runs .pytest_cache

@@ -158,3 +158,34 @@ def test_the_parents_secrets_stay_out_of_reach(monkeypatch):
     done = run({"p.py": program}, ["p.py"])
     assert done.returncode == 0
     assert "hunter2" not in done.stdout + done.stderr
+
+
+def test_score_command_runs_humaneval_rows_directly(shared_data, tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    rows = [json.loads(line) for line in (shared_data / "humaneval.jsonl").read_text().splitlines()][:20]
+    path = tmp_path / "rows.jsonl"
+    path.write_text("\n".join(json.dumps({**r, "completion": r["canonical_solution"]}) for r in rows))
+    done = subprocess.run([sys.executable, "-m", "cli", "rewards", "score", "code_accuracy", "--input", str(path)],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "code_accuracy: 20 rows, mean 1.0000, 0 not applicable, 0 errors" in done.stdout
+
+
+def test_each_test_has_its_own_budget_and_the_completion_a_total():
+    slow_on_two = "import time\ndef add(a, b):\n    if a == 2:\n        time.sleep(30)\n    return a + b\n"
+    tests = ["assert add(1, 2) == 3", "assert add(2, 2) == 4", "assert add(3, 4) == 7"]
+    started = time.perf_counter()
+    # the sleeping test fails on its own budget; the tests around it still count
+    assert code_accuracy([slow_on_two], test_list=[tests], timeout=1.0) == [pytest.approx(2 / 3)]
+    assert time.perf_counter() - started < 4
+    cases = [{"input": "", "output": "ok"}] * 5
+    started = time.perf_counter()
+    # every case sleeps 1 s of a 1.5 s test budget; the 2.5 s completion budget stops the rest
+    result = code_accuracy(["import time\ntime.sleep(1)\nprint('ok')\n"], tests=[cases], timeout=1.5,
+                           completion_timeout=2.5)
+    assert result[0] in (pytest.approx(2 / 5), pytest.approx(3 / 5))
+    assert time.perf_counter() - started < 4.5
