@@ -1,4 +1,5 @@
-r"""LaTeX answers -> sympy objects, with a small recursive-descent parser of our own.
+r"""Normalised LaTeX answers (see latex_normalise) -> sympy objects, with a small
+recursive-descent parser of our own.
 
 Why our own: answers are short and written many ways (``\frac 59``, ``137 \frac{1}{2}``,
 ``3 \pm 2\sqrt2``, ``(-\infty, 2) \cup (3, \infty)``, ``x \ge 3``); a hand parser accepts
@@ -50,81 +51,6 @@ class Text:
     value: str
 
 
-# ---------------------------------------------------------------- normalisation
-
-_REMOVE = ["\\left", "\\right", "\\!", "\\,", "\\;", "\\:", "\\displaystyle", "\\quad", "\\qquad",
-           "\\bigl", "\\bigr", "\\Bigl", "\\Bigr", "\\big", "\\Big", "\\$", "$", "~"]
-_REPLACE = {"\\dfrac": "\\frac", "\\tfrac": "\\frac", "\\cfrac": "\\frac", "€": "", "£": "",
-            "¥": "", "²": "", "³": "", "\\text{ or }": ",", "\\text{ and }": ",", " or ": ",",
-            " and ": ",", "\\text{or}": ",", "\\text{and}": ",", "\\lbrace": "\\{", "\\rbrace": "\\}",
-            "\\leq": "\\le", "\\geq": "\\ge", "\\neq": "\\ne", "\\leqslant": "\\le",
-            "\\geqslant": "\\ge", "≤": "\\le", "≥": "\\ge", "≠": "\\ne", "π": "\\pi",
-            "∞": "\\infty", "×": "\\times", "÷": "\\div", "√": "\\sqrt", "−": "-", "\\ ": " ",
-            "\\to": "\\rightarrow", "\\varnothing": "\\emptyset", "\\lvert": "|", "\\rvert": "|",
-            "\\vert": "|", "\\mid": "|", "\\cdotp": "\\cdot", "\\land": ",", "\\emptyset": "\\{\\}"}
-_DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|°|\\degree")
-_TEXT_BLOCK = re.compile(r"\\(?:text|textbf|textit|mathrm|mathbf|mbox|operatorname|textnormal)\s*\{([^{}]*)\}")
-_REPEATING = re.compile(r"(\d*)\.(\d*)\\overline\{(\d+)\}")
-_THOUSANDS = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
-
-
-def normalise(answer: str) -> str:
-    r"""Rewrite an answer into the form the parser reads; drops units, dollars, degrees.
-
-    >>> normalise(r"\$1{,}000.")
-    '1000'
-    >>> normalise(r"\left( 3, \infty \right)")
-    '( 3, \\infty )'
-    >>> normalise(r"5\text{ cm}^2"), normalise(r"\text{Evelyn}"), normalise("12 apples")
-    ('5', 'Evelyn', '12')
-    """
-    s = answer.strip().replace("\\\\", " \\cr ")  # row breaks, before '\ ' is read as a space
-    for old, new in _REPLACE.items():
-        s = s.replace(old, new)
-    for token in _REMOVE:
-        s = s.replace(token, "")
-    s = _DEGREES.sub("", s).replace("\\%", "").replace("%", "").replace("{,}", "")
-    s = re.sub(r"^(?:\\approx|≈|\\sim)\s*", "", s.strip())
-    s = _REPEATING.sub(repeating_decimal, s)
-    s = strip_text_blocks(s).strip()
-    s = re.sub(r"\s+", " ", s).strip().rstrip(".;,:").strip()
-    if _THOUSANDS.fullmatch(s) or re.fullmatch(r"-?\d{1,3}(?: \d{3})+(?:\.\d+)?", s):
-        s = s.replace(",", "").replace(" ", "")
-    return drop_trailing_words(s)
-
-
-def drop_trailing_words(s: str) -> str:
-    """'12 apples' -> '12', '5 square feet' -> '5': words after a number are units."""
-    parts = s.split(" ")
-    end = len(parts)
-    while end > 1 and re.fullmatch(r"[a-zA-Z]{2,}\.?(?:\^\d)?", parts[end - 1]):
-        end -= 1
-    if end < len(parts) and re.search(r"[\d}]$", parts[end - 1]):
-        return " ".join(parts[:end])
-    return s
-
-
-def repeating_decimal(match: re.Match) -> str:
-    r"""``0.1\overline{6}`` -> ``\frac{1}{6}`` (exact)."""
-    whole, fixed, cycle = match.group(1) or "0", match.group(2), match.group(3)
-    value = Rational(f"{whole}.{fixed}" if fixed else whole)
-    value += Rational(int(cycle), (10 ** len(cycle) - 1) * 10 ** len(fixed))
-    return f"\\frac{{{value.p}}}{{{value.q}}}"
-
-
-def strip_text_blocks(s: str) -> str:
-    r"""Unwrap ``\text{...}`` when it is the whole answer; drop it when it is a unit."""
-    blocks = _TEXT_BLOCK.findall(s)
-    if not blocks:
-        return s
-    rest = _TEXT_BLOCK.sub("", s)
-    if re.search(r"[0-9a-zA-Z\\]", rest.replace("^2", "").replace("^3", "")):
-        kept = _TEXT_BLOCK.sub(lambda m: m.group(1) if re.fullmatch(r"\s*\(?[A-Ea-e]\)?\s*", m.group(1))
-                               else " ", s)
-        return re.sub(r"\^\s*\{?[23]\}?\s*$", "", kept.strip())
-    return _TEXT_BLOCK.sub(lambda m: m.group(1), s)
-
-
 # ---------------------------------------------------------------- tokens
 
 _TOKEN = re.compile(r"""
@@ -139,6 +65,7 @@ FUNCTIONS = {"sin": sympy.sin, "cos": sympy.cos, "tan": sympy.tan, "cot": sympy.
              "sec": sympy.sec, "csc": sympy.csc, "arcsin": sympy.asin, "arccos": sympy.acos,
              "arctan": sympy.atan, "sinh": sympy.sinh, "cosh": sympy.cosh, "tanh": sympy.tanh,
              "exp": sympy.exp, "ln": sympy.log, "log": sympy.log, "det": None}
+FUNCTION_NAMES_LONGEST_FIRST = sorted(FUNCTIONS, key=len, reverse=True)
 GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "varepsilon", "zeta", "eta", "theta",
          "vartheta", "iota", "kappa", "lambda", "mu", "nu", "xi", "rho", "sigma", "tau",
          "upsilon", "phi", "varphi", "chi", "psi", "omega", "Gamma", "Delta", "Theta", "Lambda",
@@ -164,7 +91,7 @@ def tokenize(s: str) -> list[tuple[str, str]]:
     # fold letter runs that spell a function name (sin, log...) into one word token
     folded, i = [], 0
     while i < len(tokens):
-        for name in sorted(FUNCTIONS, key=len, reverse=True):
+        for name in FUNCTION_NAMES_LONGEST_FIRST:
             run = tokens[i:i + len(name)]
             if len(run) == len(name) and all(k == "word" for k, _ in run) and "".join(v for _, v in run) == name:
                 folded.append(("cmd", "\\" + name))
@@ -440,10 +367,7 @@ class Parser:
         env = self.group("{", "}")
         rows, row, cell = [], [], []
         start = self.pos
-        depth = 0
-        while self.peek() is not None:
-            if self.peek() == "\\end" and depth == 0:
-                break
+        while self.peek() not in (None, "\\end"):
             self.pos += 1
         end = self.pos
         self.take("\\end")

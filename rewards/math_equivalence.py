@@ -21,7 +21,8 @@ from fractions import Fraction
 
 import sympy
 
-from rewards.latex_parse import Chain, ParseError, Seq, Text, as_set, normalise, parse_answer
+from rewards.latex_normalise import normalise
+from rewards.latex_parse import Chain, ParseError, Seq, Text, as_set, parse_answer, relation
 
 REL_TOL = 1e-6   # when a decimal number was written
 EXACT_TOL = 1e-12  # between exact expressions, compared numerically
@@ -198,8 +199,6 @@ def to_set(x):
 
 
 def chain_as_set(chain: Chain):
-    from rewards.latex_parse import relation
-
     result = sympy.S.Reals
     for left, op, right in zip(chain.operands, chain.ops, chain.operands[1:]):
         part = relation_as_set(relation(op, left, right))
