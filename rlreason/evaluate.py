@@ -25,16 +25,16 @@ def evaluate(engine: RolloutEngine, tokenizer, examples: list[Example], suite: R
     if metric not in suite.names:
         raise ValueError(f"evaluation.metric: {metric!r} is not one of the rewards "
                          f"({', '.join(suite.names)})")
-    texts, lengths = [], []
+    texts, completion_ids = [], []
     for lo in range(0, len(examples), batch_size):
         chunk = examples[lo:lo + batch_size]
         prompt_ids = tokenizer([e.prompt for e in chunk]).input_ids
         rollouts = engine.generate(prompt_ids, n=1, greedy=True, max_new_tokens=max_new_tokens)
         texts += tokenizer.batch_decode(rollouts.completion_ids, skip_special_tokens=True)
-        lengths += [len(c) for c in rollouts.completion_ids]
-    scores = suite.score(texts, columns_of(examples, repeat=1))
+        completion_ids += rollouts.completion_ids
+    scores = suite.score(texts, {**columns_of(examples, repeat=1), "completion_ids": completion_ids})
     metrics = {f"reward/{name}": mean(values) for name, values in scores.per_function.items()}
-    metrics["completion_length"] = sum(lengths) / len(lengths)
+    metrics["completion_length"] = sum(map(len, completion_ids)) / len(completion_ids)
     metrics["accuracy"] = metrics[f"reward/{metric}"]
     samples = [{"prompt": e.prompt, "completion": t, "score": s}
                for e, t, s in zip(examples, texts, scores.per_function[metric])]

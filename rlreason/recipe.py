@@ -137,18 +137,48 @@ class RewardSpec:
 
 @dataclass
 class AlgoConfig:
-    loss_type: Literal["grpo", "bnpo", "dr_grpo"] = option(
+    loss_type: Literal["grpo", "bnpo", "dapo", "dr_grpo", "gspo", "gspo_token"] = option(
         "grpo",
-        "grpo: token-mean per sequence then mean; bnpo: token-mean over the batch; "
-        "dr_grpo: token-sum / (batch * max_new_tokens).",
+        "Policy loss: grpo (token mean per sequence), bnpo (token mean over the batch), dapo (bnpo "
+        "+ clip-higher), dr_grpo (token sum / constant), gspo / gspo_token (sequence-level ratio). "
+        "See rlreason/losses.py.",
     )
     scale_rewards: Literal["group", "batch", "none"] = option(
         "group", "Divide advantages by the std of the group, of the batch, or not (Dr. GRPO)."
     )
-    epsilon: float = option(0.2, "Lower clip range of the importance ratio.", positive, "> 0")
-    epsilon_high: float | None = option(None, "Upper clip range (DAPO clip-higher); null = epsilon.")
+    baseline: Literal["mean", "leave_one_out"] = option(
+        "mean", "Subtract the group mean, or the mean of the other completions (RLOO)."
+    )
+    normalise_each_reward: bool = option(
+        False, "Group-normalise each reward function before the weighted sum."
+    )
+    epsilon: float | None = option(
+        None, "Lower clip range of the importance ratio; null = the loss_type's (0.2; gspo 3e-4).",
+        lambda v: v is None or v > 0, "> 0 or null")
+    epsilon_high: float | None = option(
+        None, "Upper clip range; null = the loss_type's (0.2; dapo 0.28; gspo 4e-4).",
+        lambda v: v is None or v > 0, "> 0 or null")
+    delta: float | None = option(
+        None, "Two-sided clip: cap the unclipped ratio at delta (e.g. 4); null = off.",
+        lambda v: v is None or v > 1, "> 1 or null")
     beta: float = option(0.0, "KL (k3) coefficient to the reference model; 0 loads no reference.",
                          non_negative, ">= 0")
+    unbiased_kl: bool = option(
+        False, "Weight the k3 KL term by the importance ratio (unbiased reverse-KL gradient, "
+        "DeepSeek-V3.2).")
+    num_iterations: int = option(
+        1, "Policy updates per generation batch (mu); old logprobs are computed once.", positive, "> 0")
+    dynamic_sampling: bool = option(
+        False, "DAPO: drop groups whose rewards all tie and sample more prompts until the batch is full.")
+    max_sampling_rounds: int = option(
+        4, "Generation rounds per step at most with dynamic_sampling.", positive, "> 0")
+    mask_truncated_completions: bool = option(
+        False, "Leave completions cut at max_new_tokens out of the loss (DAPO overlong filtering).")
+    rollout_correction: Literal["none", "token", "sequence"] = option(
+        "none", "Truncated importance sampling against the rollout engine's logprobs, per token or "
+        "per sequence.")
+    rollout_correction_cap: float = option(
+        2.0, "Cap of the rollout-correction weight.", positive, "> 0")
 
 
 @dataclass

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from rlreason.algo import token_logprobs
+from rlreason.logprobs import token_logprobs_and_entropy
 
 
 @dataclass(frozen=True)
@@ -46,9 +46,31 @@ def right_padded(prompt_ids: list[list[int]], completion_ids: list[list[int]], p
 
 def sequence_logprobs(model: torch.nn.Module, batch: TokenBatch, temperature: float = 1.0) -> torch.Tensor:
     """(N, L-1) logprob of each next token under ``model`` (temperature-scaled)."""
+    return sequence_scores(model, batch, temperature, with_entropy=False)[0]
+
+
+def sequence_scores(model: torch.nn.Module, batch: TokenBatch, temperature: float = 1.0,
+                    with_entropy: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(N, L-1) next-token logprobs and entropies (no grad) under ``model``."""
     logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
                    use_cache=False).logits[:, :-1]  # (N, L-1, V)
-    return token_logprobs(logits, batch.input_ids[:, 1:], temperature)
+    return token_logprobs_and_entropy(logits, batch.input_ids[:, 1:], temperature,
+                                      with_entropy=with_entropy)
+
+
+def completion_values(values: list[list[float]], mask: torch.Tensor) -> torch.Tensor:
+    """Place per-completion-token values (e.g. rollout logprobs) at the mask's positions.
+
+    Args:
+        values: one list per row, as long as that row's completion.
+        mask: (N, L-1) completion mask of a right-padded batch.
+    Returns:
+        (N, L-1) float32, zero outside the completions.
+    """
+    out = torch.zeros(mask.shape, dtype=torch.float32, device=mask.device)
+    out[mask.bool()] = torch.tensor([v for row in values for v in row], dtype=torch.float32,
+                                    device=mask.device)
+    return out
 
 
 def micro_batches(count: int, size: int) -> list[list[int]]:

@@ -64,7 +64,7 @@ def open_session(recipe: Recipe, description: str, with_reference: bool = False)
     optimizer = torch.optim.AdamW(trainable, lr=t.learning_rate, betas=tuple(t.adam_betas),
                                   weight_decay=t.weight_decay)
     scheduler = get_scheduler(t.lr_scheduler, optimizer, num_warmup_steps=t.warmup_steps,
-                              num_training_steps=t.max_steps)
+                              num_training_steps=t.max_steps * recipe.algo.num_iterations)
     reference = reference_model(loaded.model, recipe.model, recipe.algo.beta) if with_reference else None
     model, optimizer, scheduler = accelerator.prepare(loaded.model, optimizer, scheduler)
     if reference is not None:

@@ -36,7 +36,7 @@ def test_misspelt_key_names_the_path_and_suggests_the_right_key(tmp_path):
     # value out of range, with the rule
     ("trainer:\n  max_steps: 0\n", "trainer.max_steps: must be > 0"),
     # literal choices are listed
-    ("algo:\n  loss_type: ppo\n", "algo.loss_type: must be one of grpo, bnpo, dr_grpo"),
+    ("algo:\n  loss_type: ppo\n", "algo.loss_type: must be one of grpo, bnpo, dapo, dr_grpo, gspo, gspo_token"),
     # errors inside lists name the index
     ("rewards:\n  - {name: math_accuracy, wieght: 2}\n", "rewards[0].wieght: unknown key; did you mean 'weight'"),
     # a section that is not a mapping

@@ -1,6 +1,6 @@
 import torch
 
-from rlreason.algo import BatchTotals, LossConfig, policy_loss
+from rlreason.losses import BatchTotals, LossConfig, policy_loss
 from rlreason.sequences import right_padded, sequence_logprobs
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from rlreason.algo import token_logprobs
+from rlreason.logprobs import token_logprobs
 from rlreason.recipe import RolloutConfig
 from rlreason.types import Rollouts
 

@@ -3,7 +3,9 @@ import math
 import pytest
 import torch
 
-from rlreason.algo import BatchTotals, LossConfig, group_advantages, policy_loss, token_logprobs
+from rlreason.advantages import group_advantages
+from rlreason.logprobs import token_logprobs
+from rlreason.losses import BatchTotals, LossConfig, policy_loss
 
 
 def test_equal_rewards_in_a_group_give_zero_advantage():
@@ -48,7 +50,7 @@ def hand_loss_case():
 ])
 def test_clipped_loss_by_hand(loss_type, expected):
     logprobs, old, mask, adv = hand_loss_case()
-    cfg = LossConfig(loss_type=loss_type, epsilon=0.2, max_new_tokens=4)
+    cfg = LossConfig(loss_type=loss_type, epsilon=0.2, max_completion_length=4)
     loss, stats = policy_loss(logprobs, old, adv, mask, cfg, BatchTotals(2, 3))
     assert loss.item() == pytest.approx(expected, rel=1e-6)
     assert stats["clipped_high"].item() == 1  # seq 1 token 1: ratio 2 > 1.2 with A > 0
@@ -83,7 +85,7 @@ def test_micro_batches_sum_to_the_full_batch_loss(loss_type):
     mask = (torch.rand(6, 5) > 0.3).double()
     mask[:, 0] = 1
     adv = torch.randn(6, dtype=torch.float64)
-    cfg = LossConfig(loss_type=loss_type, max_new_tokens=5)
+    cfg = LossConfig(loss_type=loss_type, max_completion_length=5)
     totals = BatchTotals(6, int(mask.sum()))
     full, _ = policy_loss(logprobs, old, adv, mask, cfg, totals)
     parts = sum(policy_loss(logprobs[i:i + 2], old[i:i + 2], adv[i:i + 2], mask[i:i + 2], cfg, totals)[0]

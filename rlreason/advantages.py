@@ -1,0 +1,71 @@
+"""Rewards -> advantages, as pure functions on tensors.
+
+- ``baseline``: ``mean`` subtracts the group mean (GRPO, Shao et al., 2024); ``leave_one_out``
+  subtracts the mean of the *other* G-1 completions of the group (RLOO, Ahmadian et al., 2024).
+- ``scale``: ``group`` divides by the group's std (GRPO), ``batch`` by the batch's std
+  (Hu et al., 2025, REINFORCE++ style), ``none`` not at all (Dr. GRPO, Liu et al., 2025).
+- ``normalise_each``: group-normalise each reward function before the weighted sum, so a reward
+  on a large scale cannot drown the others (GDPO; TRL's ``normalize_then_sum``).
+"""
+
+from __future__ import annotations
+
+import torch
+
+EPS = 1e-4
+
+
+def group_advantages(rewards: torch.Tensor, group_size: int, scale: str = "group",
+                     baseline: str = "mean", eps: float = EPS) -> torch.Tensor:
+    """Group-relative advantages ``(r - baseline) / (std + eps)``.
+
+    Args:
+        rewards: (B*G,) total reward of each completion, groups contiguous.
+        group_size: G.
+        scale: "group", "batch" or "none" (see the module doc).
+        baseline: "mean" or "leave_one_out".
+    Returns:
+        (B*G,) advantages; exactly zero for a group whose rewards all tie.
+    """
+    grouped = rewards.view(-1, group_size)  # (B, G)
+    if baseline == "mean":
+        centred = grouped - grouped.mean(dim=1, keepdim=True)  # (B, G)
+    elif baseline == "leave_one_out":
+        if group_size < 2:
+            raise ValueError("leave_one_out needs at least 2 completions per group")
+        others = (grouped.sum(dim=1, keepdim=True) - grouped) / (group_size - 1)  # (B, G)
+        centred = grouped - others
+    else:
+        raise ValueError(f"baseline must be mean or leave_one_out, got {baseline!r}")
+    if scale == "group":
+        centred = centred / (grouped.std(dim=1, keepdim=True) + eps)
+    elif scale == "batch":
+        centred = centred / (rewards.std() + eps)
+    elif scale != "none":
+        raise ValueError(f"scale must be group, batch or none, got {scale!r}")
+    return centred.reshape(-1)
+
+
+def total_rewards(per_function: torch.Tensor, weights: torch.Tensor, group_size: int,
+                  normalise_each: bool = False, eps: float = EPS) -> torch.Tensor:
+    """Weighted sum of the reward functions' scores; a missing score (NaN) counts as 0.
+
+    Args:
+        per_function: (B*G, K) score of each completion by each function, NaN where a function
+            did not apply.
+        weights: (K,) weight of each function.
+        normalise_each: group-normalise each function's scores first (missing ones stay 0).
+    Returns:
+        (B*G,) total reward.
+    """
+    scores = per_function
+    if normalise_each:
+        grouped = per_function.view(-1, group_size, per_function.shape[1])  # (B, G, K)
+        present = ~torch.isnan(grouped)
+        count = present.sum(dim=1, keepdim=True).clamp(min=1)  # (B, 1, K)
+        filled = torch.where(present, grouped, 0.0)
+        mean = filled.sum(dim=1, keepdim=True) / count
+        var = (torch.where(present, grouped - mean, 0.0) ** 2).sum(dim=1, keepdim=True) \
+            / (count - 1).clamp(min=1)
+        scores = ((grouped - mean) / (var.sqrt() + eps)).view_as(per_function)
+    return (torch.nan_to_num(scores, nan=0.0) * weights).sum(dim=1)
