@@ -17,3 +17,14 @@ def digits_fraction(completions, **columns):
 def as_integer(completions, **columns):
     """The completion read as an integer (raises on anything else)."""
     return [float(int(c)) for c in completions]
+
+
+def ties_on_even_prompts(completions, prompts, **columns):
+    """Constant 1 for prompts with an even digit sum (the group ties), else shortness."""
+    return [1.0 if sum(int(ch) for ch in p if ch.isdigit()) % 2 == 0 else 1.0 / (1 + len(c))
+            for c, p in zip(completions, prompts)]
+
+
+def as_constant(completions, **columns):
+    """0.5 for everything: every group ties."""
+    return [0.5] * len(completions)

@@ -4,8 +4,10 @@ import pytest
 import torch
 
 from rlreason.advantages import group_advantages
-from rlreason.logprobs import token_logprobs
-from rlreason.losses import BatchTotals, LossConfig, policy_loss
+from rlreason.logprobs import token_logprobs, token_logprobs_and_entropy
+from rlreason.losses import (VARIANTS, BatchTotals, LossConfig, mismatch_kl, policy_loss,
+                             rollout_correction)
+from rlreason.sequences import right_padded, sequence_logprobs
 
 
 def test_equal_rewards_in_a_group_give_zero_advantage():
@@ -77,7 +79,7 @@ def test_k3_kl_term_by_hand():
     assert loss.item() == pytest.approx(0.1 * kl)
 
 
-@pytest.mark.parametrize("loss_type", ["grpo", "bnpo", "dr_grpo"])
+@pytest.mark.parametrize("loss_type", list(VARIANTS))
 def test_micro_batches_sum_to_the_full_batch_loss(loss_type):
     torch.manual_seed(1)
     logprobs = torch.randn(6, 5, dtype=torch.float64) * 0.1 - 1
@@ -85,10 +87,12 @@ def test_micro_batches_sum_to_the_full_batch_loss(loss_type):
     mask = (torch.rand(6, 5) > 0.3).double()
     mask[:, 0] = 1
     adv = torch.randn(6, dtype=torch.float64)
-    cfg = LossConfig(loss_type=loss_type, max_completion_length=5)
+    cfg = LossConfig(loss_type=loss_type, beta=0.1, max_completion_length=5)
     totals = BatchTotals(6, int(mask.sum()))
-    full, _ = policy_loss(logprobs, old, adv, mask, cfg, totals)
-    parts = sum(policy_loss(logprobs[i:i + 2], old[i:i + 2], adv[i:i + 2], mask[i:i + 2], cfg, totals)[0]
+    ref = old - 0.05
+    full, _ = policy_loss(logprobs, old, adv, mask, cfg, totals, ref)
+    parts = sum(policy_loss(logprobs[i:i + 2], old[i:i + 2], adv[i:i + 2], mask[i:i + 2], cfg, totals,
+                            ref[i:i + 2])[0]
                 for i in range(0, 6, 2))
     assert parts.item() == pytest.approx(full.item(), rel=1e-12)
 
@@ -100,3 +104,128 @@ def test_gradient_raises_logprob_of_positive_advantage():
     loss.backward()
     # gradient descent moves against the gradient: up for A > 0, down for A < 0
     assert logprobs.grad[0, 0] < 0 < logprobs.grad[1, 0]
+
+
+def test_dapo_defaults_to_clip_higher_and_token_level_aggregation():
+    logprobs, old, mask, adv = hand_loss_case()
+    cfg = LossConfig(loss_type="dapo")
+    assert (cfg.clip_low, cfg.clip_high) == (0.2, 0.28)
+    loss, stats = policy_loss(logprobs, old, adv, mask, cfg, BatchTotals(2, 3))
+    # ratio 2 clipped at 1.28 (A > 0); ratio 1 -> -1; ratio 1.5 with A = -2 -> +3; mean over 3 tokens
+    assert loss.item() == pytest.approx((-1.28 - 1.0 + 3.0) / 3)
+    assert LossConfig(loss_type="dapo", epsilon_high=0.4).clip_high == 0.4
+
+
+def test_two_sided_clip_caps_the_ratio_of_negative_advantages():
+    logprobs, old, mask, adv = hand_loss_case()
+    cfg = LossConfig(loss_type="bnpo", delta=1.3)
+    loss, _ = policy_loss(logprobs, old, adv, mask, cfg, BatchTotals(2, 3))
+    # seq 2: ratio 1.5 capped at 1.3: min(1.3 * -2, 1.2 * -2) = -2.6 -> +2.6 (was +3 unbounded)
+    assert loss.item() == pytest.approx((-1.2 - 1.0 + 2.6) / 3)
+
+
+def test_gspo_uses_the_geometric_mean_ratio_of_each_sequence():
+    logprobs, old, mask, adv = hand_loss_case()
+    cfg = LossConfig(loss_type="gspo", epsilon=0.1, epsilon_high=0.5)
+    loss, stats = policy_loss(logprobs, old, adv, mask, cfg, BatchTotals(2, 3))
+    s1 = math.sqrt(2 * 1)  # exp(mean(log 2, log 1)) = 1.414: inside (0.9, 1.5), A = 1
+    s2 = 1.5  # one token; A = -2: min(1.5 * -2, 1.5 * -2) -> unclipped (upper clip 1.5)
+    assert loss.item() == pytest.approx((-s1 + 2 * s2) / 2)
+    tight = LossConfig(loss_type="gspo")  # 3e-4 / 4e-4: both sequences clip
+    loss, stats = policy_loss(logprobs, old, adv, mask, tight, BatchTotals(2, 3))
+    assert loss.item() == pytest.approx((-(1 + 4e-4) + 2 * 1.5) / 2)
+    assert stats["clipped_high"].item() == 2  # both tokens of sequence 1
+    assert stats["clipped_low"].item() == 0  # A < 0 takes the unclipped side
+
+
+def test_gspo_token_equals_gspo_in_value_and_gradient_for_sequence_advantages():
+    torch.manual_seed(3)
+    base = torch.randn(4, 6, dtype=torch.float64) * 0.1 - 1
+    old = base + torch.randn(4, 6, dtype=torch.float64) * 1e-3
+    mask = (torch.rand(4, 6) > 0.2).double()
+    mask[:, 0] = 1
+    adv = torch.randn(4, dtype=torch.float64)
+    results = []
+    for loss_type in ("gspo", "gspo_token"):
+        logprobs = base.clone().requires_grad_(True)
+        loss, _ = policy_loss(logprobs, old, adv, mask, LossConfig(loss_type=loss_type), BatchTotals(4, 0))
+        loss.backward()
+        results.append((loss.item(), logprobs.grad))
+    assert results[0][0] == pytest.approx(results[1][0], rel=1e-12)
+    assert torch.allclose(results[0][1], results[1][1], atol=1e-12)
+    assert results[0][1].abs().sum() > 0
+
+
+def test_gspo_token_takes_per_token_advantages():
+    logprobs = torch.zeros(1, 2, requires_grad=True)
+    adv = torch.tensor([[1.0, -1.0]])  # (N, T)
+    loss, _ = policy_loss(logprobs, logprobs.detach(), adv, torch.ones(1, 2), LossConfig(loss_type="gspo_token"),
+                          BatchTotals(1, 2))
+    loss.backward()
+    assert logprobs.grad[0, 0] < 0 < logprobs.grad[0, 1]
+
+
+def test_unbiased_kl_weights_the_k3_term_by_the_ratio():
+    logprobs = torch.tensor([[math.log(0.5)]])
+    old = torch.tensor([[math.log(0.25)]])
+    ref = torch.tensor([[math.log(0.25)]])
+    cfg = LossConfig(loss_type="grpo", beta=0.1, unbiased_kl=True, epsilon_high=5.0)
+    _, stats = policy_loss(logprobs, old, torch.tensor([0.0]), torch.ones(1, 1), cfg, BatchTotals(1, 1), ref)
+    assert stats["kl"].item() == pytest.approx(2 * (0.5 - math.log(0.5) - 1))  # ratio 2
+
+
+def test_unknown_loss_type_names_the_choices():
+    with pytest.raises(ValueError, match="gspo_token"):
+        LossConfig(loss_type="ppo")
+
+
+def test_rollout_correction_by_hand():
+    old = torch.log(torch.tensor([[0.5, 0.4, 0.3]]))
+    rollout = torch.log(torch.tensor([[0.25, 0.4, 0.6]]))
+    mask = torch.tensor([[1.0, 1.0, 0.0]])  # third token is padding
+    token = rollout_correction(old, rollout, mask, "token", cap=1.5)
+    assert torch.allclose(token, torch.tensor([[1.5, 1.0, 1.0]]))  # 2 capped; padding: exp(0)
+    sequence = rollout_correction(old, rollout, mask, "sequence", cap=3.0)
+    assert torch.allclose(sequence, torch.tensor([[2.0]]))  # product of ratios of real tokens
+    assert mismatch_kl(old, old, mask).item() == 0
+    assert mismatch_kl(old, rollout, mask).item() == pytest.approx(2 - math.log(2) - 1)
+
+
+def test_correction_scales_each_token_loss():
+    logprobs, old, mask, adv = hand_loss_case()
+    weights = torch.tensor([[0.5, 2.0, 1.0], [1.0, 1.0, 1.0]])
+    cfg = LossConfig(loss_type="bnpo")
+    loss, _ = policy_loss(logprobs, old, adv, mask, cfg, BatchTotals(2, 3), correction=weights)
+    assert loss.item() == pytest.approx((-1.2 * 0.5 - 1.0 * 2.0 + 3.0) / 3)
+
+
+def test_entropy_equals_minus_p_log_p():
+    logits = torch.randn(3, 4, 9)
+    ids = torch.randint(0, 9, (3, 4))
+    logprobs, entropy = token_logprobs_and_entropy(logits, ids, temperature=0.8, chunk=2)
+    logp = torch.log_softmax(logits / 0.8, dim=-1)
+    assert torch.allclose(entropy, -(logp.exp() * logp).sum(-1), atol=1e-6)
+    assert torch.allclose(logprobs, logp.gather(-1, ids.unsqueeze(-1)).squeeze(-1), atol=1e-6)
+    assert not entropy.requires_grad
+
+
+@pytest.mark.parametrize("loss_type", list(VARIANTS))
+def test_one_step_raises_the_positive_and_lowers_the_negative_sequence(loss_type, tiny_model):
+    """On a real tiny model: one SGD step on the loss moves each sequence's logprob with its advantage."""
+    tokens = right_padded([[5, 6, 7], [5, 6, 7]], [[8, 9, 10], [11, 12, 13]], pad_id=0)
+    mask = tokens.completion_mask
+    optimizer = torch.optim.SGD(tiny_model.parameters(), lr=0.5 if loss_type.startswith("gspo") else 0.05)
+
+    def sequence_logprob():
+        with torch.no_grad():
+            return (sequence_logprobs(tiny_model, tokens) * mask).sum(dim=1)
+
+    before = sequence_logprob()
+    logprobs = sequence_logprobs(tiny_model, tokens)
+    loss, _ = policy_loss(logprobs, logprobs.detach(), torch.tensor([1.0, -1.0]), mask,
+                          LossConfig(loss_type=loss_type, max_completion_length=3), BatchTotals(2, 6))
+    loss.backward()
+    optimizer.step()
+    after = sequence_logprob()
+    assert after[0] > before[0]
+    assert after[1] < before[1]

@@ -1,4 +1,5 @@
 import json
+import math
 
 import pytest
 import torch
@@ -6,7 +7,8 @@ from transformers import AutoModelForCausalLM
 
 from rlreason.session import open_session
 from rlreason.sft import sft
-from rlreason.trainer import grpo_step, train
+from rlreason.trainer import collect_batch, grpo_step, train
+from rlreason.update import prepare_micro_batch, update_policy
 
 # favours short completions: rewards differ within groups, so advantages are non-zero
 SHORTNESS = [{"name": "tests.plugin_rewards:shortness"}]
@@ -79,3 +81,105 @@ def test_same_seed_same_run(make_recipe, tmp_path):
     second = train(make_recipe(output_dir=str(tmp_path / "b")))
     read = lambda r: [json.loads(x).get("reward") for x in (r.run_dir / "metrics.jsonl").read_text().splitlines()]
     assert read(first) == read(second)
+
+
+def test_mu_iterations_take_that_many_optimizer_steps_per_generation(make_recipe):
+    algo = {"num_iterations": 3, "loss_type": "dapo", "epsilon": 1e-4, "epsilon_high": 1e-4}
+    session = open_session(make_recipe(rewards=SHORTNESS, algo=algo), "test")
+    metrics = grpo_step(session, step=1)
+    steps = {int(state["step"]) for state in session.optimizer.state.values()}
+    assert steps == {3}
+    assert session.scheduler.scheduler.last_epoch == 3
+    # old logprobs stay those of the sampling policy, so iterations 2 and 3 see ratios != 1
+    assert metrics["clip_ratio/region"] > 0
+    single = open_session(make_recipe(rewards=SHORTNESS, algo={**algo, "num_iterations": 1}), "test")
+    assert grpo_step(single, step=1)["clip_ratio/region"] == 0  # ratio is exactly 1 on-policy
+
+
+def test_dynamic_sampling_keeps_only_groups_whose_rewards_differ(make_recipe):
+    recipe = make_recipe(rewards=[{"name": "tests.plugin_rewards:ties_on_even_prompts"}],
+                         trainer={"prompts_per_step": 4},
+                         algo={"dynamic_sampling": True, "max_sampling_rounds": 8})
+    session = open_session(recipe, "test")
+    batch, sampled, _ = collect_batch(session)
+    assert batch.num_groups == 4
+    assert batch.varied_groups() == [0, 1, 2, 3]
+    tied = sampled.num_groups - len(sampled.varied_groups())
+    assert tied > 0, "the synthetic prompts should include even digit sums"
+    for example in batch.examples:
+        assert sum(int(ch) for ch in example.prompt if ch.isdigit()) % 2 == 1
+    metrics = grpo_step(session, step=1)
+    assert metrics["dynamic_sampling/groups_kept"] == 1.0
+    assert metrics["dynamic_sampling/rounds"] >= 1
+
+
+def test_dynamic_sampling_gives_up_after_the_round_limit(make_recipe):
+    recipe = make_recipe(rewards=[{"name": "tests.plugin_rewards:as_constant"}],
+                         algo={"dynamic_sampling": True, "max_sampling_rounds": 2})
+    session = open_session(recipe, "test")
+    before = snapshot(session.policy)
+    metrics = grpo_step(session, step=1)
+    assert metrics["dynamic_sampling/rounds"] == 2
+    assert metrics["dynamic_sampling/groups_kept"] == 0
+    assert "loss" not in metrics  # nothing to learn from: no update
+    assert all(torch.equal(before[n], p) for n, p in snapshot(session.policy).items())
+
+
+def test_truncated_completions_are_left_out_of_the_loss(make_recipe):
+    recipe = make_recipe(rewards=SHORTNESS, rollout={"max_new_tokens": 3},
+                         algo={"mask_truncated_completions": True})
+    session = open_session(recipe, "test")
+    batch, _, _ = collect_batch(session)
+    rows = list(range(len(batch.rollouts)))
+    part = prepare_micro_batch(session, batch, rows)
+    reasons = batch.rollouts.finish_reason
+    assert "length" in reasons
+    for i in rows:
+        expected = 0 if reasons[i] == "length" else len(batch.rollouts.completion_ids[i])
+        assert part.tokens.completion_mask[i].sum().item() == expected
+
+
+def test_rollout_correction_logs_a_small_mismatch_between_generate_and_forward(make_recipe):
+    recipe = make_recipe(rewards=SHORTNESS, algo={"rollout_correction": "token", "rollout_correction_cap": 2.0})
+    metrics = grpo_step(open_session(recipe, "test"), step=1)
+    # same weights, different kernels (cached, left-padded decoding vs one padded forward)
+    assert 0 <= metrics["rollout/mismatch_kl"] < 1e-4
+    assert metrics["rollout/correction_weight"] == pytest.approx(1.0, abs=1e-2)
+
+
+def test_entropy_is_logged_per_token(make_recipe):
+    session = open_session(make_recipe(rewards=SHORTNESS), "test")
+    metrics = grpo_step(session, step=1)
+    vocab = len(session.tokenizer)
+    assert 0 < metrics["entropy"] <= math.log(vocab)
+
+
+@pytest.mark.parametrize("loss_type", ["grpo", "bnpo", "dapo", "dr_grpo", "gspo", "gspo_token"])
+def test_every_loss_type_trains_from_a_recipe(make_recipe, loss_type):
+    recipe = make_recipe(rewards=SHORTNESS, algo={"loss_type": loss_type, "baseline": "leave_one_out",
+                                                  "normalise_each_reward": True})
+    session = open_session(recipe, "test")
+    before = snapshot(session.policy)
+    metrics = grpo_step(session, step=1)
+    assert math.isfinite(metrics["loss"]) and metrics["grad_norm"] > 0
+    assert any(not torch.equal(before[n], p) for n, p in snapshot(session.policy).items())
+
+
+@pytest.mark.parametrize("iterations, forwards_per_micro_batch", [(1, 1), (2, 3)])
+def test_old_logprobs_cost_a_forward_only_when_they_must_stay_fixed(make_recipe, iterations,
+                                                                    forwards_per_micro_batch):
+    recipe = make_recipe(rewards=SHORTNESS, algo={"num_iterations": iterations},
+                         trainer={"prompts_per_step": 4, "micro_batch_size": 8})
+    session = open_session(recipe, "test")
+    batch, _, _ = collect_batch(session)
+    calls = []
+    hook = session.policy.register_forward_hook(lambda *args: calls.append(1))
+    update_policy(session, batch, torch.randn(len(batch.rollouts)))
+    hook.remove()
+    assert len(calls) == forwards_per_micro_batch * 2  # 16 completions in micro-batches of 8
+
+
+def test_beta_zero_loads_no_reference(make_recipe):
+    session = open_session(make_recipe(rewards=SHORTNESS, algo={"beta": 0.0}), "test", with_reference=True)
+    assert session.reference is None
+    assert "kl" not in grpo_step(session, step=1)
