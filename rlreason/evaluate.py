@@ -8,7 +8,7 @@ from rewards import RewardSuite
 from rlreason.data import Example, load_splits
 from rlreason.models import load_policy
 from rlreason.recipe import Recipe
-from rlreason.rollout import RolloutEngine, make_engine
+from rlreason.rollout import RolloutEngine, make_engine, resolve_backend
 
 
 @dataclass(frozen=True)
@@ -44,8 +44,9 @@ def evaluate(engine: RolloutEngine, tokenizer, examples: list[Example], suite: R
 def evaluate_recipe(recipe: Recipe) -> EvalResult:
     """Held-out accuracy of the recipe's model on its evaluation data; writes nothing."""
     suite, splits = RewardSuite(recipe.rewards), load_splits(recipe.data)
+    resolve_backend(recipe.rollout.backend)
     loaded = load_policy(recipe.model)
-    engine = make_engine(recipe.rollout, loaded.model, loaded.tokenizer)
+    engine = make_engine(recipe, loaded.model, loaded.tokenizer, [e.prompt for e in splits.eval])
     return evaluate(engine, loaded.tokenizer, splits.eval, suite, recipe.evaluation.metric,
                     recipe.evaluation.batch_size, recipe.rollout.max_new_tokens)
 

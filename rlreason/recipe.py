@@ -118,14 +118,33 @@ class DataConfig:
 
 
 @dataclass
+class VLLMConfig:
+    """Settings of the vLLM engine (rollout.backend: vllm)."""
+
+    gpu_memory_utilization: float = option(
+        0.3, "Share of accelerator memory (on CPU: of the KV-cache budget) the engine may take; "
+        "the trainer needs the rest.", lambda v: 0 < v < 1, "in (0, 1)")
+    tensor_parallel_size: int = option(1, "GPUs each engine shards the model over.", positive, "> 0")
+    sleep_mode: bool = option(
+        False, "GPU only: offload weights and drop the KV cache between rollouts, so the trainer "
+        "gets the memory back.")
+    max_model_len: int | None = option(
+        None, "Longest prompt + completion; null = longest prompt of the data + max_new_tokens.",
+        lambda v: v is None or v > 0, "> 0 or null")
+
+
+@dataclass
 class RolloutConfig:
-    backend: Literal["hf"] = option("hf", "Generation backend: hf (transformers generate).")
+    backend: Literal["auto", "vllm", "hf"] = option(
+        "auto", "Generation backend: vllm, hf (transformers generate), or auto (vllm when "
+        "installed).")
     num_generations: int = option(8, "Completions per prompt (G).", lambda v: v >= 2, ">= 2")
     temperature: float = option(1.0, "Sampling temperature.", positive, "> 0")
     top_p: float = option(1.0, "Nucleus sampling mass.", lambda v: 0 < v <= 1, "in (0, 1]")
     top_k: int = option(0, "Keep the k most likely tokens; 0 keeps all.", non_negative, ">= 0")
     max_new_tokens: int = option(64, "Longest completion.", positive, "> 0")
     stop: list[str] = option(help="Strings that end a completion (kept in it).", factory=list)
+    vllm: VLLMConfig = option(help="Settings of the vllm backend.", factory=VLLMConfig)
 
 
 @dataclass

@@ -25,7 +25,7 @@ from rlreason.evaluate import EvalResult, evaluate
 from rlreason.logging import RunLog
 from rlreason.models import count_parameters, load_policy, reference_model
 from rlreason.recipe import Recipe, to_dict
-from rlreason.rollout import RolloutEngine, make_engine
+from rlreason.rollout import RolloutEngine, make_engine, resolve_backend
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,7 @@ class Session:
     log: RunLog
     reference: torch.nn.Module | None = None
     evals: list[tuple[int, EvalResult]] = field(default_factory=list)
+    engine_in_sync: bool = True  # the engine starts from the policy; each optimizer step stales it
 
     @property
     def policy(self) -> torch.nn.Module:
@@ -56,6 +57,7 @@ def open_session(recipe: Recipe, description: str, with_reference: bool = False)
     """Validate inputs, then load the model and build everything a training loop needs."""
     suite = RewardSuite(recipe.rewards)
     splits = load_splits(recipe.data)
+    resolve_backend(recipe.rollout.backend)
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     set_seed(recipe.trainer.seed)
     loaded = load_policy(recipe.model)
@@ -75,7 +77,8 @@ def open_session(recipe: Recipe, description: str, with_reference: bool = False)
     return Session(
         recipe=recipe, accelerator=accelerator, model=model, tokenizer=loaded.tokenizer,
         optimizer=optimizer, scheduler=scheduler,
-        engine=make_engine(recipe.rollout, accelerator.unwrap_model(model), loaded.tokenizer),
+        engine=make_engine(recipe, accelerator.unwrap_model(model), loaded.tokenizer,
+                           [e.prompt for e in splits.train + splits.eval]),
         suite=suite, splits=splits, sampler=PromptSampler(splits.train, t.prompts_per_step, t.seed),
         log=RunLog(recipe.run_dir, t.max_steps, description, accelerator.is_main_process),
         reference=reference,
@@ -89,6 +92,7 @@ def write_config(recipe: Recipe) -> None:
 
 def evaluate_now(session: Session, step: int) -> EvalResult:
     """Greedy held-out evaluation, logged to metrics.jsonl as ``eval/*``."""
+    sync_engine(session)
     started = time.perf_counter()
     result = evaluate(session.engine, session.tokenizer, session.splits.eval, session.suite,
                       session.recipe.evaluation.metric, session.recipe.evaluation.batch_size,
@@ -144,6 +148,13 @@ def run_steps(session: Session, step_fn: Callable[[Session, int], dict]) -> RunR
     return RunResult(session.recipe.run_dir, checkpoint, session.evals)
 
 
+def sync_engine(session: Session) -> None:
+    """Push the policy's weights to the rollout engine if an optimizer step changed them."""
+    if not session.engine_in_sync:
+        session.engine.sync_weights()
+        session.engine_in_sync = True
+
+
 def optimizer_step(session: Session) -> float:
     """Clip the gradient norm (if set), step optimizer and scheduler; returns the norm."""
     max_norm = session.recipe.trainer.max_grad_norm
@@ -156,4 +167,5 @@ def optimizer_step(session: Session) -> float:
     session.optimizer.step()
     session.scheduler.step()
     session.optimizer.zero_grad(set_to_none=True)
+    session.engine_in_sync = False
     return grad_norm

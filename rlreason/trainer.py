@@ -11,7 +11,8 @@ from rlreason.advantages import group_advantages, total_rewards
 from rlreason.batches import ScoredBatch, concatenate
 from rlreason.evaluate import columns_of
 from rlreason.recipe import Recipe
-from rlreason.session import RunResult, Session, open_session, run_steps, tokenize_prompts
+from rlreason.session import (RunResult, Session, open_session, run_steps, sync_engine,
+                              tokenize_prompts)
 from rlreason.update import update_policy
 
 
@@ -31,7 +32,8 @@ def grpo_step(session: Session, step: int) -> dict[str, float]:
         advantages = group_advantages(batch.total, batch.group_size, recipe.algo.scale_rewards,
                                       recipe.algo.baseline)
         update = update_policy(session, batch, advantages)
-    session.engine.sync_weights()
+    updated = time.perf_counter()
+    sync_engine(session)
     finished = time.perf_counter()
     rollouts = sampled.rollouts
     metrics = {
@@ -41,7 +43,8 @@ def grpo_step(session: Session, step: int) -> dict[str, float]:
         "truncated_ratio": rollouts.finish_reason.count("length") / len(rollouts),
         "lr": session.scheduler.get_last_lr()[0],
         "time/generate": timings["generate"], "time/reward": timings["reward"],
-        "time/update": finished - scored, "step_time": finished - started,
+        "time/update": updated - scored, "time/sync": finished - updated,
+        "step_time": finished - started,
     }
     if recipe.algo.dynamic_sampling:
         metrics["dynamic_sampling/rounds"] = sampled.num_groups / recipe.trainer.prompts_per_step

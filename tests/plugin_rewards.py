@@ -28,3 +28,8 @@ def ties_on_even_prompts(completions, prompts, **columns):
 def as_constant(completions, **columns):
     """0.5 for everything: every group ties."""
     return [0.5] * len(completions)
+
+
+def character_codes(completions, **columns):
+    """Mean character code / 128: differs between almost any two completions."""
+    return [sum(map(ord, c)) / (128 * max(len(c), 1)) for c in completions]

