@@ -4,7 +4,7 @@ VENV ?= .venv
 TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 
-.PHONY: install demo test test-fast bench-math bench-code clean
+.PHONY: install demo test test-fast bench-math bench-code bench-rollout clean
 
 install: $(VENV)/.installed
 
@@ -43,6 +43,10 @@ bench-math: install
 # sandboxed code_accuracy against plain subprocesses on HumanEval
 bench-code: install
 	$(BIN)/python benchmarks/code_sandbox.py --out benchmarks/code_sandbox_results.json
+
+# generated tokens/s of the vllm and hf rollout backends on the same prompts and models
+bench-rollout: install
+	$(BIN)/python benchmarks/rollout_throughput.py --out benchmarks/rollout_throughput_results.json
 
 clean:
 	rm -rf runs .pytest_cache
