@@ -107,8 +107,7 @@ class VLLMRollout:
     def sync_weights(self) -> None:
         """Push the policy's current weights (LoRA merged, experts per expert) into the engine."""
         started = time.perf_counter()
-        if self.sleeping:
-            self.llm.wake_up(tags=["weights"])
+        self.wake()
         model = self.llm.llm_engine.model_executor.driver_worker.model_runner.model
         with checkpoint_weights(self.policy) as weights:
             model.load_weights(weights.items())
