@@ -201,6 +201,20 @@ class AlgoConfig:
 
 
 @dataclass
+class MoEConfig:
+    """Mixture-of-Experts controls (ignored by dense models)."""
+
+    aux_loss_coef: float = option(
+        0.0, "Weight of the model's own load-balancing loss in the RL loss (0: off, as usual in RL).",
+        non_negative, ">= 0")
+    router_z_loss_coef: float = option(
+        0.0, "Weight of the router z-loss (mean squared logsumexp of router logits).", non_negative, ">= 0")
+    freeze_router: bool = option(False, "Do not train the routers.")
+    routing_replay: Literal["off", "old_policy"] = option(
+        "off", "Replay the experts the old policy selected for each token in the policy update.")
+
+
+@dataclass
 class TrainerConfig:
     max_steps: int = option(100, "Optimizer steps.", positive, "> 0")
     prompts_per_step: int = option(16, "Prompts per step (B); SFT: rows per step.", positive, "> 0")
@@ -238,6 +252,7 @@ class Recipe:
     rollout: RolloutConfig = option(help="Sampling of completions.", factory=RolloutConfig)
     rewards: list[RewardSpec] = option(help="Reward functions and weights.",
                                        factory=lambda: [RewardSpec(name="math_accuracy")])
+    moe: MoEConfig = option(help="Mixture-of-Experts controls.", factory=MoEConfig)
     algo: AlgoConfig = option(help="Advantages and loss.", factory=AlgoConfig)
     trainer: TrainerConfig = option(help="Optimisation.", factory=TrainerConfig)
     evaluation: EvaluationConfig = option(help="Held-out greedy evaluation.",

@@ -52,10 +52,37 @@ def sequence_logprobs(model: torch.nn.Module, batch: TokenBatch, temperature: fl
 def sequence_scores(model: torch.nn.Module, batch: TokenBatch, temperature: float = 1.0,
                     with_entropy: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(N, L-1) next-token logprobs and entropies (no grad) under ``model``."""
-    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                   use_cache=False).logits[:, :-1]  # (N, L-1, V)
-    return token_logprobs_and_entropy(logits, batch.input_ids[:, 1:], temperature,
-                                      with_entropy=with_entropy)
+    scored = policy_forward(model, batch, temperature, with_entropy)
+    return scored.logprobs, scored.entropy
+
+
+@dataclass(frozen=True)
+class Forward:
+    """What one forward pass of the policy gives the loss.
+
+    Attributes:
+        logprobs: (N, L-1) next-token logprobs (with grad).
+        entropy: (N, L-1) entropies (no grad), or None.
+        aux_loss: the model's own MoE load-balancing loss, when router outputs were asked for.
+        router_logits: per MoE layer, (N*L, experts), when router outputs were asked for.
+    """
+
+    logprobs: torch.Tensor
+    entropy: torch.Tensor | None
+    aux_loss: torch.Tensor | None = None
+    router_logits: tuple[torch.Tensor, ...] | None = None
+
+
+def policy_forward(model: torch.nn.Module, batch: TokenBatch, temperature: float = 1.0,
+                   with_entropy: bool = True, router_outputs: bool = False) -> Forward:
+    """Forward the batch; logprobs (and entropies) of every next token, router outputs if asked."""
+    extra = {"output_router_logits": True} if router_outputs else {}
+    out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False, **extra)
+    logprobs, entropy = token_logprobs_and_entropy(out.logits[:, :-1], batch.input_ids[:, 1:],
+                                                   temperature, with_entropy=with_entropy)
+    if not router_outputs:
+        return Forward(logprobs, entropy)
+    return Forward(logprobs, entropy, out.aux_loss, out.router_logits)
 
 
 def completion_values(values: list[list[float]], mask: torch.Tensor) -> torch.Tensor:

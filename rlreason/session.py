@@ -24,6 +24,7 @@ from rlreason.data import PromptSampler, Splits, load_splits
 from rlreason.evaluate import EvalResult, evaluate
 from rlreason.logging import RunLog
 from rlreason.models import count_parameters, load_policy, reference_model
+from rlreason.moe import freeze_routers
 from rlreason.recipe import Recipe, to_dict
 from rlreason.rollout import RolloutEngine, make_engine, resolve_backend
 
@@ -61,6 +62,8 @@ def open_session(recipe: Recipe, description: str, with_reference: bool = False)
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     set_seed(recipe.trainer.seed)
     loaded = load_policy(recipe.model)
+    if recipe.moe.freeze_router and not freeze_routers(loaded.model):
+        log.warning("moe.freeze_router: the model has no trainable MoE routers")
     t = recipe.trainer
     trainable = [p for p in loaded.model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=t.learning_rate, betas=tuple(t.adam_betas),

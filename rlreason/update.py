@@ -11,8 +11,9 @@ import torch
 
 from rlreason.batches import ScoredBatch
 from rlreason.losses import BatchTotals, LossConfig, mismatch_kl, policy_loss, rollout_correction
-from rlreason.sequences import (TokenBatch, completion_values, micro_batches, right_padded,
-                                sequence_logprobs, sequence_scores)
+from rlreason.moe import RoutingStats, Tape, router_z_loss, routing
+from rlreason.sequences import (TokenBatch, completion_values, micro_batches, policy_forward,
+                                right_padded, sequence_logprobs)
 from rlreason.session import Session, optimizer_step
 
 
@@ -26,6 +27,12 @@ class MicroBatch:
     ref_logprobs: torch.Tensor | None = None
     correction: torch.Tensor | None = None
     mismatch_kl: float = 0.0  # token sum, see losses.mismatch_kl
+    routing: Tape | None = None  # experts the old policy selected (MoE), recorded with old_logprobs
+
+    @property
+    def token_mask(self) -> torch.Tensor:
+        """(n*L,) real tokens, in the order MoE routers see them."""
+        return self.tokens.attention_mask.flatten().bool()
 
 
 def update_policy(session: Session, batch: ScoredBatch, advantages: torch.Tensor) -> dict[str, float]:
@@ -49,18 +56,13 @@ def update_policy(session: Session, batch: ScoredBatch, advantages: torch.Tensor
         if part.correction is not None:
             mask = part.tokens.completion_mask
             sums["correction_weight"] += (part.correction.expand_as(mask) * mask).sum().item()
+    routing_stats = RoutingStats()
     for iteration in range(algo.num_iterations):
         for k, part in enumerate(parts):
             sync = contextlib.nullcontext() if k == len(parts) - 1 else accelerator.no_sync(model)
             with sync:
-                logprobs, entropy = sequence_scores(model, part.tokens, recipe.rollout.temperature,
-                                                    with_entropy=iteration == 0)
-                ref = part.ref_logprobs
-                if ref is None and cfg.beta > 0:
-                    ref = reference_logprobs(session, part.tokens)
-                old = logprobs.detach() if part.old_logprobs is None else part.old_logprobs
-                loss, stats = policy_loss(logprobs, old, advantages[part.rows].to(logprobs.device),
-                                          part.tokens.completion_mask, cfg, totals, ref, part.correction)
+                loss, stats, entropy = micro_batch_loss(session, part, advantages[part.rows], cfg, totals,
+                                                        with_entropy=iteration == 0, stats=routing_stats)
                 accelerator.backward(loss)
             sums["loss"] += loss.item()
             if entropy is not None:
@@ -68,7 +70,49 @@ def update_policy(session: Session, batch: ScoredBatch, advantages: torch.Tensor
             for name, value in stats.items():
                 sums[name] += value.item()
         sums["grad_norm"] += optimizer_step(session)
-    return update_metrics(sums, totals, algo.num_iterations, algo.rollout_correction != "none", cfg.beta > 0)
+    metrics = update_metrics(sums, totals, algo.num_iterations, algo.rollout_correction != "none", cfg.beta > 0)
+    return {**metrics, **routing_stats.metrics(), **moe_loss_metrics(session, sums, algo.num_iterations)}
+
+
+def micro_batch_loss(session: Session, part: MicroBatch, advantages: torch.Tensor, cfg: LossConfig,
+                     totals: BatchTotals, with_entropy: bool = False, stats: RoutingStats | None = None
+                     ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor | None]:
+    """This micro-batch's share of the batch loss: policy loss, KL, and the MoE router terms.
+
+    The MoE terms (the model's load-balancing loss and the router z-loss) are means over the
+    micro-batch, weighted by its share of the batch's sequences.
+    """
+    recipe, model = session.recipe, session.model
+    moe = recipe.moe
+    router_terms = moe.aux_loss_coef > 0 or moe.router_z_loss_coef > 0
+    replay = part.routing if moe.routing_replay == "old_policy" else None
+    with routing(model, part.token_mask, replay=replay, compare=part.routing, stats=stats):
+        scored = policy_forward(model, part.tokens, recipe.rollout.temperature, with_entropy, router_terms)
+    logprobs = scored.logprobs
+    ref = part.ref_logprobs
+    if ref is None and cfg.beta > 0:
+        ref = reference_logprobs(session, part.tokens)
+    old = logprobs.detach() if part.old_logprobs is None else part.old_logprobs
+    mask = part.tokens.completion_mask
+    loss, terms = policy_loss(logprobs, old, advantages.to(logprobs.device), mask,
+                              cfg, totals, ref, part.correction)
+    ratio = torch.exp(logprobs.detach() - old) * mask  # token ratios, for their spread
+    terms = {**terms, "ratio_sum": ratio.sum(), "ratio_sq_sum": (ratio * ratio).sum()}
+    if router_terms:
+        share = len(part.rows) / totals.num_sequences
+        aux = scored.aux_loss
+        z = router_z_loss(scored.router_logits, part.token_mask)
+        loss = loss + share * (moe.aux_loss_coef * aux + moe.router_z_loss_coef * z)
+        terms = {**terms, "moe_aux_loss": share * aux.detach(), "moe_z_loss": share * z.detach()}
+    return loss, terms, scored.entropy
+
+
+def moe_loss_metrics(session: Session, sums: dict[str, float], iterations: int) -> dict[str, float]:
+    moe = session.recipe.moe
+    if not (moe.aux_loss_coef > 0 or moe.router_z_loss_coef > 0):
+        return {}
+    return {"moe/aux_loss": sums["moe_aux_loss"] / iterations, "moe/z_loss": sums["moe_z_loss"] / iterations,
+            "moe/aux_loss_coef": moe.aux_loss_coef}
 
 
 def update_metrics(sums: dict[str, float], totals: BatchTotals, iterations: int,
@@ -84,6 +128,9 @@ def update_metrics(sums: dict[str, float], totals: BatchTotals, iterations: int,
     }
     if with_kl:
         metrics["kl"] = sums["kl"] / (tokens * iterations)
+    mean = sums["ratio_sum"] / (tokens * iterations)
+    metrics["ratio/mean"] = mean
+    metrics["ratio/variance"] = sums["ratio_sq_sum"] / (tokens * iterations) - mean * mean
     if corrected:
         metrics["rollout/mismatch_kl"] = sums["mismatch_kl"] / tokens
         metrics["rollout/correction_weight"] = sums["correction_weight"] / tokens
@@ -99,12 +146,14 @@ def prepare_micro_batch(session: Session, batch: ScoredBatch, rows: list[int]) -
                           [rollouts.completion_ids[i] for i in rows],
                           session.tokenizer.pad_token_id, session.accelerator.device)
     part = MicroBatch(rows, tokens)
-    needs_old = algo.num_iterations > 1 or algo.rollout_correction != "none"
+    needs_old = (algo.num_iterations > 1 or algo.rollout_correction != "none"
+                 or recipe.moe.routing_replay != "off")
     if needs_old:
-        with torch.no_grad():
+        tape: Tape = {}
+        with torch.no_grad(), routing(session.model, part.token_mask, record=tape):
             old = sequence_logprobs(session.model, tokens, recipe.rollout.temperature)
         ref = reference_logprobs(session, tokens) if algo.beta > 0 else None
-        part = dataclasses.replace(part, old_logprobs=old, ref_logprobs=ref)
+        part = dataclasses.replace(part, old_logprobs=old, ref_logprobs=ref, routing=tape or None)
     if algo.rollout_correction != "none":
         if rollouts.rollout_logprobs is None:
             raise ValueError("algo.rollout_correction needs the rollout engine's logprobs, and this "

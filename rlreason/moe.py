@@ -1,0 +1,141 @@
+"""Mixture-of-Experts controls for RL: find routers, freeze them, record and replay routing,
+measure expert load and routing drift.
+
+Everything works by hooking transformers' own router modules (``*TopKRouter``/``*TopkRouter``,
+which return ``(router_logits, expert_weights, expert_indices)``); no model code is forked.
+
+Routing replay (``moe.routing_replay: old_policy``): the old-policy pass records each token's
+selected experts; the policy update then uses the same selection. The router's logits are still
+recomputed, and the weights of the recorded experts are taken from them with the family's own
+formula, so the router keeps its gradient. It removes the importance-ratio noise that comes from
+tokens switching experts between the old and the new policy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import torch
+
+
+def routers(model: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:
+    """The router modules of ``model``, in forward order."""
+    return [(name, module) for name, module in model.named_modules()
+            if type(module).__name__.lower().endswith("topkrouter")]
+
+
+def freeze_routers(model: torch.nn.Module) -> int:
+    """Stop training the routers (their adapters too); returns how many tensors were frozen."""
+    frozen = 0
+    for _, router in routers(model):
+        for param in router.parameters():
+            if param.requires_grad:
+                param.requires_grad_(False)
+                frozen += 1
+    return frozen
+
+
+def weights_of_selected(router: torch.nn.Module, logits: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+    """The expert weights ``router`` gives the experts ``indices`` from ``logits`` (tokens, E).
+
+    The same formula as the router's forward, only with the selection given.
+    """
+    family = type(router).__name__
+    if family.startswith("GptOss"):  # softmax over the selected logits
+        return torch.softmax(logits.gather(-1, indices), dim=-1)
+    if family.startswith("DeepseekV3"):  # sigmoid scores, optionally normalised, then scaled
+        weights = logits.float().sigmoid().gather(-1, indices)
+        if router.norm_topk_prob:
+            weights = weights / (weights.sum(dim=-1, keepdim=True) + 1e-20)
+        return weights * router.routed_scaling_factor
+    probs = torch.softmax(logits.float(), dim=-1).gather(-1, indices)
+    if family.startswith("DeepseekV2"):
+        return probs * router.routed_scaling_factor
+    if getattr(router, "norm_topk_prob", family.startswith("Mixtral")):
+        probs = probs / probs.sum(dim=-1, keepdim=True)
+    return probs
+
+
+@dataclass
+class RoutingStats:
+    """Token counts over one or more forward passes (only tokens the mask marks as real)."""
+
+    tokens: int = 0  # token-layer pairs seen
+    changed: int = 0  # of which the experts used differ from the recorded ones
+    compared: int = 0  # token-layer pairs that had a recorded selection to compare with
+    load: dict[str, torch.Tensor] = field(default_factory=dict)  # router -> tokens per expert
+
+    def metrics(self) -> dict[str, float]:
+        out = {}
+        if self.compared:
+            out["moe/topk_changed"] = self.changed / self.compared
+        imbalances = []
+        for i, counts in enumerate(self.load.values()):
+            share = counts / counts.sum().clamp(min=1)
+            imbalance = (share.max() / share.mean()).item()
+            out[f"moe/layer{i}/max_load"] = share.max().item()
+            out[f"moe/layer{i}/imbalance"] = imbalance
+            imbalances.append(imbalance)
+        if imbalances:
+            out["moe/imbalance"] = sum(imbalances) / len(imbalances)
+        return out
+
+
+Tape = dict  # router name -> list of recorded (tokens, k) expert indices, one per forward
+
+
+@contextlib.contextmanager
+def routing(model: torch.nn.Module, token_mask: torch.Tensor, *, record: Tape | None = None,
+            replay: Tape | None = None, compare: Tape | None = None,
+            stats: RoutingStats | None = None) -> Iterator[None]:
+    """Hook every router for the forward passes inside the block.
+
+    Args:
+        token_mask: (tokens,) True for real tokens, in the order routers see them (batch-major).
+        record: append each router's selection to ``record[name]``.
+        replay: use the selections in ``replay[name]`` (consumed in order) instead of the router's.
+        compare: count tokens whose used selection differs from the one in ``compare[name]``.
+        stats: where counts and per-expert load accumulate.
+    """
+    cursors: dict[str, int] = defaultdict(int)
+    mask = token_mask.bool()
+
+    def hook_for(name: str):
+        def hook(router, args, output):
+            logits, weights, indices = output
+            position = cursors[name]
+            cursors[name] += 1
+            if replay is not None:
+                indices = replay[name][position].to(indices.device)
+                weights = weights_of_selected(router, logits, indices).to(weights.dtype)
+            if record is not None:
+                record.setdefault(name, []).append(indices.detach().clone())
+            if stats is not None:
+                real = indices[mask]
+                stats.tokens += real.shape[0]
+                counts = torch.bincount(real.flatten(), minlength=logits.shape[-1]).float()
+                stats.load[name] = stats.load.get(name, 0) + counts.cpu()
+                if compare is not None:
+                    before = compare[name][position].to(indices.device)[mask]
+                    differs = (real.sort(dim=-1).values != before.sort(dim=-1).values).any(dim=-1)
+                    stats.changed += int(differs.sum())
+                    stats.compared += real.shape[0]
+            return logits, weights, indices
+        return hook
+
+    handles = [module.register_forward_hook(hook_for(name)) for name, module in routers(model)]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def router_z_loss(router_logits: tuple[torch.Tensor, ...], token_mask: torch.Tensor) -> torch.Tensor:
+    """ST-MoE's router z-loss: mean over real tokens and layers of ``logsumexp(logits)^2``."""
+    mask = token_mask.bool()
+    per_layer = [torch.logsumexp(logits.float()[mask], dim=-1).pow(2).mean() for logits in router_logits]
+    return torch.stack(per_layer).mean()

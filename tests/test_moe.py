@@ -1,0 +1,117 @@
+"""MoE controls on real tiny MoE models: routing replay, router losses, frozen routers, metrics."""
+
+import pytest
+import torch
+from transformers import AutoConfig, AutoModelForCausalLM
+
+from rlreason.moe import RoutingStats, freeze_routers, routers, routing, weights_of_selected
+from rlreason.session import open_session
+from rlreason.trainer import collect_batch, grpo_step
+from rlreason.update import micro_batch_loss, prepare_micro_batch
+from rlreason.losses import BatchTotals, LossConfig
+
+VARIED = [{"name": "tests.plugin_rewards:character_codes"}]
+
+# one small config per router family transformers ships (weights of the selected experts differ)
+ROUTER_FAMILIES = {
+    "qwen3_moe": dict(num_experts=8, num_experts_per_tok=2, norm_topk_prob=True),
+    "qwen2_moe": dict(num_experts=8, num_experts_per_tok=2, norm_topk_prob=False),
+    "mixtral": dict(num_local_experts=8, num_experts_per_tok=2),
+    "olmoe": dict(num_experts=8, num_experts_per_tok=2, norm_topk_prob=False),
+    "deepseek_v3": dict(n_routed_experts=8, num_experts_per_tok=2, n_group=2, topk_group=1,
+                        norm_topk_prob=True, routed_scaling_factor=2.5, first_k_dense_replace=0),
+    "gpt_oss": dict(num_local_experts=8, num_experts_per_tok=2),
+}
+
+
+def tiny_config(family: str):
+    return AutoConfig.for_model(family, hidden_size=32, intermediate_size=64, moe_intermediate_size=32,
+                                num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1,
+                                vocab_size=64, **ROUTER_FAMILIES[family])
+
+
+@pytest.mark.parametrize("family", list(ROUTER_FAMILIES))
+def test_replayed_weights_equal_the_routers_own_for_its_own_selection(family):
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(tiny_config(family))
+    (_, router), = routers(model)
+    with torch.no_grad():
+        router.weight.normal_()
+    hidden = torch.randn(10, 32)
+    logits, weights, indices = router(hidden)
+    assert torch.allclose(weights_of_selected(router, logits, indices).to(weights.dtype), weights, atol=1e-6)
+
+
+def test_replay_makes_the_update_use_the_old_selection(tiny_model, tokenizer):
+    ids = torch.tensor([tokenizer("12+34=46").input_ids])
+    mask = torch.ones(ids.numel(), dtype=torch.bool)
+    tape = {}
+    with torch.no_grad(), routing(tiny_model, mask, record=tape):
+        tiny_model(ids)
+    with torch.no_grad():  # a different router: another selection
+        for _, router in routers(tiny_model):
+            router.weight.normal_(std=5.0)
+    drift, replayed = RoutingStats(), RoutingStats()
+    with torch.no_grad(), routing(tiny_model, mask, compare=tape, stats=drift):
+        tiny_model(ids)
+    with torch.no_grad(), routing(tiny_model, mask, replay=tape, compare=tape, stats=replayed):
+        tiny_model(ids)
+    assert drift.changed > 0
+    assert replayed.changed == 0 and replayed.compared == drift.compared > 0
+
+
+def open_moe_session(make_recipe, **moe):
+    recipe = make_recipe(rewards=VARIED, moe=moe, algo={"num_iterations": 2},
+                         trainer={"learning_rate": 2e-2, "prompts_per_step": 8, "micro_batch_size": 32})
+    return open_session(recipe, "test")
+
+
+def test_routing_replay_removes_expert_switches_between_old_and_new_policy(make_recipe):
+    torch.manual_seed(0)
+    free = grpo_step(open_moe_session(make_recipe), step=1)
+    torch.manual_seed(0)
+    replayed = grpo_step(open_moe_session(make_recipe, routing_replay="old_policy"), step=1)
+    assert free["moe/topk_changed"] > 0  # the second iteration's router picks other experts
+    assert replayed["moe/topk_changed"] == 0  # by construction
+    for metrics in (free, replayed):
+        assert metrics["ratio/variance"] > 0
+
+
+def test_expert_load_is_logged_per_layer(make_recipe):
+    metrics = grpo_step(open_moe_session(make_recipe), step=1)
+    for layer in (0, 1):
+        assert 0.25 <= metrics[f"moe/layer{layer}/max_load"] <= 1.0  # 4 experts
+        assert metrics[f"moe/layer{layer}/imbalance"] >= 1.0
+
+
+def test_aux_loss_coef_adds_exactly_the_models_router_loss(make_recipe):
+    def loss_with(coef):
+        session = open_moe_session(make_recipe, aux_loss_coef=coef)
+        batch, _, _ = collect_batch(session)
+        part = prepare_micro_batch(session, batch, list(range(len(batch.rollouts))))
+        cfg = LossConfig(max_completion_length=session.recipe.rollout.max_new_tokens)
+        totals = BatchTotals(len(batch.rollouts), int(part.tokens.completion_mask.sum()))
+        advantages = torch.linspace(-1, 1, len(batch.rollouts))
+        loss, terms, _ = micro_batch_loss(session, part, advantages, cfg, totals)
+        reported = session.model(input_ids=part.tokens.input_ids, attention_mask=part.tokens.attention_mask,
+                                 output_router_logits=True).aux_loss
+        return loss, reported, terms
+
+    torch.manual_seed(0)
+    without, reported, _ = loss_with(0.0)
+    torch.manual_seed(0)
+    with_aux, _, terms = loss_with(0.01)
+    assert reported > 0
+    assert (with_aux - without).item() == pytest.approx(0.01 * reported.item(), rel=1e-5, abs=1e-9)
+    assert terms["moe_aux_loss"].item() == pytest.approx(reported.item(), rel=1e-6)
+
+
+def test_frozen_routers_do_not_move_while_the_rest_trains(make_recipe):
+    session = open_moe_session(make_recipe, freeze_router=True)
+    names = {f"{name}.weight" for name, _ in routers(session.policy)}
+    before = {n: p.detach().clone() for n, p in session.policy.named_parameters()}
+    grpo_step(session, step=1)
+    after = dict(session.policy.named_parameters())
+    assert names and all(torch.equal(before[n], after[n]) for n in names)
+    assert any(not torch.equal(before[n], after[n]) for n in before if n not in names)
+    assert freeze_routers(session.policy) == 0  # nothing left to freeze
