@@ -44,6 +44,7 @@ def test_vllm_engine_follows_the_policy(make_recipe, architecture):
     session = open_session(recipe_for(make_recipe, architecture, rollout={"backend": "vllm"}), "test")
     try:
         before = torch.tensor(session.engine.logprobs_of(FIXED_SEQUENCE))
+        assert torch.allclose(before, trainer_logprobs(session, FIXED_SEQUENCE), atol=1e-4)
         for step in (1, 2):
             grpo_step(session, step)
         after = torch.tensor(session.engine.logprobs_of(FIXED_SEQUENCE))

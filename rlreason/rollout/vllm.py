@@ -66,9 +66,9 @@ class VLLMRollout:
         torch.set_num_threads(threads)
         self.on_cpu = on_cpu
         self.sleeping = False
-        if source is None:
-            return
-        self.sync_weights()  # the policy may differ from its source (dtype, LoRA init)
+        # Push once now: the policy may differ from its source (dtype, adapters), and an engine's
+        # loader may leave out what the checkpoint ties (e.g. OLMoE's output head).
+        self.sync_weights()
 
     def generate(self, prompt_ids: list[list[int]], n: int, greedy: bool = False,
                  max_new_tokens: int | None = None) -> Rollouts:
