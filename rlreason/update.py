@@ -68,6 +68,8 @@ def update_policy(session: Session, batch: ScoredBatch, advantages: torch.Tensor
             if entropy is not None:
                 sums["entropy"] += (entropy * part.tokens.completion_mask).sum().item()
             for name, value in stats.items():
+                if name.startswith("ratio_") and iteration < algo.num_iterations - 1:
+                    continue  # the ratio spread is reported for the last iteration, the most off-policy
                 sums[name] += value.item()
         sums["grad_norm"] += optimizer_step(session)
     metrics = update_metrics(sums, totals, algo.num_iterations, algo.rollout_correction != "none", cfg.beta > 0)
@@ -128,9 +130,9 @@ def update_metrics(sums: dict[str, float], totals: BatchTotals, iterations: int,
     }
     if with_kl:
         metrics["kl"] = sums["kl"] / (tokens * iterations)
-    mean = sums["ratio_sum"] / (tokens * iterations)
+    mean = sums["ratio_sum"] / tokens  # last iteration only
     metrics["ratio/mean"] = mean
-    metrics["ratio/variance"] = sums["ratio_sq_sum"] / (tokens * iterations) - mean * mean
+    metrics["ratio/variance"] = sums["ratio_sq_sum"] / tokens - mean * mean
     if corrected:
         metrics["rollout/mismatch_kl"] = sums["mismatch_kl"] / tokens
         metrics["rollout/correction_weight"] = sums["correction_weight"] / tokens

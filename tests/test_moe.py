@@ -77,6 +77,42 @@ def test_routing_replay_removes_expert_switches_between_old_and_new_policy(make_
         assert metrics["ratio/variance"] > 0
 
 
+@pytest.fixture(scope="module")
+def adder_checkpoint(tmp_path_factory):
+    """A tiny MoE that has learnt some addition (600 SFT steps): its experts have specialised, so
+    an expert switch changes a token's probability in earnest, as in real checkpoints."""
+    from rlreason.sft import sft
+    from tests.conftest import tiny_recipe
+
+    recipe = tiny_recipe(tmp_path_factory.mktemp("sft"), data={"synthetic": ADDITION},
+                         trainer={"max_steps": 600, "prompts_per_step": 32, "micro_batch_size": 32,
+                                  "learning_rate": 3e-3})
+    return str(sft(recipe).checkpoint)
+
+
+ADDITION = {"num_train": 2000, "operations": "+"}
+
+
+def test_routing_replay_lowers_the_importance_ratio_variance(make_recipe, adder_checkpoint):
+    compared = 0
+    for seed in range(3):
+        runs = {}
+        for replay in ("off", "old_policy"):
+            torch.manual_seed(seed)
+            recipe = make_recipe(model={"name_or_path": adder_checkpoint}, data={"synthetic": ADDITION},
+                                 rewards=[{"name": "math_accuracy"}], moe={"routing_replay": replay},
+                                 algo={"num_iterations": 2},
+                                 rollout={"num_generations": 8, "max_new_tokens": 6},
+                                 trainer={"learning_rate": 1e-3, "prompts_per_step": 16,
+                                          "micro_batch_size": 128, "seed": seed})
+            runs[replay] = grpo_step(open_session(recipe, "test"), step=1)
+        assert runs["old_policy"]["moe/topk_changed"] == 0
+        if runs["off"]["moe/topk_changed"] > 0:  # experts switched: replay must calm the ratios
+            compared += 1
+            assert runs["old_policy"]["ratio/variance"] < runs["off"]["ratio/variance"], (seed, runs)
+    assert compared >= 2
+
+
 def test_expert_load_is_logged_per_layer(make_recipe):
     metrics = grpo_step(open_moe_session(make_recipe), step=1)
     for layer in (0, 1):
