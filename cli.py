@@ -55,8 +55,20 @@ def report(result) -> None:
 @main.command()
 @click.argument("recipe", type=click.Path(dir_okay=False))
 @click.option("--set", "overrides", multiple=True, help=SET_HELP)
-def train(recipe: str, overrides: tuple[str, ...]) -> None:
+@click.option("--dry-run", is_flag=True,
+              help="Validate the recipe and take one step on a tiny stand-in of its model family "
+                   "(no weights needed, writes nothing).")
+def train(recipe: str, overrides: tuple[str, ...], dry_run: bool) -> None:
     """Train a policy with GRPO as RECIPE (a YAML file) says."""
+    if dry_run:
+        from rlreason.dry_run import dry_run as run_dry
+
+        loaded = recipe_from(recipe, overrides)
+        result = run_guarded(run_dry, loaded)
+        click.echo(f"dry run ok: {recipe} is valid; one GRPO step ran on a tiny "
+                   f"{loaded.model.tiny.architecture} stand-in (held-out accuracy "
+                   f"{result.evals[-1][1].accuracy:.3f} on {len(result.evals[-1][1].samples)} problems)")
+        return
     from rlreason.trainer import train as run_grpo
 
     report(run_guarded(run_grpo, recipe_from(recipe, overrides)))

@@ -42,9 +42,10 @@ def non_negative(v) -> bool:
 class TinyModelConfig:
     """A small random-init MoE built by the code (for the demo and tests)."""
 
-    architecture: Literal["qwen3_moe", "qwen2_moe", "mixtral", "olmoe", "deepseek_v3", "gpt_oss"] = option(
-        "qwen3_moe", "MoE family: its transformers config at this size (deepseek_v3: MLA attention, "
-        "shared expert, grouped top-k; qwen2_moe: shared expert).")
+    architecture: Literal["qwen3_moe", "qwen2_moe", "mixtral", "olmoe", "deepseek_v2", "deepseek_v3",
+                          "gpt_oss"] = option(
+        "qwen3_moe", "MoE family: its transformers config at this size (deepseek_v2/v3: latent "
+        "attention, shared experts; v3: grouped top-k; qwen2_moe: shared expert).")
     hidden_size: int = option(128, "Model width.", positive, "> 0")
     num_layers: int = option(2, "Decoder layers.", positive, "> 0")
     num_heads: int = option(4, "Attention heads.", positive, "> 0")

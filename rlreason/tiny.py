@@ -70,6 +70,12 @@ def family_settings(cfg: TinyModelConfig) -> dict:
         return dict(num_local_experts=experts, num_experts_per_tok=top_k, intermediate_size=width, **extra)
     if cfg.architecture == "olmoe":
         return dict(num_experts=experts, num_experts_per_tok=top_k, intermediate_size=width)
+    if cfg.architecture == "deepseek_v2":  # latent attention, shared experts, plain softmax top-k
+        return dict(n_routed_experts=experts, num_experts_per_tok=top_k, moe_intermediate_size=width,
+                    intermediate_size=2 * width, n_shared_experts=1, first_k_dense_replace=0,
+                    q_lora_rank=None, kv_lora_rank=head_dim, qk_rope_head_dim=head_dim // 2,
+                    qk_nope_head_dim=head_dim, v_head_dim=head_dim, head_dim=head_dim // 2,
+                    topk_method="greedy", num_key_value_heads=cfg.num_heads)
     # deepseek_v3: multi-head latent attention, one shared expert, top-k within the best group
     return dict(n_routed_experts=experts, num_experts_per_tok=top_k, moe_intermediate_size=width,
                 intermediate_size=2 * width, n_shared_experts=1, n_group=2, topk_group=1,

