@@ -61,6 +61,7 @@ def add_lora(model: PreTrainedModel, cfg: ModelConfig) -> PreTrainedModel:
         lora_alpha=cfg.lora.alpha,
         lora_dropout=cfg.lora.dropout,
         target_modules=targets[0] if targets == ["all-linear"] else targets,
+        target_parameters=cfg.lora.target_parameters or None,
         task_type="CAUSAL_LM",
     )
     return get_peft_model(model, peft_config)

@@ -68,6 +68,9 @@ class LoraConfig:
         help="Module names to adapt; 'all-linear' adapts every linear layer but the output head.",
         factory=lambda: ["all-linear"],
     )
+    target_parameters: list[str] = option(
+        help="Parameters to adapt directly (peft's parameter targets), e.g. MoE experts stored as "
+        "3-D tensors: [mlp.experts.gate_up_proj, mlp.experts.down_proj].", factory=list)
 
 
 @dataclass

@@ -153,3 +153,27 @@ def test_frozen_routers_do_not_move_while_the_rest_trains(make_recipe):
     assert names and all(torch.equal(before[n], after[n]) for n in names)
     assert any(not torch.equal(before[n], after[n]) for n in before if n not in names)
     assert freeze_routers(session.policy) == 0  # nothing left to freeze
+
+
+ATTENTION = ["q_proj", "k_proj", "v_proj", "o_proj"]
+EXPERTS = ["mlp.experts.gate_up_proj", "mlp.experts.down_proj"]
+
+
+@pytest.mark.parametrize("targets, expert_adapters", [({"target_modules": ATTENTION}, False),
+                                                      ({"target_modules": ATTENTION, "target_parameters": EXPERTS}, True)],
+                         ids=["attention-only", "attention+experts"])
+def test_lora_on_attention_only_or_on_the_experts_too(make_recipe, targets, expert_adapters):
+    recipe = make_recipe(rewards=VARIED, model={"lora": {"r": 4, "alpha": 8, **targets}},
+                         trainer={"learning_rate": 1e-2})
+    session = open_session(recipe, "test")
+    trainable = [n for n, p in session.policy.named_parameters() if p.requires_grad]
+    assert all("lora_" in n for n in trainable)
+    assert any("mlp.experts" in n for n in trainable) == expert_adapters
+    experts = session.policy.get_base_model().model.layers[0].mlp.experts
+    base = experts.base_layer.base_layer if expert_adapters else experts
+    frozen = base.gate_up_proj.detach().clone()
+    grpo_step(session, step=1)
+    assert torch.equal(base.gate_up_proj, frozen)  # base expert weights never train under LoRA
+    if expert_adapters:
+        lora_b = [p for n, p in session.policy.named_parameters() if "mlp.experts" in n and "lora_B" in n]
+        assert any(p.abs().sum() > 0 for p in lora_b)  # the expert adapters did
