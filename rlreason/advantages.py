@@ -16,7 +16,8 @@ EPS = 1e-4
 
 
 def group_advantages(rewards: torch.Tensor, group_size: int, scale: str = "group",
-                     baseline: str = "mean", eps: float = EPS) -> torch.Tensor:
+                     baseline: str = "mean", eps: float = EPS,
+                     batch_rewards: torch.Tensor | None = None) -> torch.Tensor:
     """Group-relative advantages ``(r - baseline) / (std + eps)``.
 
     Args:
@@ -24,6 +25,8 @@ def group_advantages(rewards: torch.Tensor, group_size: int, scale: str = "group
         group_size: G.
         scale: "group", "batch" or "none" (see the module doc).
         baseline: "mean" or "leave_one_out".
+        batch_rewards: every reward of the global batch, for ``scale="batch"`` when ``rewards``
+            is one process's share of it; default ``rewards``.
     Returns:
         (B*G,) advantages; exactly zero for a group whose rewards all tie.
     """
@@ -40,7 +43,7 @@ def group_advantages(rewards: torch.Tensor, group_size: int, scale: str = "group
     if scale == "group":
         centred = centred / (grouped.std(dim=1, keepdim=True) + eps)
     elif scale == "batch":
-        centred = centred / (rewards.std() + eps)
+        centred = centred / ((rewards if batch_rewards is None else batch_rewards).std() + eps)
     elif scale != "none":
         raise ValueError(f"scale must be group, batch or none, got {scale!r}")
     return centred.reshape(-1)

@@ -142,10 +142,17 @@ def eval_operation(a: int, op: str, b: int) -> int:
 class PromptSampler:
     """Endless seeded batches of examples, reshuffled each epoch; position is resumable."""
 
-    def __init__(self, examples: list[Example], batch_size: int, seed: int):
+    def __init__(self, examples: list[Example], batch_size: int, seed: int, rank: int = 0,
+                 world_size: int = 1):
+        """Each of ``world_size`` processes gets its contiguous share of every global batch of
+        ``batch_size`` examples: the same data order, whatever the number of processes."""
         if not examples:
             raise RecipeError("data.source: no training examples")
+        if batch_size % world_size:
+            raise RecipeError(f"trainer.prompts_per_step: {batch_size} prompts cannot be shared "
+                              f"evenly by {world_size} processes")
         self.examples, self.batch_size, self.seed = examples, batch_size, seed
+        self.share = slice(rank * batch_size // world_size, (rank + 1) * batch_size // world_size)
         self.epoch, self.position = 0, 0
         self.order = self.shuffled(0)
 
@@ -162,7 +169,7 @@ class PromptSampler:
                 self.order = self.shuffled(self.epoch)
             batch.append(self.examples[self.order[self.position]])
             self.position += 1
-        return batch
+        return batch[self.share]
 
     def __iter__(self) -> Iterator[list[Example]]:
         while True:

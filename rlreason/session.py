@@ -82,7 +82,9 @@ def open_session(recipe: Recipe, description: str, with_reference: bool = False)
         optimizer=optimizer, scheduler=scheduler,
         engine=make_engine(recipe, accelerator.unwrap_model(model), loaded.tokenizer,
                            [e.prompt for e in splits.train + splits.eval]),
-        suite=suite, splits=splits, sampler=PromptSampler(splits.train, t.prompts_per_step, t.seed),
+        suite=suite, splits=splits, sampler=PromptSampler(splits.train, t.prompts_per_step, t.seed,
+                                                            accelerator.process_index,
+                                                            accelerator.num_processes),
         log=RunLog(recipe.run_dir, t.max_steps, description, accelerator.is_main_process),
         reference=reference,
     )

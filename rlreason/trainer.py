@@ -10,7 +10,7 @@ import torch
 from rlreason.advantages import group_advantages, total_rewards
 from rlreason.batches import ScoredBatch, concatenate
 from rlreason.evaluate import columns_of
-from rlreason.recipe import Recipe
+from rlreason.recipe import Recipe, RecipeError
 from rlreason.session import (RunResult, Session, open_session, run_steps, sync_engine,
                               tokenize_prompts)
 from rlreason.update import update_policy
@@ -19,6 +19,9 @@ from rlreason.update import update_policy
 def train(recipe: Recipe) -> RunResult:
     """Run GRPO as the recipe says; returns where the run and its final checkpoint are."""
     session = open_session(recipe, "grpo", with_reference=recipe.algo.beta > 0)
+    if recipe.algo.dynamic_sampling and session.accelerator.num_processes > 1:
+        raise RecipeError("algo.dynamic_sampling: not supported with more than one process yet "
+                          "(processes would keep different numbers of groups)")
     return run_steps(session, grpo_step)
 
 
@@ -29,8 +32,9 @@ def grpo_step(session: Session, step: int) -> dict[str, float]:
     scored = time.perf_counter()
     update = {}
     if batch.num_groups:  # dynamic sampling may find no group worth learning from
+        everyone = session.accelerator.gather(batch.total) if session.accelerator.num_processes > 1 else None
         advantages = group_advantages(batch.total, batch.group_size, recipe.algo.scale_rewards,
-                                      recipe.algo.baseline)
+                                      recipe.algo.baseline, batch_rewards=everyone)
         update = update_policy(session, batch, advantages)
     updated = time.perf_counter()
     sync_engine(session)

@@ -49,7 +49,8 @@ def update_policy(session: Session, batch: ScoredBatch, advantages: torch.Tensor
                      algo.unbiased_kl, recipe.rollout.max_new_tokens)
     parts = [prepare_micro_batch(session, batch, rows)
              for rows in micro_batches(len(batch.rollouts), recipe.trainer.micro_batch_size)]
-    totals = BatchTotals(len(batch.rollouts), int(sum(p.tokens.completion_mask.sum().item() for p in parts)))
+    local_tokens = int(sum(p.tokens.completion_mask.sum().item() for p in parts))
+    totals = global_totals(accelerator, len(batch.rollouts), local_tokens)
     sums: dict[str, float] = defaultdict(float)
     for part in parts:
         sums["mismatch_kl"] += part.mismatch_kl
@@ -63,7 +64,9 @@ def update_policy(session: Session, batch: ScoredBatch, advantages: torch.Tensor
             with sync:
                 loss, stats, entropy = micro_batch_loss(session, part, advantages[part.rows], cfg, totals,
                                                         with_entropy=iteration == 0, stats=routing_stats)
-                accelerator.backward(loss)
+                # each process's loss is its share of the global batch; DDP averages gradients
+                # over processes, so scale back up to get the gradient of the global loss
+                accelerator.backward(loss * accelerator.num_processes)
             sums["loss"] += loss.item()
             if entropy is not None:
                 sums["entropy"] += (entropy * part.tokens.completion_mask).sum().item()
@@ -72,6 +75,7 @@ def update_policy(session: Session, batch: ScoredBatch, advantages: torch.Tensor
                     continue  # the ratio spread is reported for the last iteration, the most off-policy
                 sums[name] += value.item()
         sums["grad_norm"] += optimizer_step(session)
+    sums = summed_over_processes(accelerator, sums)
     metrics = update_metrics(sums, totals, algo.num_iterations, algo.rollout_correction != "none", cfg.beta > 0)
     return {**metrics, **routing_stats.metrics(), **moe_loss_metrics(session, sums, algo.num_iterations)}
 
@@ -115,6 +119,26 @@ def moe_loss_metrics(session: Session, sums: dict[str, float], iterations: int) 
         return {}
     return {"moe/aux_loss": sums["moe_aux_loss"] / iterations, "moe/z_loss": sums["moe_z_loss"] / iterations,
             "moe/aux_loss_coef": moe.aux_loss_coef}
+
+
+def global_totals(accelerator, num_sequences: int, num_tokens: int) -> BatchTotals:
+    """Sequence and completion-token counts of the batch across all processes."""
+    if accelerator.num_processes == 1:
+        return BatchTotals(num_sequences, num_tokens)
+    counts = accelerator.reduce(torch.tensor([num_sequences, num_tokens], device=accelerator.device),
+                                reduction="sum")
+    return BatchTotals(int(counts[0]), int(counts[1]))
+
+
+def summed_over_processes(accelerator, sums: dict[str, float]) -> dict[str, float]:
+    """Per-process sums of losses and token counts -> sums over the global batch (grad_norm is
+    already global: it is taken after the gradient all-reduce)."""
+    if accelerator.num_processes == 1:
+        return sums
+    names = sorted(name for name in sums if name != "grad_norm")
+    values = accelerator.reduce(torch.tensor([sums[n] for n in names], dtype=torch.float64,
+                                             device=accelerator.device), reduction="sum")
+    return {**sums, **dict(zip(names, values.tolist()))}
 
 
 def update_metrics(sums: dict[str, float], totals: BatchTotals, iterations: int,
