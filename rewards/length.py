@@ -28,13 +28,4 @@ def overlong_penalty(completions: list[str], completion_ids: list[list[int]] | N
         raise RewardError("overlong_penalty needs the column completion_ids (token ids of each "
                           "completion), which the trainer passes")
     free = max_completion_length - cache_length
-    scores = []
-    for ids in completion_ids:
-        length = len(ids)
-        if length <= free:
-            scores.append(0.0)
-        elif length <= max_completion_length:
-            scores.append((free - length) / cache_length)
-        else:
-            scores.append(-1.0)
-    return scores
+    return [max(-1.0, min(0.0, (free - len(ids)) / cache_length)) for ids in completion_ids]

@@ -35,48 +35,36 @@ class ScoredBatch:
 
     def take_groups(self, groups: list[int]) -> ScoredBatch:
         """The batch restricted to ``groups`` (in that order), renumbered 0..len-1."""
-        g = self.group_size
-        rows = [group * g + k for group in groups for k in range(g)]
-        r = self.rollouts
-        return ScoredBatch(
-            examples=[self.examples[group] for group in groups],
-            rollouts=Rollouts(
-                prompt_ids=[r.prompt_ids[i] for i in rows],
-                completion_ids=[r.completion_ids[i] for i in rows],
-                rollout_logprobs=None if r.rollout_logprobs is None else [r.rollout_logprobs[i] for i in rows],
-                finish_reason=[r.finish_reason[i] for i in rows],
-                group_index=[i // g for i in range(len(rows))],
-            ),
-            texts=[self.texts[i] for i in rows],
-            rewards=RewardBatch(
-                per_function={name: [values[i] for i in rows]
-                              for name, values in self.rewards.per_function.items()},
-                total=[self.rewards.total[i] for i in rows],
-            ),
-            total=self.total[rows] if rows else self.total[:0],
-            group_size=g,
-        )
+        return assemble([(self, groups)])
 
 
 def concatenate(batches: list[ScoredBatch]) -> ScoredBatch:
     """One batch holding the groups of ``batches`` in order."""
-    first = batches[0]
-    logprobs = [b.rollouts.rollout_logprobs for b in batches]
+    return assemble([(b, list(range(b.num_groups))) for b in batches])
+
+
+def assemble(picks: list[tuple[ScoredBatch, list[int]]]) -> ScoredBatch:
+    """A batch of the chosen groups of each batch, in order, renumbered 0..len-1."""
+    g = picks[0][0].group_size
+    indices = [[group * g + k for group in groups for k in range(g)] for _, groups in picks]
+    rows = [(b, i) for (b, _), chosen in zip(picks, indices) for i in chosen]
+    logprobs = [b.rollouts.rollout_logprobs for b, _ in picks]
+    names = picks[0][0].rewards.per_function
     return ScoredBatch(
-        examples=[e for b in batches for e in b.examples],
+        examples=[b.examples[group] for b, groups in picks for group in groups],
         rollouts=Rollouts(
-            prompt_ids=[p for b in batches for p in b.rollouts.prompt_ids],
-            completion_ids=[c for b in batches for c in b.rollouts.completion_ids],
-            rollout_logprobs=None if any(lp is None for lp in logprobs) else [x for lp in logprobs for x in lp],
-            finish_reason=[f for b in batches for f in b.rollouts.finish_reason],
-            group_index=[i // first.group_size for i in range(sum(len(b.rollouts) for b in batches))],
+            prompt_ids=[b.rollouts.prompt_ids[i] for b, i in rows],
+            completion_ids=[b.rollouts.completion_ids[i] for b, i in rows],
+            rollout_logprobs=(None if any(lp is None for lp in logprobs)
+                              else [b.rollouts.rollout_logprobs[i] for b, i in rows]),
+            finish_reason=[b.rollouts.finish_reason[i] for b, i in rows],
+            group_index=[i // g for i in range(len(rows))],
         ),
-        texts=[t for b in batches for t in b.texts],
+        texts=[b.texts[i] for b, i in rows],
         rewards=RewardBatch(
-            per_function={name: [v for b in batches for v in b.rewards.per_function[name]]
-                          for name in first.rewards.per_function},
-            total=[t for b in batches for t in b.rewards.total],
+            per_function={name: [b.rewards.per_function[name][i] for b, i in rows] for name in names},
+            total=[b.rewards.total[i] for b, i in rows],
         ),
-        total=torch.cat([b.total for b in batches]),
-        group_size=first.group_size,
+        total=torch.cat([b.total[chosen] for (b, _), chosen in zip(picks, indices)]),
+        group_size=g,
     )

@@ -32,7 +32,7 @@ def evaluate(engine: RolloutEngine, tokenizer, examples: list[Example], suite: R
         rollouts = engine.generate(prompt_ids, n=1, greedy=True, max_new_tokens=max_new_tokens)
         texts += tokenizer.batch_decode(rollouts.completion_ids, skip_special_tokens=True)
         completion_ids += rollouts.completion_ids
-    scores = suite.score(texts, {**columns_of(examples, repeat=1), "completion_ids": completion_ids})
+    scores = suite.score(texts, columns_of(examples, repeat=1, completion_ids=completion_ids))
     metrics = {f"reward/{name}": mean(values) for name, values in scores.per_function.items()}
     metrics["completion_length"] = sum(map(len, completion_ids)) / len(completion_ids)
     metrics["accuracy"] = metrics[f"reward/{metric}"]
@@ -51,11 +51,13 @@ def evaluate_recipe(recipe: Recipe) -> EvalResult:
                     recipe.evaluation.batch_size, recipe.rollout.max_new_tokens)
 
 
-def columns_of(examples: list[Example], repeat: int) -> dict[str, list]:
-    """Reward columns for ``repeat`` completions per example: each row field, plus prompts."""
+def columns_of(examples: list[Example], repeat: int, completion_ids: list[list[int]]) -> dict[str, list]:
+    """Reward columns for ``repeat`` completions per example: each row field, plus prompts and
+    the completions' token ids."""
     names = list(examples[0].columns)
     columns = {name: [e.columns.get(name) for e in examples for _ in range(repeat)] for name in names}
     columns["prompts"] = [e.prompt for e in examples for _ in range(repeat)]
+    columns["completion_ids"] = completion_ids
     return columns
 
 

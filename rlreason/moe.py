@@ -63,7 +63,6 @@ def weights_of_selected(router: torch.nn.Module, logits: torch.Tensor, indices: 
 class RoutingStats:
     """Token counts over one or more forward passes (only tokens the mask marks as real)."""
 
-    tokens: int = 0  # token-layer pairs seen
     changed: int = 0  # of which the experts used differ from the recorded ones
     compared: int = 0  # token-layer pairs that had a recorded selection to compare with
     load: dict[str, torch.Tensor] = field(default_factory=dict)  # router -> tokens per expert
@@ -115,7 +114,6 @@ def routing(model: torch.nn.Module, token_mask: torch.Tensor, *, record: Tape | 
                 record.setdefault(name, []).append(indices.detach().clone())
             if stats is not None:
                 real = indices[mask]
-                stats.tokens += real.shape[0]
                 counts = torch.bincount(real.flatten(), minlength=logits.shape[-1]).float()
                 stats.load[name] = stats.load.get(name, 0) + counts.cpu()
                 if compare is not None:

@@ -46,14 +46,7 @@ def right_padded(prompt_ids: list[list[int]], completion_ids: list[list[int]], p
 
 def sequence_logprobs(model: torch.nn.Module, batch: TokenBatch, temperature: float = 1.0) -> torch.Tensor:
     """(N, L-1) logprob of each next token under ``model`` (temperature-scaled)."""
-    return sequence_scores(model, batch, temperature, with_entropy=False)[0]
-
-
-def sequence_scores(model: torch.nn.Module, batch: TokenBatch, temperature: float = 1.0,
-                    with_entropy: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(N, L-1) next-token logprobs and entropies (no grad) under ``model``."""
-    scored = policy_forward(model, batch, temperature, with_entropy)
-    return scored.logprobs, scored.entropy
+    return policy_forward(model, batch, temperature, with_entropy=False).logprobs
 
 
 @dataclass(frozen=True)

@@ -93,8 +93,7 @@ def generate_and_score(session: Session, timings: dict[str, float]) -> ScoredBat
     rollouts = session.engine.generate(tokenize_prompts(session, examples), n=group_size)
     generated = time.perf_counter()
     texts = session.tokenizer.batch_decode(rollouts.completion_ids, skip_special_tokens=True)
-    columns = {**columns_of(examples, repeat=group_size), "completion_ids": rollouts.completion_ids}
-    rewards = session.suite.score(texts, columns)
+    rewards = session.suite.score(texts, columns_of(examples, group_size, rollouts.completion_ids))
     if recipe.algo.normalise_each_reward:
         per_function = torch.tensor([[float("nan") if v is None else v for v in values]
                                      for values in rewards.per_function.values()]).T  # (B*G, K)

@@ -3,7 +3,7 @@
 TRL's ``GRPOTrainer`` is built on the same tiny MoE checkpoint and its own ``compute_loss``
 scores one batch (prompt and completion ids, masks, advantages, old and reference logprobs);
 rlreason scores the same batch through its own path (``right_padded`` ->
-``sequence_scores`` -> ``policy_loss``) on the very same module. Losses, gradients and the
+``policy_forward`` -> ``policy_loss``) on the very same module. Losses, gradients and the
 entropy TRL logs must agree. TRL's version is pinned in pyproject's ``dev`` extra.
 """
 
@@ -12,7 +12,7 @@ import torch
 from datasets import Dataset
 
 from rlreason.losses import BatchTotals, LossConfig, policy_loss
-from rlreason.sequences import right_padded, sequence_scores
+from rlreason.sequences import policy_forward, right_padded
 from rlreason.tiny import build_char_tokenizer, build_tiny_moe
 from rlreason.recipe import TinyModelConfig
 from tests.conftest import TINY
@@ -110,7 +110,8 @@ def test_loss_and_gradient_equal_trls(checkpoint, tmp_path, loss_type, beta, unb
         len(tokenizer), pad, seed=7, log_ratio_scale=0.002 if loss_type == "gspo" else 0.3)
 
     tokens = right_padded(prompts, completions, pad)
-    logprobs, entropy = sequence_scores(model, tokens, TEMPERATURE)
+    scored = policy_forward(model, tokens, TEMPERATURE)
+    logprobs, entropy = scored.logprobs, scored.entropy
     mask = tokens.completion_mask
     current = logprobs.detach()[:, PROMPT_LEN - 1:]  # (N, T) completion columns
     old, ref = current + old_shift, current + ref_shift

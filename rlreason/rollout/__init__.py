@@ -40,6 +40,7 @@ def make_engine(recipe: Recipe, policy, tokenizer, prompts: list[str]) -> Rollou
         return HFRollout(policy, tokenizer, cfg)
     from rlreason.rollout.vllm import VLLMRollout
 
-    longest = max(len(ids) for ids in tokenizer(prompts).input_ids)
+    max_model_len = cfg.vllm.max_model_len or (
+        max(len(ids) for ids in tokenizer(prompts).input_ids) + cfg.max_new_tokens)
     return VLLMRollout(policy, tokenizer, cfg, source=recipe.model.name_or_path, dtype=recipe.model.dtype,
-                       seed=recipe.trainer.seed, max_model_len=longest + cfg.max_new_tokens)
+                       seed=recipe.trainer.seed, max_model_len=max_model_len)

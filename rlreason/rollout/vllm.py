@@ -13,7 +13,6 @@ import copy
 import logging
 import os
 import tempfile
-import time
 from pathlib import Path
 
 import torch
@@ -43,7 +42,6 @@ class VLLMRollout:
 
         self.policy, self.tokenizer, self.cfg, self.seed = policy, tokenizer, cfg, seed
         self.calls = 0
-        self.last_sync_seconds = 0.0
         on_cpu = not torch.cuda.is_available()
         if on_cpu and cfg.vllm.sleep_mode:
             raise RecipeError("rollout.vllm.sleep_mode: needs a GPU (vLLM's sleep mode manages "
@@ -57,7 +55,7 @@ class VLLMRollout:
                 gpu_memory_utilization=cfg.vllm.gpu_memory_utilization,
                 tensor_parallel_size=cfg.vllm.tensor_parallel_size,
                 enable_sleep_mode=cfg.vllm.sleep_mode,
-                max_model_len=cfg.vllm.max_model_len or max_model_len,
+                max_model_len=max_model_len,
                 enable_prefix_caching=True,
                 logprobs_mode="processed_logprobs",  # after temperature, as the trainer computes them
                 **({"distributed_executor_backend": "external_launcher"}
@@ -106,7 +104,6 @@ class VLLMRollout:
 
     def sync_weights(self) -> None:
         """Push the policy's current weights (LoRA merged, experts per expert) into the engine."""
-        started = time.perf_counter()
         self.wake()
         model = self.llm.llm_engine.model_executor.driver_worker.model_runner.model
         with checkpoint_weights(self.policy) as weights:
@@ -114,7 +111,6 @@ class VLLMRollout:
         if self.on_cpu:
             repack_cpu_experts(model)
         self.llm.reset_prefix_cache()
-        self.last_sync_seconds = time.perf_counter() - started
 
     def logprobs_of(self, token_ids: list[int]) -> list[float]:
         """The engine's logprob of each token of ``token_ids`` after the first (temperature 1)."""
