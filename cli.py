@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -20,7 +21,8 @@ SET_HELP = "Override a recipe key, e.g. --set trainer.max_steps=2 (repeatable)."
 @click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
 def main(verbose: bool) -> None:
     """GRPO-style reinforcement learning with rule-based rewards."""
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+    level = logging.DEBUG if verbose else logging.INFO if main_process() else logging.WARNING
+    logging.basicConfig(level=level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
 
 
@@ -39,7 +41,15 @@ def run_guarded(fn, *args):
         raise click.ClickException(str(err)) from None
 
 
+def main_process() -> bool:
+    """False in the other processes of a multi-process launch (accelerate, torchrun): they log
+    only warnings, and the main process reports."""
+    return os.environ.get("RANK", "0") == "0"
+
+
 def report(result) -> None:
+    if not main_process():
+        return
     click.echo(f"run directory: {result.run_dir}")
     click.echo(f"checkpoint:    {result.checkpoint}")
     for step, evaluation in result.evals:

@@ -8,8 +8,10 @@ import shutil
 from pathlib import Path
 
 
-def save_checkpoint(model, tokenizer, directory: Path, state: dict) -> Path:
+def save_checkpoint(model, tokenizer, directory: Path, state: dict, weights: dict | None = None) -> Path:
     """Write model, tokenizer and ``trainer_state.json`` to ``directory`` all at once.
+
+    ``weights``: the model's full state dict when the live parameters are shards (FSDP, ZeRO-3).
 
     Everything goes to a hidden sibling first and is renamed into place, so a crash
     mid-save leaves the previous checkpoint (if any) intact and never a half-written one.
@@ -19,7 +21,7 @@ def save_checkpoint(model, tokenizer, directory: Path, state: dict) -> Path:
     tmp = directory.with_name(f".{directory.name}.tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
-    model.save_pretrained(tmp)
+    model.save_pretrained(tmp, state_dict=weights)
     tokenizer.save_pretrained(tmp)
     (tmp / "trainer_state.json").write_text(json.dumps(state, indent=2))
     if directory.exists():

@@ -153,7 +153,7 @@ class PromptSampler:
                               f"evenly by {world_size} processes")
         self.examples, self.batch_size, self.seed = examples, batch_size, seed
         self.share = slice(rank * batch_size // world_size, (rank + 1) * batch_size // world_size)
-        self.epoch, self.position = 0, 0
+        self.epoch, self.position, self.draws = 0, 0, 0
         self.order = self.shuffled(0)
 
     def shuffled(self, epoch: int) -> list[int]:
@@ -169,7 +169,15 @@ class PromptSampler:
                 self.order = self.shuffled(self.epoch)
             batch.append(self.examples[self.order[self.position]])
             self.position += 1
+        self.draws += 1
         return batch[self.share]
+
+    def last_seeds(self) -> list[int]:
+        """A sampling seed for each prompt of the last batch, from the run's seed, the batch's
+        number and the prompt's place in the global batch: a prompt's completions are drawn the
+        same way whatever the number of processes (and a resumed run draws them as before)."""
+        return [random.Random(f"{self.seed}-{self.draws}-{slot}").getrandbits(31)
+                for slot in range(self.share.start, self.share.stop)]
 
     def __iter__(self) -> Iterator[list[Example]]:
         while True:

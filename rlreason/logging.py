@@ -16,11 +16,14 @@ PROGRESS_KEYS = {"reward": "reward", "kl": "kl", "completion_length": "len",
 
 class RunLog:
     def __init__(self, run_dir: Path, total_steps: int, description: str, enabled: bool = True):
-        run_dir.mkdir(parents=True, exist_ok=True)
+        """``enabled``: this process writes the log (the main one, when there are several)."""
+        self.enabled = enabled
         self.metrics_path = run_dir / "metrics.jsonl"
         self.samples_path = run_dir / "samples.jsonl"
-        self.metrics_path.write_text("")
-        self.samples_path.write_text("")
+        if enabled:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            self.metrics_path.write_text("")
+            self.samples_path.write_text("")
         # redraw at most every 30 s when the output is a log file rather than a terminal
         self.shown: dict[str, str] = {}
         self.bar = tqdm(total=total_steps, desc=description, disable=not enabled, dynamic_ncols=True,
@@ -28,6 +31,8 @@ class RunLog:
 
     def metrics(self, step: int, values: dict[str, float]) -> None:
         """Append one line to metrics.jsonl and show the headline numbers on the bar."""
+        if not self.enabled:
+            return
         append_jsonl(self.metrics_path, {"step": step, **values})
         self.shown.update({short: f"{values[k]:.3g}" for k, short in PROGRESS_KEYS.items() if k in values})
         if self.shown:
@@ -37,7 +42,7 @@ class RunLog:
         self.bar.update(1)
 
     def samples(self, step: int, rows: list[dict]) -> None:
-        for row in rows:
+        for row in rows if self.enabled else ():
             append_jsonl(self.samples_path, {"step": step, **row})
 
     def close(self) -> None:

@@ -21,6 +21,7 @@ from transformers import get_scheduler
 from rewards import RewardSuite
 from rlreason.checkpoint import save_checkpoint
 from rlreason.data import PromptSampler, Splits, load_splits
+from rlreason.distributed import make_accelerator, parameters_sharded, scalar
 from rlreason.evaluate import EvalResult, evaluate
 from rlreason.logging import RunLog
 from rlreason.models import count_parameters, load_policy, reference_model
@@ -59,7 +60,7 @@ def open_session(recipe: Recipe, description: str, with_reference: bool = False)
     suite = RewardSuite(recipe.rewards)
     splits = load_splits(recipe.data)
     resolve_backend(recipe.rollout.backend)
-    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    accelerator = make_accelerator()
     set_seed(recipe.trainer.seed)
     loaded = load_policy(recipe.model)
     if recipe.moe.freeze_router and not freeze_routers(loaded.model):
@@ -74,14 +75,15 @@ def open_session(recipe: Recipe, description: str, with_reference: bool = False)
     model, optimizer, scheduler = accelerator.prepare(loaded.model, optimizer, scheduler)
     if reference is not None:
         reference = reference.to(accelerator.device)
-    write_config(recipe)
+    if accelerator.is_main_process:
+        write_config(recipe)
     log.info("%s: %d parameters (%d trainable) in %s", description,
              count_parameters(loaded.model), sum(p.numel() for p in trainable), recipe.run_dir)
     return Session(
         recipe=recipe, accelerator=accelerator, model=model, tokenizer=loaded.tokenizer,
         optimizer=optimizer, scheduler=scheduler,
         engine=make_engine(recipe, accelerator.unwrap_model(model), loaded.tokenizer,
-                           [e.prompt for e in splits.train + splits.eval]),
+                           [e.prompt for e in splits.train + splits.eval], parameters_sharded(accelerator)),
         suite=suite, splits=splits, sampler=PromptSampler(splits.train, t.prompts_per_step, t.seed,
                                                             accelerator.process_index,
                                                             accelerator.num_processes),
@@ -116,14 +118,32 @@ def evaluation_due(session: Session, step: int) -> bool:
 
 
 def save(session: Session, name: str, step: int) -> Path:
-    """Save the policy (HF format) into the run directory, from the main process only."""
-    session.accelerator.wait_for_everyone()
+    """Save the policy (HF format) into the run directory, written by the main process only;
+    sharded parameters (FSDP, ZeRO-3) are gathered from every process first."""
+    accelerator = session.accelerator
+    accelerator.wait_for_everyone()
+    weights = None
+    if parameters_sharded(accelerator):
+        weights = tied_as_in(session.policy, accelerator.get_state_dict(session.model))
     target = session.recipe.run_dir / name
-    if session.accelerator.is_main_process:
-        state = {"step": step, "sampler": {"epoch": session.sampler.epoch,
-                                           "position": session.sampler.position}}
-        save_checkpoint(session.policy, session.tokenizer, target, state)
+    if accelerator.is_main_process:
+        sampler = session.sampler
+        state = {"step": step, "sampler": {"epoch": sampler.epoch, "position": sampler.position,
+                                           "draws": sampler.draws}}
+        save_checkpoint(session.policy, session.tokenizer, target, state, weights)
+    accelerator.wait_for_everyone()
     return target
+
+
+def tied_as_in(model: torch.nn.Module, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Gathered weights with the model's shared parameters (tied embeddings) as one tensor again,
+    so the checkpoint stores them once, as an unsharded model's does."""
+    first: dict[int, str] = {}
+    for name, param in model.named_parameters(remove_duplicate=False):
+        if id(param) in first and name in weights:
+            weights[name] = weights[first[id(param)]]
+        first.setdefault(id(param), name)
+    return weights
 
 
 def tokenize_prompts(session: Session, examples) -> list[list[int]]:
@@ -164,11 +184,8 @@ def optimizer_step(session: Session) -> float:
     """Clip the gradient norm (if set), step optimizer and scheduler; returns the norm."""
     max_norm = session.recipe.trainer.max_grad_norm
     params = [p for p in session.model.parameters() if p.requires_grad]
-    if max_norm > 0:
-        grad_norm = session.accelerator.clip_grad_norm_(params, max_norm).item()
-    else:
-        norms = [p.grad.detach().norm() for p in params if p.grad is not None]
-        grad_norm = torch.linalg.vector_norm(torch.stack(norms)).item() if norms else 0.0
+    # with no limit, clipping is only the (global, shard-aware) norm: the scale factor is 1
+    grad_norm = scalar(session.accelerator.clip_grad_norm_(params, max_norm if max_norm > 0 else float("inf")))
     session.optimizer.step()
     session.scheduler.step()
     session.optimizer.zero_grad(set_to_none=True)

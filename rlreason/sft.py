@@ -1,7 +1,7 @@
 """Supervised fine-tuning on (prompt, target) pairs: the cold start before RL.
 
 Cross-entropy on the target tokens only (prompt and padding masked), averaged over all
-target tokens of the step; the target ends with EOS so the model learns to stop.
+target tokens of the step, across processes; the target ends with EOS so the model learns to stop.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 
 from rlreason.data import render_completion
+from rlreason.distributed import summed
 from rlreason.recipe import Recipe
 from rlreason.sequences import micro_batches, right_padded, sequence_logprobs
 from rlreason.session import RunResult, Session, open_session, optimizer_step, run_steps, tokenize_prompts
@@ -26,7 +27,7 @@ def sft_step(session: Session, step: int) -> dict[str, float]:
     targets = [render_completion(e, session.recipe.data) for e in examples]
     target_ids = [ids + [tokenizer.eos_token_id]
                   for ids in tokenizer(targets, add_special_tokens=False).input_ids]
-    num_tokens = sum(map(len, target_ids))
+    num_tokens, = summed(accelerator, [sum(map(len, target_ids))])  # of the global batch
     chunks = micro_batches(len(examples), session.recipe.trainer.micro_batch_size)
     total = 0.0
     session.model.train()
@@ -37,9 +38,10 @@ def sft_step(session: Session, step: int) -> dict[str, float]:
         with sync:
             logprobs = sequence_logprobs(session.model, batch)  # (n, L-1)
             loss = -(logprobs * batch.completion_mask).sum() / num_tokens
-            accelerator.backward(loss)
+            accelerator.backward(loss * accelerator.num_processes)  # DDP averages over processes
         total += loss.item()
     grad_norm = optimizer_step(session)
+    total, = summed(accelerator, [total])
     metrics = {"loss": total, "grad_norm": grad_norm, "lr": session.scheduler.get_last_lr()[0]}
     session.log.metrics(step, metrics)
     return metrics

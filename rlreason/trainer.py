@@ -9,10 +9,12 @@ import torch
 
 from rlreason.advantages import group_advantages, total_rewards
 from rlreason.batches import ScoredBatch, concatenate
+from rlreason.distributed import gathered
 from rlreason.evaluate import columns_of
 from rlreason.recipe import Recipe, RecipeError
 from rlreason.session import (RunResult, Session, open_session, run_steps, sync_engine,
                               tokenize_prompts)
+from rlreason.types import RewardBatch
 from rlreason.update import update_policy
 
 
@@ -32,19 +34,15 @@ def grpo_step(session: Session, step: int) -> dict[str, float]:
     scored = time.perf_counter()
     update = {}
     if batch.num_groups:  # dynamic sampling may find no group worth learning from
-        everyone = session.accelerator.gather(batch.total) if session.accelerator.num_processes > 1 else None
         advantages = group_advantages(batch.total, batch.group_size, recipe.algo.scale_rewards,
-                                      recipe.algo.baseline, batch_rewards=everyone)
+                                      recipe.algo.baseline, batch_rewards=gathered(session.accelerator, batch.total))
         update = update_policy(session, batch, advantages)
     updated = time.perf_counter()
     sync_engine(session)
     finished = time.perf_counter()
-    rollouts = sampled.rollouts
     metrics = {
-        **reward_metrics(sampled),
+        **sampling_metrics(session, sampled),
         **update,
-        "completion_length": sum(map(len, rollouts.completion_ids)) / len(rollouts),
-        "truncated_ratio": rollouts.finish_reason.count("length") / len(rollouts),
         "lr": session.scheduler.get_last_lr()[0],
         "time/generate": timings["generate"], "time/reward": timings["reward"],
         "time/update": updated - scored, "time/sync": finished - updated,
@@ -58,7 +56,7 @@ def grpo_step(session: Session, step: int) -> dict[str, float]:
     if every and (step % every == 0 or step == 1):
         session.log.samples(step, [{"prompt": sampled.examples[g].prompt, "completion": t, "reward": r}
                                    for t, r, g in zip(sampled.texts, sampled.rewards.total,
-                                                      rollouts.group_index)])
+                                                      sampled.rollouts.group_index)])
     return metrics
 
 
@@ -90,13 +88,13 @@ def generate_and_score(session: Session, timings: dict[str, float]) -> ScoredBat
     recipe, started = session.recipe, time.perf_counter()
     examples = session.sampler.next_batch()
     group_size = recipe.rollout.num_generations
-    rollouts = session.engine.generate(tokenize_prompts(session, examples), n=group_size)
+    rollouts = session.engine.generate(tokenize_prompts(session, examples), n=group_size,
+                                       seeds=session.sampler.last_seeds())
     generated = time.perf_counter()
     texts = session.tokenizer.batch_decode(rollouts.completion_ids, skip_special_tokens=True)
     rewards = session.suite.score(texts, columns_of(examples, group_size, rollouts.completion_ids))
     if recipe.algo.normalise_each_reward:
-        per_function = torch.tensor([[float("nan") if v is None else v for v in values]
-                                     for values in rewards.per_function.values()]).T  # (B*G, K)
+        per_function = reward_table(rewards)
         weights = torch.tensor([r.weight for r in session.suite.rewards])
         total = total_rewards(per_function, weights, group_size, normalise_each=True)
     else:
@@ -106,13 +104,26 @@ def generate_and_score(session: Session, timings: dict[str, float]) -> ScoredBat
     return ScoredBatch(examples, rollouts, texts, rewards, total, group_size)
 
 
-def reward_metrics(batch: ScoredBatch) -> dict[str, float]:
-    total = torch.tensor(batch.rewards.total, dtype=torch.float32)
+def sampling_metrics(session: Session, batch: ScoredBatch) -> dict[str, float]:
+    """Rewards (total and per function), completion lengths and truncation over the global batch."""
+    rewards, rollouts = batch.rewards, batch.rollouts
+    local = torch.cat([torch.tensor(rewards.total, dtype=torch.float32).unsqueeze(1), reward_table(rewards),
+                       torch.tensor([[len(ids), reason == "length"] for ids, reason
+                                     in zip(rollouts.completion_ids, rollouts.finish_reason)])], dim=1)
+    columns = gathered(session.accelerator, local).T  # (1 + K + 2, N over all processes)
+    total, lengths, truncated = columns[0], columns[-2], columns[-1]
     grouped = total.view(-1, batch.group_size)  # (B, G)
     metrics = {"reward": total.mean().item(), "reward_std": total.std().item(),
-               "frac_groups_tied": (grouped.std(dim=1) == 0).float().mean().item()}
-    for name, values in batch.rewards.per_function.items():
-        present = torch.tensor([v for v in values if v is not None], dtype=torch.float32)
+               "frac_groups_tied": (grouped.std(dim=1) == 0).float().mean().item(),
+               "completion_length": lengths.mean().item(), "truncated_ratio": truncated.mean().item()}
+    for name, values in zip(rewards.per_function, columns[1:-2]):
+        present = values[~values.isnan()]
         metrics[f"reward/{name}"] = present.mean().item() if len(present) else float("nan")
         metrics[f"reward/{name}/std"] = present.std().item() if len(present) > 1 else 0.0
     return metrics
+
+
+def reward_table(rewards: RewardBatch) -> torch.Tensor:
+    """(N, K): each reward function's value per completion, NaN where it does not apply."""
+    return torch.tensor([[float("nan") if v is None else v for v in values]
+                         for values in rewards.per_function.values()], dtype=torch.float32).T

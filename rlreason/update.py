@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import torch
 
 from rlreason.batches import ScoredBatch
+from rlreason.distributed import summed
 from rlreason.losses import BatchTotals, LossConfig, mismatch_kl, policy_loss, rollout_correction
 from rlreason.moe import RoutingStats, Tape, router_z_loss, routing
 from rlreason.sequences import (TokenBatch, completion_values, micro_batches, policy_forward,
@@ -123,22 +124,15 @@ def moe_loss_metrics(session: Session, sums: dict[str, float], iterations: int) 
 
 def global_totals(accelerator, num_sequences: int, num_tokens: int) -> BatchTotals:
     """Sequence and completion-token counts of the batch across all processes."""
-    if accelerator.num_processes == 1:
-        return BatchTotals(num_sequences, num_tokens)
-    counts = accelerator.reduce(torch.tensor([num_sequences, num_tokens], device=accelerator.device),
-                                reduction="sum")
-    return BatchTotals(int(counts[0]), int(counts[1]))
+    sequences, tokens = summed(accelerator, [num_sequences, num_tokens])
+    return BatchTotals(int(sequences), int(tokens))
 
 
 def summed_over_processes(accelerator, sums: dict[str, float]) -> dict[str, float]:
     """Per-process sums of losses and token counts -> sums over the global batch (grad_norm is
     already global: it is taken after the gradient all-reduce)."""
-    if accelerator.num_processes == 1:
-        return sums
     names = sorted(name for name in sums if name != "grad_norm")
-    values = accelerator.reduce(torch.tensor([sums[n] for n in names], dtype=torch.float64,
-                                             device=accelerator.device), reduction="sum")
-    return {**sums, **dict(zip(names, values.tolist()))}
+    return {**sums, **dict(zip(names, summed(accelerator, [sums[n] for n in names])))}
 
 
 def update_metrics(sums: dict[str, float], totals: BatchTotals, iterations: int,

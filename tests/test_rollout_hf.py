@@ -51,3 +51,20 @@ def test_sampling_is_reproducible_under_a_seed(tiny_model, tokenizer):
     torch.manual_seed(7)
     b = engine(tiny_model, tokenizer).generate(prompts, n=4)
     assert a.completion_ids == b.completion_ids
+
+
+def test_a_prompts_completions_depend_on_its_seed_not_on_its_batch(tiny_model, tokenizer):
+    """What lets 1 and N processes draw the same completions: seeds are per prompt."""
+    alone = engine(tiny_model, tokenizer).generate(tokenizer(["30+4="]).input_ids, n=4, seeds=[11])
+    prompts = tokenizer(["1+2=", "30+4=", "8="]).input_ids
+    together = engine(tiny_model, tokenizer).generate(prompts, n=4, seeds=[5, 11, 6])
+    assert together.completion_ids[4:8] == alone.completion_ids
+    reseeded = engine(tiny_model, tokenizer).generate(tokenizer(["30+4="]).input_ids, n=4, seeds=[12])
+    assert reseeded.completion_ids != alone.completion_ids
+
+
+def test_top_k_of_one_samples_the_greedy_completion(tiny_model, tokenizer):
+    prompts = tokenizer(["12+7=", "5="]).input_ids
+    greedy = engine(tiny_model, tokenizer).generate(prompts, n=1, greedy=True)
+    sampled = engine(tiny_model, tokenizer, top_k=1, temperature=1.5).generate(prompts, n=3)
+    assert sampled.completion_ids == [ids for ids in greedy.completion_ids for _ in range(3)]

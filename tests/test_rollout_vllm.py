@@ -69,6 +69,10 @@ def test_rollouts_have_the_hf_structure_and_the_trainer_logprobs(open_vllm_sessi
         expected = sequence_logprobs(session.model.eval(), batch, temperature=0.8)
     for i, got in enumerate(rollouts.rollout_logprobs):
         assert torch.allclose(torch.tensor(got), expected[i][batch.completion_mask[i].bool()], atol=1e-4)
+    # seeded per prompt: a prompt's completions do not depend on the prompts beside it
+    alone = engine.generate(prompts[1:], n=4, seeds=[11])
+    together = engine.generate(prompts + tokenizer(["8="]).input_ids, n=4, seeds=[5, 11, 6])
+    assert together.completion_ids[4:8] == alone.completion_ids
 
 
 def test_greedy_completions_equal_the_hf_backend(open_vllm_session):

@@ -10,7 +10,8 @@ from rlreason.types import Rollouts
 
 class RolloutEngine(Protocol):
     def generate(self, prompt_ids: list[list[int]], n: int, greedy: bool = False,
-                 max_new_tokens: int | None = None) -> Rollouts: ...
+                 max_new_tokens: int | None = None, seeds: list[int] | None = None) -> Rollouts:
+        """``n`` completions per prompt; ``seeds`` (one per prompt) fix how each is sampled."""
 
     def sync_weights(self) -> None: ...
 
@@ -27,17 +28,18 @@ def resolve_backend(backend: str) -> str:
     return backend
 
 
-def make_engine(recipe: Recipe, policy, tokenizer, prompts: list[str]) -> RolloutEngine:
+def make_engine(recipe: Recipe, policy, tokenizer, prompts: list[str], sharded: bool = False) -> RolloutEngine:
     """The engine the recipe names, following ``policy``'s weights.
 
-    ``prompts``: every prompt the engine will see, so it can size its context.
+    ``prompts``: every prompt the engine will see, so it can size its context. ``sharded``: the
+    policy's parameters are split across processes (FSDP, ZeRO-3).
     """
     cfg = recipe.rollout
     backend = resolve_backend(cfg.backend)
     if backend == "hf":
         from rlreason.rollout.hf import HFRollout
 
-        return HFRollout(policy, tokenizer, cfg)
+        return HFRollout(policy, tokenizer, cfg, synced=sharded)
     from rlreason.rollout.vllm import VLLMRollout
 
     max_model_len = cfg.vllm.max_model_len or (

@@ -1,8 +1,15 @@
-"""Rollouts with transformers ``generate`` on the policy itself (no weight copy to sync)."""
+"""Rollouts with transformers ``generate`` on the policy itself (no weight copy to sync).
+
+Sampling is seeded per prompt: each prompt's ``n`` completions are drawn with their own
+generator, so what a prompt gets does not depend on which other prompts share its batch (or
+its process). ``generate`` runs greedily over scores that keep only the token drawn.
+"""
 
 from __future__ import annotations
 
 import torch
+from transformers.generation import (LogitsProcessor, LogitsProcessorList, TemperatureLogitsWarper,
+                                     TopKLogitsWarper, TopPLogitsWarper)
 
 from rlreason.logprobs import token_logprobs
 from rlreason.recipe import RolloutConfig
@@ -10,29 +17,37 @@ from rlreason.types import Rollouts
 
 
 class HFRollout:
-    def __init__(self, model, tokenizer, cfg: RolloutConfig):
-        self.model, self.tokenizer, self.cfg = model, tokenizer, cfg
+    def __init__(self, model, tokenizer, cfg: RolloutConfig, synced: bool = False):
+        """``synced``: the model is sharded across processes (FSDP, ZeRO-3), so every process
+        must run the same number of forward passes, until the last one is done."""
+        self.model, self.tokenizer, self.cfg, self.synced = model, tokenizer, cfg, synced
 
     def sync_weights(self) -> None:
         """Nothing to do: generation runs on the policy's own parameters."""
 
     @torch.no_grad()
     def generate(self, prompt_ids: list[list[int]], n: int, greedy: bool = False,
-                 max_new_tokens: int | None = None) -> Rollouts:
-        """``n`` completions per prompt, grouped prompt by prompt."""
-        cfg, pad = self.cfg, self.tokenizer.pad_token_id
-        input_ids, attention_mask = left_padded(prompt_ids, pad, self.model.device)
+                 max_new_tokens: int | None = None, seeds: list[int] | None = None) -> Rollouts:
+        """``n`` completions per prompt, grouped prompt by prompt; ``seeds``: one per prompt
+        (default: drawn from torch's global generator)."""
+        cfg, pad, device = self.cfg, self.tokenizer.pad_token_id, self.model.device
+        rows = [p for p in prompt_ids for _ in range(n)]  # (B*n): each prompt n times in a row
+        input_ids, attention_mask = left_padded(rows, pad, device)
+        sampling = []
+        if not greedy:
+            if seeds is None:
+                seeds = torch.randint(2**31, (len(prompt_ids),)).tolist()
+            sampling = [SeededSampling(sampling_warpers(cfg), seeds, n, device)]
         was_training = self.model.training
         self.model.eval()
         try:
             out = self.model.generate(
-                input_ids=input_ids, attention_mask=attention_mask,
-                do_sample=not greedy, temperature=cfg.temperature if not greedy else None,
-                top_p=cfg.top_p if not greedy else None, top_k=(cfg.top_k or None) if not greedy else None,
-                max_new_tokens=max_new_tokens or cfg.max_new_tokens, num_return_sequences=n,
+                input_ids=input_ids, attention_mask=attention_mask, do_sample=False,
+                temperature=None, top_p=None, top_k=None, logits_processor=LogitsProcessorList(sampling),
+                max_new_tokens=max_new_tokens or cfg.max_new_tokens,
                 stop_strings=cfg.stop or None, tokenizer=self.tokenizer if cfg.stop else None,
                 pad_token_id=pad, eos_token_id=self.tokenizer.eos_token_id,
-                return_dict_in_generate=True, output_logits=not greedy,
+                return_dict_in_generate=True, output_logits=not greedy, synced_gpus=self.synced,
             )
         finally:
             self.model.train(was_training)
@@ -69,6 +84,32 @@ class HFRollout:
             if any(s in text for s in self.cfg.stop):
                 return length, "stop"
         return len(ids), "length"
+
+
+def sampling_warpers(cfg: RolloutConfig) -> LogitsProcessorList:
+    """Temperature, then top-k, then top-p, as transformers and vLLM apply them."""
+    warpers = LogitsProcessorList([TemperatureLogitsWarper(cfg.temperature)])
+    if cfg.top_k:
+        warpers.append(TopKLogitsWarper(cfg.top_k))
+    if cfg.top_p < 1.0:
+        warpers.append(TopPLogitsWarper(cfg.top_p))
+    return warpers
+
+
+class SeededSampling(LogitsProcessor):
+    """Draws each group's next tokens with the group's own generator; returns scores that are
+    ``-inf`` everywhere but at the drawn token, so greedy decoding picks it."""
+
+    def __init__(self, warpers: LogitsProcessorList, seeds: list[int], group_size: int, device):
+        self.warpers, self.group_size = warpers, group_size
+        self.generators = [torch.Generator(device).manual_seed(seed) for seed in seeds]
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        probs = self.warpers(input_ids, scores.float()).softmax(dim=-1)  # (B*G, V)
+        groups = probs.split(self.group_size)
+        drawn = torch.cat([torch.multinomial(group, 1, generator=generator)
+                           for group, generator in zip(groups, self.generators)])  # (B*G, 1)
+        return torch.full_like(scores, float("-inf")).scatter_(1, drawn, 0.0)
 
 
 def left_padded(prompt_ids: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:

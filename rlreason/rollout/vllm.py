@@ -69,20 +69,22 @@ class VLLMRollout:
         self.sync_weights()
 
     def generate(self, prompt_ids: list[list[int]], n: int, greedy: bool = False,
-                 max_new_tokens: int | None = None) -> Rollouts:
-        """``n`` completions per prompt, grouped prompt by prompt."""
+                 max_new_tokens: int | None = None, seeds: list[int] | None = None) -> Rollouts:
+        """``n`` completions per prompt, grouped prompt by prompt; ``seeds``: one per prompt
+        (default: one per call, derived from the engine's seed)."""
         from vllm import SamplingParams
 
         cfg = self.cfg
         self.wake()
         self.calls += 1
-        params = SamplingParams(
+        if seeds is None:
+            seeds = [self.seed * 1_000_003 + self.calls] * len(prompt_ids)  # reproducible, new each call
+        params = [SamplingParams(
             n=n, temperature=0.0 if greedy else cfg.temperature,
             top_p=1.0 if greedy else cfg.top_p, top_k=-1 if greedy or not cfg.top_k else cfg.top_k,
             max_tokens=max_new_tokens or cfg.max_new_tokens, stop=cfg.stop or None,
-            include_stop_str_in_output=True, logprobs=None if greedy else 0,
-            seed=self.seed * 1_000_003 + self.calls,  # reproducible, different every call
-        )
+            include_stop_str_in_output=True, logprobs=None if greedy else 0, seed=seed,
+        ) for seed in seeds]
         outputs = self.llm.generate([{"prompt_token_ids": list(p)} for p in prompt_ids], params,
                                     use_tqdm=False)
         self.sleep()

@@ -1,5 +1,6 @@
 """The policy's current weights under the names and shapes a checkpoint (and vLLM's loader) uses.
 
+Parameters sharded by FSDP2 (DTensors) are gathered: every process must read them together.
 Two conversions, both done by the libraries that own the formats:
 - LoRA: peft merges the adapters into the base weights for the duration of the read and
   unmerges them afterwards; adapter tensors themselves are never pushed.
@@ -14,6 +15,7 @@ import contextlib
 from collections.abc import Iterator
 
 import torch
+from torch.distributed.tensor import DTensor
 from transformers import PreTrainedModel
 from transformers.core_model_loading import revert_weight_conversion
 
@@ -29,9 +31,13 @@ def checkpoint_weights(policy: torch.nn.Module) -> Iterator[dict[str, torch.Tens
         policy.merge_adapter()
     try:
         base: PreTrainedModel = policy.get_base_model() if adapted else policy
-        state = {name.replace(".base_layer", ""): tensor.detach()
+        state = {name.replace(".base_layer", ""): full(tensor.detach())
                  for name, tensor in base.state_dict().items() if "lora_" not in name}
         yield revert_weight_conversion(base, state)
     finally:
         if adapted:
             policy.unmerge_adapter()
+
+
+def full(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor.full_tensor() if isinstance(tensor, DTensor) else tensor

@@ -1,0 +1,81 @@
+"""The same recipe and seed on 1 process and on 2 (DDP and FSDP2 under ``accelerate launch``, gloo):
+the same rollouts, the same losses, the same weights."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from tests.conftest import ROOT, TINY
+
+ACCELERATE = Path(sys.executable).with_name("accelerate")
+
+
+def train(tmp_path: Path, name: str, launcher: list[str]) -> Path:
+    """Two GRPO steps of a tiny recipe, saving after each; returns the run directory."""
+    run_dir = tmp_path / name
+    recipe = {
+        "name": name, "output_dir": str(run_dir), "model": {"tiny": dict(TINY)},
+        "data": {"num_eval": 4, "synthetic": {"num_train": 64}},
+        "rollout": {"backend": "hf", "num_generations": 4, "max_new_tokens": 6, "temperature": 1.0},
+        "rewards": [{"name": "tests.plugin_rewards:character_codes"}],  # differs within groups
+        "algo": {"loss_type": "dapo", "scale_rewards": "batch"},
+        "trainer": {"max_steps": 2, "save_every": 1, "prompts_per_step": 4, "micro_batch_size": 3,
+                    "learning_rate": 1e-2, "seed": 5},
+        "evaluation": {"every": 0, "batch_size": 4},
+    }
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([*launcher, "-m", "cli", "train", str(path)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-4000:]
+    return run_dir
+
+
+def losses(run_dir: Path) -> list[float]:
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [row["loss"] for row in rows if "loss" in row]
+
+
+def weights(run_dir: Path, checkpoint: str) -> dict[str, torch.Tensor]:
+    return load_file(run_dir / checkpoint / "model.safetensors")
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "recipes" / "accelerate").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_launch_config_loads_in_accelerate_and_says_how_to_launch(path):
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    config = load_config_from_file(str(path))
+    assert config.num_processes >= 2 and config.num_machines >= 1
+    assert f"accelerate launch --config_file recipes/accelerate/{path.name}" in path.read_text()
+
+
+@pytest.fixture(scope="module")
+def one_process(tmp_path_factory) -> Path:
+    return train(tmp_path_factory.mktemp("one"), "one", [sys.executable])
+
+
+@pytest.mark.parametrize("config", ["ddp", "fsdp2"])
+def test_two_processes_train_as_one(one_process, tmp_path, config):
+    launcher = [str(ACCELERATE), "launch", "--config_file", str(ROOT / "recipes" / "accelerate" / f"{config}.yaml"),
+                "--num_processes", "2", "--main_process_port", "0"]
+    two = train(tmp_path, config, launcher)
+    one_losses, two_losses = losses(one_process), losses(two)
+    assert len(one_losses) == len(two_losses) == 2
+    assert one_losses[0] != 0.0
+    assert two_losses[0] == pytest.approx(one_losses[0], abs=1e-5)
+    assert (one_process / "final" / "trainer_state.json").exists() and (two / "final").exists()
+    after_one, after_two = weights(one_process, "final"), weights(two, "final")
+    assert after_one.keys() == after_two.keys()
+    for name, tensor in after_one.items():
+        assert torch.allclose(tensor, after_two[name], atol=1e-4), name
+    step_one = weights(two, "checkpoint-1")
+    assert max((after_two[n] - step_one[n]).abs().max().item() for n in step_one) > 1e-3, \
+        "the second step should move the weights (else the comparison proves nothing)"
