@@ -14,7 +14,7 @@ import os
 
 import torch
 from accelerate import Accelerator, PartialState
-from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin
+from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin, gather_object
 
 log = logging.getLogger(__name__)
 
@@ -63,3 +63,10 @@ def gathered(accelerator: Accelerator, tensor: torch.Tensor) -> torch.Tensor:
     if accelerator.num_processes == 1:
         return tensor
     return accelerator.gather(tensor.to(accelerator.device)).cpu()
+
+
+def gathered_objects(accelerator: Accelerator, obj) -> list:
+    """``obj`` of every process (pickled), in process order."""
+    if accelerator.num_processes == 1:
+        return [obj]
+    return gather_object([obj])

@@ -9,9 +9,9 @@ import torch
 
 from rlreason.advantages import group_advantages, total_rewards
 from rlreason.batches import ScoredBatch, concatenate
-from rlreason.distributed import gathered
+from rlreason.distributed import gathered, gathered_objects
 from rlreason.evaluate import columns_of
-from rlreason.recipe import Recipe, RecipeError
+from rlreason.recipe import Recipe
 from rlreason.session import (RunResult, Session, open_session, run_steps, sync_engine,
                               tokenize_prompts)
 from rlreason.types import RewardBatch
@@ -21,9 +21,6 @@ from rlreason.update import update_policy
 def train(recipe: Recipe) -> RunResult:
     """Run GRPO as the recipe says; returns where the run and its final checkpoint are."""
     session = open_session(recipe, "grpo", with_reference=recipe.algo.beta > 0)
-    if recipe.algo.dynamic_sampling and session.accelerator.num_processes > 1:
-        raise RecipeError("algo.dynamic_sampling: not supported with more than one process yet "
-                          "(processes would keep different numbers of groups)")
     return run_steps(session, grpo_step)
 
 
@@ -49,8 +46,9 @@ def grpo_step(session: Session, step: int) -> dict[str, float]:
         "step_time": finished - started,
     }
     if recipe.algo.dynamic_sampling:
-        metrics["dynamic_sampling/rounds"] = sampled.num_groups / recipe.trainer.prompts_per_step
-        metrics["dynamic_sampling/groups_kept"] = batch.num_groups / recipe.trainer.prompts_per_step
+        processes = session.accelerator.num_processes  # both batches are this process's share
+        metrics["dynamic_sampling/rounds"] = sampled.num_groups * processes / recipe.trainer.prompts_per_step
+        metrics["dynamic_sampling/groups_kept"] = batch.num_groups * processes / recipe.trainer.prompts_per_step
     session.log.metrics(step, metrics)
     every = recipe.trainer.log_samples_every
     if every and (step % every == 0 or step == 1):
@@ -61,11 +59,14 @@ def grpo_step(session: Session, step: int) -> dict[str, float]:
 
 
 def collect_batch(session: Session) -> tuple[ScoredBatch, ScoredBatch, dict[str, float]]:
-    """The batch to train on, everything sampled for it, and time spent generating/scoring.
+    """This process's share of the batch to train on, what it sampled for it, and time spent
+    generating/scoring.
 
     With dynamic sampling (DAPO), groups whose rewards all tie carry no signal; they are dropped
     and more prompts are sampled until ``prompts_per_step`` groups are kept or
-    ``max_sampling_rounds`` generation rounds are spent (then the batch is smaller).
+    ``max_sampling_rounds`` generation rounds are spent (then the batch is smaller). The groups
+    are chosen from the global batch, as one process would choose them, then shared out evenly
+    (a short batch drops the few groups that would not share evenly).
     """
     algo, wanted = session.recipe.algo, session.recipe.trainer.prompts_per_step
     rounds = algo.max_sampling_rounds if algo.dynamic_sampling else 1
@@ -76,12 +77,20 @@ def collect_batch(session: Session) -> tuple[ScoredBatch, ScoredBatch, dict[str,
         sampled.append(batch)
         if not algo.dynamic_sampling:
             return batch, batch, timings
-        varied = batch.take_groups(batch.varied_groups()[:wanted - num_kept])
+        everyone = concatenate(gathered_objects(session.accelerator, batch))
+        varied = everyone.take_groups(everyone.varied_groups()[:wanted - num_kept])
         kept.append(varied)
         num_kept += varied.num_groups
         if num_kept == wanted:
             break
-    return concatenate(kept), concatenate(sampled), timings
+    return share(session.accelerator, concatenate(kept)), concatenate(sampled), timings
+
+
+def share(accelerator, batch: ScoredBatch) -> ScoredBatch:
+    """This process's contiguous, equal share of a global batch's groups."""
+    rank, processes = accelerator.process_index, accelerator.num_processes
+    each = batch.num_groups // processes
+    return batch.take_groups(list(range(rank * each, (rank + 1) * each)))
 
 
 def generate_and_score(session: Session, timings: dict[str, float]) -> ScoredBatch:

@@ -17,15 +17,25 @@ from tests.conftest import ROOT, TINY
 ACCELERATE = Path(sys.executable).with_name("accelerate")
 
 
-def train(tmp_path: Path, name: str, launcher: list[str]) -> Path:
+VARIANTS = {
+    # rewards differ within every group
+    "dapo": {"rewards": [{"name": "tests.plugin_rewards:character_codes"}],
+             "algo": {"loss_type": "dapo", "scale_rewards": "batch"}},
+    # about half the groups tie and are dropped; more prompts are drawn until 4 groups are kept
+    "dynamic_sampling": {"rewards": [{"name": "tests.plugin_rewards:ties_on_even_prompts"}],
+                         "algo": {"loss_type": "dapo", "scale_rewards": "batch", "dynamic_sampling": True,
+                                  "max_sampling_rounds": 8}},
+}
+
+
+def train(tmp_path: Path, name: str, launcher: list[str], variant: str) -> Path:
     """Two GRPO steps of a tiny recipe, saving after each; returns the run directory."""
     run_dir = tmp_path / name
     recipe = {
         "name": name, "output_dir": str(run_dir), "model": {"tiny": dict(TINY)},
         "data": {"num_eval": 4, "synthetic": {"num_train": 64}},
         "rollout": {"backend": "hf", "num_generations": 4, "max_new_tokens": 6, "temperature": 1.0},
-        "rewards": [{"name": "tests.plugin_rewards:character_codes"}],  # differs within groups
-        "algo": {"loss_type": "dapo", "scale_rewards": "batch"},
+        **VARIANTS[variant],
         "trainer": {"max_steps": 2, "save_every": 1, "prompts_per_step": 4, "micro_batch_size": 3,
                     "learning_rate": 1e-2, "seed": 5},
         "evaluation": {"every": 0, "batch_size": 4},
@@ -39,9 +49,9 @@ def train(tmp_path: Path, name: str, launcher: list[str]) -> Path:
     return run_dir
 
 
-def losses(run_dir: Path) -> list[float]:
+def logged(run_dir: Path, key: str) -> list[float]:
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    return [row["loss"] for row in rows if "loss" in row]
+    return [row[key] for row in rows if key in row]
 
 
 def weights(run_dir: Path, checkpoint: str) -> dict[str, torch.Tensor]:
@@ -58,16 +68,23 @@ def test_every_launch_config_loads_in_accelerate_and_says_how_to_launch(path):
 
 
 @pytest.fixture(scope="module")
-def one_process(tmp_path_factory) -> Path:
-    return train(tmp_path_factory.mktemp("one"), "one", [sys.executable])
+def one_process(tmp_path_factory):
+    """The single-process run of a variant (each run once)."""
+    runs = {}
+
+    def run(variant: str) -> Path:
+        if variant not in runs:
+            runs[variant] = train(tmp_path_factory.mktemp(variant), "one", [sys.executable], variant)
+        return runs[variant]
+    return run
 
 
-@pytest.mark.parametrize("config", ["ddp", "fsdp2"])
-def test_two_processes_train_as_one(one_process, tmp_path, config):
+@pytest.mark.parametrize("config, variant", [("ddp", "dapo"), ("fsdp2", "dapo"), ("fsdp2", "dynamic_sampling")])
+def test_two_processes_train_as_one(one_process, tmp_path, config, variant):
     launcher = [str(ACCELERATE), "launch", "--config_file", str(ROOT / "recipes" / "accelerate" / f"{config}.yaml"),
                 "--num_processes", "2", "--main_process_port", "0"]
-    two = train(tmp_path, config, launcher)
-    one_losses, two_losses = losses(one_process), losses(two)
+    one_process, two = one_process(variant), train(tmp_path, config, launcher, variant)
+    one_losses, two_losses = logged(one_process, "loss"), logged(two, "loss")
     assert len(one_losses) == len(two_losses) == 2
     assert one_losses[0] != 0.0
     assert two_losses[0] == pytest.approx(one_losses[0], abs=1e-5)
@@ -79,3 +96,7 @@ def test_two_processes_train_as_one(one_process, tmp_path, config):
     step_one = weights(two, "checkpoint-1")
     assert max((after_two[n] - step_one[n]).abs().max().item() for n in step_one) > 1e-3, \
         "the second step should move the weights (else the comparison proves nothing)"
+    if variant == "dynamic_sampling":  # groups were dropped and refilled, the same way
+        assert logged(two, "dynamic_sampling/rounds") == logged(one_process, "dynamic_sampling/rounds")
+        assert max(logged(two, "dynamic_sampling/rounds")) > 1
+        assert logged(two, "dynamic_sampling/groups_kept") == [1.0, 1.0]
