@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from rewards.registry import RewardError
+from rlreason.launch import LaunchError
 from rlreason.recipe import RecipeError, load_recipe
 
 SET_HELP = "Override a recipe key, e.g. --set trainer.max_steps=2 (repeatable)."
@@ -37,7 +38,7 @@ def run_guarded(fn, *args):
     """Run a library call, turning bad-input errors into one-line CLI errors."""
     try:
         return fn(*args)
-    except (RecipeError, RewardError) as err:
+    except (RecipeError, RewardError, LaunchError) as err:
         raise click.ClickException(str(err)) from None
 
 

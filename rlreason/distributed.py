@@ -1,7 +1,8 @@
 """The accelerator for however the run was launched: one process, or many under ``accelerate launch``.
 
-accelerate picks the strategy from its launch config (DDP, FSDP2, DeepSpeed ZeRO; see
-``recipes/accelerate/``). One gap is filled here: accelerate only turns FSDP on for accelerator
+accelerate picks the strategy from its launch config (DDP or FSDP2; see ``recipes/accelerate/``).
+DeepSpeed is refused: it owns gradient accumulation and the optimizer step, which rlreason's
+update loop drives itself. One gap is filled here: accelerate only turns FSDP on for accelerator
 devices, and runs CPU processes as plain DDP even when FSDP was asked for. torch's FSDP2 works
 on CPU over gloo, so on CPU the FSDP plugin is switched on explicitly and the run takes the same
 accelerate FSDP2 code path it takes on GPUs.
@@ -16,10 +17,13 @@ import torch
 from accelerate import Accelerator, PartialState
 from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin, gather_object
 
+from rlreason.launch import LaunchError, refuse_single_process_cpu_launch
+
 log = logging.getLogger(__name__)
 
 
 def make_accelerator() -> Accelerator:
+    refuse_single_process_cpu_launch(os.environ)
     on_cpu = not torch.cuda.is_available()
     fsdp = os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true"
     plugin = FullyShardedDataParallelPlugin() if on_cpu and fsdp else None  # read from the launch env
@@ -31,17 +35,17 @@ def make_accelerator() -> Accelerator:
         PartialState().distributed_type = accelerator.state.distributed_type = DistributedType.FSDP
         accelerator.state.fsdp_plugin = plugin
         log.info("FSDP2 on CPU over gloo, %d processes", accelerator.num_processes)
+    if accelerator.distributed_type == DistributedType.DEEPSPEED:
+        raise LaunchError("accelerate launch: DeepSpeed is not supported (it steps the optimizer inside "
+                          "backward; rlreason accumulates micro-batches itself). For sharded parameters, "
+                          "gradients and optimizer states use recipes/accelerate/fsdp2.yaml")
     return accelerator
 
 
 def parameters_sharded(accelerator: Accelerator) -> bool:
-    """Whether each process holds only a shard of the parameters (FSDP, ZeRO-3): then every
-    forward pass is collective, and the full weights must be gathered to be read."""
-    if accelerator.distributed_type == DistributedType.FSDP:
-        return True
-    if accelerator.distributed_type == DistributedType.DEEPSPEED:
-        return accelerator.state.deepspeed_plugin.zero_stage == 3
-    return False
+    """Whether each process holds only a shard of the parameters (FSDP): then every forward
+    pass is collective, and the full weights must be gathered to be read."""
+    return accelerator.distributed_type == DistributedType.FSDP
 
 
 def scalar(value: torch.Tensor) -> float:

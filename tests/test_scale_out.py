@@ -100,3 +100,14 @@ def test_two_processes_train_as_one(one_process, tmp_path, config, variant):
         assert logged(two, "dynamic_sampling/rounds") == logged(one_process, "dynamic_sampling/rounds")
         assert max(logged(two, "dynamic_sampling/rounds")) > 1
         assert logged(two, "dynamic_sampling/groups_kept") == [1.0, 1.0]
+
+
+def test_accelerate_cpu_flag_with_several_processes_is_refused_not_run_on_one(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(yaml.safe_dump({"output_dir": str(tmp_path / "run"), "model": {"tiny": dict(TINY)},
+                                      "rollout": {"backend": "hf"}}))
+    done = subprocess.run([str(ACCELERATE), "launch", "--cpu", "--num_processes", "2", "-m", "cli", "train",
+                           str(recipe)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0
+    assert "Leave out --cpu: accelerate launch --config_file recipes/accelerate/ddp.yaml" in done.stderr
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()

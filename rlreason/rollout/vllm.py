@@ -23,6 +23,9 @@ from rlreason.types import Rollouts
 
 log = logging.getLogger(__name__)
 
+# vLLM logs to stdout by default; rlreason's stdout carries results (e.g. `rlreason eval` JSON)
+os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
+
 
 def vllm_available() -> bool:
     try:
