@@ -72,7 +72,9 @@ def open_session(recipe: Recipe, description: str, with_reference: bool = False)
     scheduler = get_scheduler(t.lr_scheduler, optimizer, num_warmup_steps=t.warmup_steps,
                               num_training_steps=t.max_steps * recipe.algo.num_iterations)
     reference = reference_model(loaded.model, recipe.model, recipe.algo.beta) if with_reference else None
-    model, optimizer, scheduler = accelerator.prepare(loaded.model, optimizer, scheduler)
+    # the scheduler stays unprepared: accelerate would step it once per process per step (it
+    # assumes each process adds a batch), while prompts_per_step is already the global batch
+    model, optimizer = accelerator.prepare(loaded.model, optimizer)
     if reference is not None:
         reference = reference.to(accelerator.device)
     if accelerator.is_main_process:

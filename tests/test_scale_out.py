@@ -37,7 +37,7 @@ def train(tmp_path: Path, name: str, launcher: list[str], variant: str) -> Path:
         "rollout": {"backend": "hf", "num_generations": 4, "max_new_tokens": 6, "temperature": 1.0},
         **VARIANTS[variant],
         "trainer": {"max_steps": 2, "save_every": 1, "prompts_per_step": 4, "micro_batch_size": 3,
-                    "learning_rate": 1e-2, "seed": 5},
+                    "learning_rate": 1e-2, "lr_scheduler": "cosine", "seed": 5},
         "evaluation": {"every": 0, "batch_size": 4},
     }
     path = tmp_path / f"{name}.yaml"
@@ -87,6 +87,8 @@ def test_two_processes_train_as_one(one_process, tmp_path, config, variant):
     one_losses, two_losses = logged(one_process, "loss"), logged(two, "loss")
     assert len(one_losses) == len(two_losses) == 2
     assert one_losses[0] != 0.0
+    assert logged(one_process, "lr") == pytest.approx([5e-3, 0.0])  # cosine: once per step, not per process
+    assert logged(two, "lr") == pytest.approx(logged(one_process, "lr"))
     assert two_losses[0] == pytest.approx(one_losses[0], abs=1e-5)
     assert (one_process / "final" / "trainer_state.json").exists() and (two / "final").exists()
     after_one, after_two = weights(one_process, "final"), weights(two, "final")
