@@ -16,6 +16,8 @@ from rlreason.launch import LaunchError
 from rlreason.recipe import RecipeError, load_recipe
 
 SET_HELP = "Override a recipe key, e.g. --set trainer.max_steps=2 (repeatable)."
+RESUME_HELP = ("Continue the run from its newest checkpoint-N, or from CHECKPOINT: weights, optimizer, "
+               "scheduler, RNG, data position, step (on any number of processes).")
 
 
 @click.group()
@@ -69,7 +71,9 @@ def report(result) -> None:
 @click.option("--dry-run", is_flag=True,
               help="Validate the recipe and take one step on a tiny stand-in of its model family "
                    "(no weights needed, writes nothing).")
-def train(recipe: str, overrides: tuple[str, ...], dry_run: bool) -> None:
+@click.option("--resume", is_flag=False, flag_value="latest", default=None, metavar="[CHECKPOINT]",
+              help=RESUME_HELP)
+def train(recipe: str, overrides: tuple[str, ...], dry_run: bool, resume: str | None) -> None:
     """Train a policy with GRPO as RECIPE (a YAML file) says."""
     if dry_run:
         from rlreason.dry_run import dry_run as run_dry
@@ -82,17 +86,37 @@ def train(recipe: str, overrides: tuple[str, ...], dry_run: bool) -> None:
         return
     from rlreason.trainer import train as run_grpo
 
-    report(run_guarded(run_grpo, recipe_from(recipe, overrides)))
+    loaded = recipe_from(recipe, overrides)
+    report(run_guarded(run_grpo, loaded, resume_point(loaded.run_dir, resume)))
 
 
 @main.command()
 @click.argument("recipe", type=click.Path(dir_okay=False))
 @click.option("--set", "overrides", multiple=True, help=SET_HELP)
-def sft(recipe: str, overrides: tuple[str, ...]) -> None:
+@click.option("--resume", is_flag=False, flag_value="latest", default=None, metavar="[CHECKPOINT]",
+              help=RESUME_HELP)
+def sft(recipe: str, overrides: tuple[str, ...], resume: str | None) -> None:
     """Supervised fine-tuning (cold start) as RECIPE says."""
     from rlreason.sft import sft as run_sft
 
-    report(run_guarded(run_sft, recipe_from(recipe, overrides)))
+    loaded = recipe_from(recipe, overrides)
+    report(run_guarded(run_sft, loaded, resume_point(loaded.run_dir, resume)))
+
+
+def resume_point(run_dir: Path, resume: str | None) -> Path | None:
+    """The checkpoint ``--resume`` names: the run's newest one, or the given directory."""
+    from rlreason.checkpoint import TRAINING_STATE, latest_checkpoint
+
+    if resume is None:
+        return None
+    checkpoint = latest_checkpoint(run_dir) if resume == "latest" else Path(resume)
+    if checkpoint is None:
+        raise click.ClickException(f"--resume: {run_dir} has no checkpoint-N to resume from "
+                                   "(trainer.save_every sets how often they are written)")
+    if not (checkpoint / TRAINING_STATE).exists():
+        raise click.ClickException(f"--resume: {checkpoint} is not a resumable checkpoint "
+                                   f"(no {TRAINING_STATE}; final/ holds the model only)")
+    return checkpoint
 
 
 @main.command(name="eval")

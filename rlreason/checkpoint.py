@@ -8,10 +8,15 @@ import shutil
 from pathlib import Path
 
 
-def save_checkpoint(model, tokenizer, directory: Path, state: dict, weights: dict | None = None) -> Path:
+TRAINING_STATE = "training_state.pt"  # optimizer, scheduler, RNG: what a resumed run needs
+
+
+def save_checkpoint(model, tokenizer, directory: Path, state: dict, weights: dict | None = None,
+                    training: dict | None = None) -> Path:
     """Write model, tokenizer and ``trainer_state.json`` to ``directory`` all at once.
 
-    ``weights``: the model's full state dict when the live parameters are shards (FSDP, ZeRO-3).
+    ``weights``: the model's full state dict when the live parameters are shards (FSDP).
+    ``training``: optimizer/scheduler/RNG states, written as ``training_state.pt``.
 
     Everything goes to a hidden sibling first and is renamed into place, so a crash
     mid-save leaves the previous checkpoint (if any) intact and never a half-written one.
@@ -24,6 +29,10 @@ def save_checkpoint(model, tokenizer, directory: Path, state: dict, weights: dic
     model.save_pretrained(tmp, state_dict=weights)
     tokenizer.save_pretrained(tmp)
     (tmp / "trainer_state.json").write_text(json.dumps(state, indent=2))
+    if training is not None:
+        import torch
+
+        torch.save(training, tmp / TRAINING_STATE)
     if directory.exists():
         old = directory.with_name(f".{directory.name}.old")
         if old.exists():
@@ -34,3 +43,10 @@ def save_checkpoint(model, tokenizer, directory: Path, state: dict, weights: dic
     else:
         os.replace(tmp, directory)
     return directory
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    """The run's newest resumable ``checkpoint-N`` (only complete ones exist: saves are atomic)."""
+    numbered = [(int(p.name.removeprefix("checkpoint-")), p) for p in Path(run_dir).glob("checkpoint-*")
+                if p.name.removeprefix("checkpoint-").isdigit() and (p / TRAINING_STATE).exists()]
+    return max(numbered)[1] if numbered else None

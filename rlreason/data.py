@@ -172,6 +172,11 @@ class PromptSampler:
         self.draws += 1
         return batch[self.share]
 
+    def restore(self, epoch: int, position: int, draws: int) -> None:
+        """Continue from a saved place in the data (global: any number of processes)."""
+        self.epoch, self.position, self.draws = epoch, position, draws
+        self.order = self.shuffled(epoch)
+
     def last_seeds(self) -> list[int]:
         """A sampling seed for each prompt of the last batch, from the run's seed, the batch's
         number and the prompt's place in the global batch: a prompt's completions are drawn the

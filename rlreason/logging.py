@@ -15,18 +15,24 @@ PROGRESS_KEYS = {"reward": "reward", "kl": "kl", "completion_length": "len",
 
 
 class RunLog:
-    def __init__(self, run_dir: Path, total_steps: int, description: str, enabled: bool = True):
-        """``enabled``: this process writes the log (the main one, when there are several)."""
+    def __init__(self, run_dir: Path, total_steps: int, description: str, enabled: bool = True,
+                 resumed_at: int = 0):
+        """``enabled``: this process writes the log (the main one, when there are several).
+        ``resumed_at``: the step a resumed run continues after; lines of later steps (written
+        before the interruption) are dropped, earlier ones kept."""
         self.enabled = enabled
         self.metrics_path = run_dir / "metrics.jsonl"
         self.samples_path = run_dir / "samples.jsonl"
         if enabled:
             run_dir.mkdir(parents=True, exist_ok=True)
-            self.metrics_path.write_text("")
-            self.samples_path.write_text("")
+            for path in (self.metrics_path, self.samples_path):
+                kept = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= resumed_at
+                        ] if resumed_at and path.exists() else []
+                path.write_text("".join(line + "\n" for line in kept))
         # redraw at most every 30 s when the output is a log file rather than a terminal
         self.shown: dict[str, str] = {}
-        self.bar = tqdm(total=total_steps, desc=description, disable=not enabled, dynamic_ncols=True,
+        self.bar = tqdm(total=total_steps, initial=resumed_at, desc=description, disable=not enabled,
+                        dynamic_ncols=True,
                         mininterval=0.1 if sys.stderr.isatty() else 30)
 
     def metrics(self, step: int, values: dict[str, float]) -> None:

@@ -27,6 +27,7 @@ from rlreason.logging import RunLog
 from rlreason.models import count_parameters, load_policy, reference_model
 from rlreason.moe import freeze_routers
 from rlreason.recipe import Recipe, to_dict
+from rlreason.resume import restore_training, restore_weights, training_state
 from rlreason.rollout import RolloutEngine, make_engine, resolve_backend
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ class Session:
     reference: torch.nn.Module | None = None
     evals: list[tuple[int, EvalResult]] = field(default_factory=list)
     engine_in_sync: bool = True  # the engine starts from the policy; each optimizer step stales it
+    start_step: int = 0  # the step a resumed run continues after
 
     @property
     def policy(self) -> torch.nn.Module:
@@ -55,8 +57,10 @@ class Session:
         return self.accelerator.unwrap_model(self.model)
 
 
-def open_session(recipe: Recipe, description: str, with_reference: bool = False) -> Session:
-    """Validate inputs, then load the model and build everything a training loop needs."""
+def open_session(recipe: Recipe, description: str, with_reference: bool = False,
+                 resume: Path | None = None) -> Session:
+    """Validate inputs, then load the model and build everything a training loop needs;
+    ``resume``: a checkpoint of this run to continue from."""
     suite = RewardSuite(recipe.rewards)
     splits = load_splits(recipe.data)
     resolve_backend(recipe.rollout.backend)
@@ -72,25 +76,33 @@ def open_session(recipe: Recipe, description: str, with_reference: bool = False)
     scheduler = get_scheduler(t.lr_scheduler, optimizer, num_warmup_steps=t.warmup_steps,
                               num_training_steps=t.max_steps * recipe.algo.num_iterations)
     reference = reference_model(loaded.model, recipe.model, recipe.algo.beta) if with_reference else None
+    if resume is not None:  # after the reference copy: the reference stays the initial policy
+        restore_weights(loaded.model, resume, recipe.model.dtype)
     # the scheduler stays unprepared: accelerate would step it once per process per step (it
     # assumes each process adds a batch), while prompts_per_step is already the global batch
     model, optimizer = accelerator.prepare(loaded.model, optimizer)
     if reference is not None:
         reference = reference.to(accelerator.device)
+    resumed = {"step": 0}
+    if resume is not None:
+        resumed = restore_training(accelerator.unwrap_model(model), optimizer.optimizer, scheduler, resume)
     if accelerator.is_main_process:
         write_config(recipe)
     log.info("%s: %d parameters (%d trainable) in %s", description,
              count_parameters(loaded.model), sum(p.numel() for p in trainable), recipe.run_dir)
+    sampler = PromptSampler(splits.train, t.prompts_per_step, t.seed, accelerator.process_index,
+                            accelerator.num_processes)
+    if resume is not None:
+        sampler.restore(**resumed["sampler"])
     return Session(
         recipe=recipe, accelerator=accelerator, model=model, tokenizer=loaded.tokenizer,
         optimizer=optimizer, scheduler=scheduler,
         engine=make_engine(recipe, accelerator.unwrap_model(model), loaded.tokenizer,
                            [e.prompt for e in splits.train + splits.eval], parameters_sharded(accelerator)),
-        suite=suite, splits=splits, sampler=PromptSampler(splits.train, t.prompts_per_step, t.seed,
-                                                            accelerator.process_index,
-                                                            accelerator.num_processes),
-        log=RunLog(recipe.run_dir, t.max_steps, description, accelerator.is_main_process),
-        reference=reference,
+        suite=suite, splits=splits, sampler=sampler,
+        log=RunLog(recipe.run_dir, t.max_steps, description, accelerator.is_main_process,
+                   resumed_at=resumed["step"]),
+        reference=reference, start_step=resumed["step"],
     )
 
 
@@ -119,20 +131,23 @@ def evaluation_due(session: Session, step: int) -> bool:
     return step == last or (every > 0 and step % every == 0)
 
 
-def save(session: Session, name: str, step: int) -> Path:
+def save(session: Session, name: str, step: int, resumable: bool = True) -> Path:
     """Save the policy (HF format) into the run directory, written by the main process only;
-    sharded parameters (FSDP, ZeRO-3) are gathered from every process first."""
+    sharded parameters (FSDP) are gathered from every process first. ``resumable``: with the
+    optimizer, scheduler and RNG states a resumed run needs."""
     accelerator = session.accelerator
     accelerator.wait_for_everyone()
     weights = None
     if parameters_sharded(accelerator):
         weights = tied_as_in(session.policy, accelerator.get_state_dict(session.model))
+    training = (training_state(session.policy, session.optimizer.optimizer, session.scheduler)
+                if resumable else None)
     target = session.recipe.run_dir / name
     if accelerator.is_main_process:
         sampler = session.sampler
         state = {"step": step, "sampler": {"epoch": sampler.epoch, "position": sampler.position,
                                            "draws": sampler.draws}}
-        save_checkpoint(session.policy, session.tokenizer, target, state, weights)
+        save_checkpoint(session.policy, session.tokenizer, target, state, weights, training)
     accelerator.wait_for_everyone()
     return target
 
@@ -162,15 +177,16 @@ class RunResult:
 def run_steps(session: Session, step_fn: Callable[[Session, int], dict]) -> RunResult:
     """Evaluate, take ``max_steps`` steps (evaluating and saving when due), save the final policy."""
     trainer = session.recipe.trainer
-    evaluate_now(session, step=0)
-    for step in range(1, trainer.max_steps + 1):
+    if session.start_step == 0:
+        evaluate_now(session, step=0)
+    for step in range(session.start_step + 1, trainer.max_steps + 1):
         step_fn(session, step)
         session.log.advance()
         if evaluation_due(session, step):
             evaluate_now(session, step)
         if trainer.save_every and step % trainer.save_every == 0:
             save(session, f"checkpoint-{step}", step)
-    checkpoint = save(session, "final", trainer.max_steps)
+    checkpoint = save(session, "final", trainer.max_steps, resumable=False)
     session.log.close()
     return RunResult(session.recipe.run_dir, checkpoint, session.evals)
 

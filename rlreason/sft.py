@@ -7,6 +7,7 @@ target tokens of the step, across processes; the target ends with EOS so the mod
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 
 from rlreason.data import render_completion
 from rlreason.distributed import summed
@@ -15,9 +16,10 @@ from rlreason.sequences import micro_batches, right_padded, sequence_logprobs
 from rlreason.session import RunResult, Session, open_session, optimizer_step, run_steps, tokenize_prompts
 
 
-def sft(recipe: Recipe) -> RunResult:
-    """Fine-tune the recipe's model on its data's completion template."""
-    return run_steps(open_session(recipe, "sft"), sft_step)
+def sft(recipe: Recipe, resume: Path | None = None) -> RunResult:
+    """Fine-tune the recipe's model on its data's completion template (from checkpoint
+    ``resume`` of the run, if given)."""
+    return run_steps(open_session(recipe, "sft", resume=resume), sft_step)
 
 
 def sft_step(session: Session, step: int) -> dict[str, float]:

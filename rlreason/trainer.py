@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from pathlib import Path
 
 import torch
 
@@ -18,9 +19,10 @@ from rlreason.types import RewardBatch
 from rlreason.update import update_policy
 
 
-def train(recipe: Recipe) -> RunResult:
-    """Run GRPO as the recipe says; returns where the run and its final checkpoint are."""
-    session = open_session(recipe, "grpo", with_reference=recipe.algo.beta > 0)
+def train(recipe: Recipe, resume: Path | None = None) -> RunResult:
+    """Run GRPO as the recipe says (from checkpoint ``resume`` of the run, if given); returns
+    where the run and its final checkpoint are."""
+    session = open_session(recipe, "grpo", with_reference=recipe.algo.beta > 0, resume=resume)
     return run_steps(session, grpo_step)
 
 

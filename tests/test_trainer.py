@@ -89,7 +89,7 @@ def test_mu_iterations_take_that_many_optimizer_steps_per_generation(make_recipe
     metrics = grpo_step(session, step=1)
     steps = {int(state["step"]) for state in session.optimizer.state.values()}
     assert steps == {3}
-    assert session.scheduler.scheduler.last_epoch == 3
+    assert session.scheduler.last_epoch == 3
     # old logprobs stay those of the sampling policy, so iterations 2 and 3 see ratios != 1
     assert metrics["clip_ratio/region"] > 0
     single = open_session(make_recipe(rewards=SHORTNESS, algo={**algo, "num_iterations": 1}), "test")
