@@ -4,7 +4,7 @@ VENV ?= .venv
 TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 
-.PHONY: install demo test test-fast bench-math bench-code bench-rollout clean
+.PHONY: install demo test test-fast bench-math bench-code bench-rollout bench-trl clean
 
 install: $(VENV)/.installed
 
@@ -47,6 +47,13 @@ bench-code: install
 # generated tokens/s of the vllm and hf rollout backends on the same prompts and models
 bench-rollout: install
 	$(BIN)/python benchmarks/rollout_throughput.py --out benchmarks/rollout_throughput_results.json
+
+# seconds per GRPO step and peak memory against TRL's GRPOTrainer on the same work (B1; add B2 with
+# BENCH_WORKLOADS="B1 B2")
+BENCH_WORKLOADS ?= B1
+bench-trl: install
+	$(BIN)/python -m pip install -q -e ".[bench]"
+	$(BIN)/python benchmarks/grpo_step_vs_trl.py --workloads $(BENCH_WORKLOADS) --out benchmarks/grpo_step_vs_trl_results.json
 
 clean:
 	rm -rf runs .pytest_cache

@@ -150,6 +150,9 @@ class RolloutConfig:
     top_p: float = option(1.0, "Nucleus sampling mass.", lambda v: 0 < v <= 1, "in (0, 1]")
     top_k: int = option(0, "Keep the k most likely tokens; 0 keeps all.", non_negative, ">= 0")
     max_new_tokens: int = option(64, "Longest completion.", positive, "> 0")
+    min_new_tokens: int = option(0, "Shortest completion: end-of-sequence is suppressed until then "
+                                 "(= max_new_tokens gives fixed-length completions, for benchmarks).",
+                                 non_negative, ">= 0")
     stop: list[str] = option(help="Strings that end a completion (kept in it).", factory=list)
     vllm: VLLMConfig = option(help="Settings of the vllm backend.", factory=VLLMConfig)
 
@@ -236,6 +239,8 @@ class TrainerConfig:
     lr_scheduler: str = option("constant_with_warmup", "A transformers scheduler name.")
     warmup_steps: int = option(0, "Learning-rate warmup steps.", non_negative, ">= 0")
     seed: int = option(0, "Seed of sampling, data order and dropout.")
+    gradient_checkpointing: bool = option(False, "Recompute each layer's activations in the backward "
+                                          "pass instead of keeping them: less memory, slower updates.")
     save_every: int = option(0, "Save a checkpoint every N steps; 0 saves only the final one.",
                              non_negative, ">= 0")
     log_samples_every: int = option(10, "Write samples.jsonl every N steps; 0 never.",

@@ -67,6 +67,8 @@ def open_session(recipe: Recipe, description: str, with_reference: bool = False,
     accelerator = make_accelerator()
     set_seed(recipe.trainer.seed)
     loaded = load_policy(recipe.model)
+    if recipe.trainer.gradient_checkpointing:  # active in training mode only: generation is unaffected
+        loaded.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if recipe.moe.freeze_router and not freeze_routers(loaded.model):
         log.warning("moe.freeze_router: the model has no trainable MoE routers")
     t = recipe.trainer

@@ -68,3 +68,10 @@ def test_top_k_of_one_samples_the_greedy_completion(tiny_model, tokenizer):
     greedy = engine(tiny_model, tokenizer).generate(prompts, n=1, greedy=True)
     sampled = engine(tiny_model, tokenizer, top_k=1, temperature=1.5).generate(prompts, n=3)
     assert sampled.completion_ids == [ids for ids in greedy.completion_ids for _ in range(3)]
+
+
+def test_min_new_tokens_equal_to_max_gives_fixed_length_completions(tiny_model, tokenizer):
+    prompts = tokenizer(["1+2=", "30+4="]).input_ids
+    rollouts = engine(tiny_model, tokenizer, max_new_tokens=12, min_new_tokens=12).generate(prompts, n=4)
+    assert all(len(ids) == 12 and tokenizer.eos_token_id not in ids for ids in rollouts.completion_ids)
+    assert set(rollouts.finish_reason) == {"length"}

@@ -183,3 +183,20 @@ def test_beta_zero_loads_no_reference(make_recipe):
     session = open_session(make_recipe(rewards=SHORTNESS, algo={"beta": 0.0}), "test", with_reference=True)
     assert session.reference is None
     assert "kl" not in grpo_step(session, step=1)
+
+
+@pytest.mark.parametrize("model", [{}, {"lora": {"r": 4, "alpha": 8}}], ids=["full", "lora"])
+def test_gradient_checkpointing_takes_the_same_steps(make_recipe, model):
+    """Recomputing activations changes memory, not the maths: the same losses and weights."""
+    runs = []
+    for checkpointing in (False, True):
+        torch.manual_seed(0)
+        session = open_session(make_recipe(rewards=SHORTNESS, model=model, algo={"num_iterations": 2},
+                                           trainer={"gradient_checkpointing": checkpointing}), "test")
+        assert session.policy.is_gradient_checkpointing == checkpointing
+        losses = [grpo_step(session, step)["loss"] for step in (1, 2)]
+        runs.append((losses, {n: p.detach().clone() for n, p in session.policy.named_parameters()}))
+    (plain_losses, plain), (checkpointed_losses, checkpointed) = runs
+    assert checkpointed_losses == pytest.approx(plain_losses, abs=1e-6)
+    for name, weight in plain.items():
+        assert torch.allclose(weight, checkpointed[name], atol=1e-6), name

@@ -44,7 +44,7 @@ class HFRollout:
             out = self.model.generate(
                 input_ids=input_ids, attention_mask=attention_mask, do_sample=False,
                 temperature=None, top_p=None, top_k=None, logits_processor=LogitsProcessorList(sampling),
-                max_new_tokens=max_new_tokens or cfg.max_new_tokens,
+                max_new_tokens=max_new_tokens or cfg.max_new_tokens, min_new_tokens=cfg.min_new_tokens or None,
                 stop_strings=cfg.stop or None, tokenizer=self.tokenizer if cfg.stop else None,
                 pad_token_id=pad, eos_token_id=self.tokenizer.eos_token_id,
                 return_dict_in_generate=True, output_logits=not greedy, synced_gpus=self.synced,

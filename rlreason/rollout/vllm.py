@@ -85,7 +85,7 @@ class VLLMRollout:
         params = [SamplingParams(
             n=n, temperature=0.0 if greedy else cfg.temperature,
             top_p=1.0 if greedy else cfg.top_p, top_k=-1 if greedy or not cfg.top_k else cfg.top_k,
-            max_tokens=max_new_tokens or cfg.max_new_tokens, stop=cfg.stop or None,
+            max_tokens=max_new_tokens or cfg.max_new_tokens, min_tokens=cfg.min_new_tokens, stop=cfg.stop or None,
             include_stop_str_in_output=True, logprobs=None if greedy else 0, seed=seed,
         ) for seed in seeds]
         outputs = self.llm.generate([{"prompt_token_ids": list(p)} for p in prompt_ids], params,

@@ -1,0 +1,197 @@
+"""Seconds per GRPO step and peak memory: rlreason against TRL's GRPOTrainer on identical work.
+
+    python benchmarks/grpo_step_vs_trl.py [--workloads B1] [--steps 6] [--out results.json]
+
+Both tools train the same random-init Qwen3-MoE checkpoint (built here, saved to disk, character
+tokenizer) on the same prompts: 8 prompts x 8 completions, every completion exactly
+``new_tokens`` long (end-of-sequence suppressed until then, in both), one optimizer step per
+generation batch, beta 0, one policy iteration, the same learning rate, the same reward (a cheap
+rule: the completion's mean character code), gradient checkpointing on (TRL's default), fp32 on CPU. Generation uses transformers
+``generate`` in both ("same generation path", which isolates the trainers). Each tool runs in its
+own process so peak resident memory is its own. Reported: the median seconds per step over
+steps 2..N, split into generation, reward and the rest (the update) where the tool exposes it,
+and the ratios rlreason / TRL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+WORKLOADS = {
+    "B1": {"shape": dict(hidden_size=256, num_layers=4, num_heads=4, num_kv_heads=2, num_experts=8,
+                         experts_per_token=2, expert_intermediate_size=128), "new_tokens": 64},  # ~4M
+    "B2": {"shape": dict(hidden_size=512, num_layers=8, num_heads=8, num_kv_heads=4, num_experts=16,
+                         experts_per_token=2, expert_intermediate_size=224), "new_tokens": 256},  # ~50M
+}
+PROMPTS, GENERATIONS, LEARNING_RATE = 8, 8, 1e-5
+
+
+def mean_character_code(completions, **columns):
+    """The reward both tools use: cheap, and different for almost any two completions."""
+    return [sum(map(ord, c)) / (128 * max(len(c), 1)) for c in completions]
+
+
+def build_checkpoint(workload: str, directory: Path) -> int:
+    from rlreason.recipe import TinyModelConfig
+    from rlreason.tiny import build_char_tokenizer, build_tiny_moe
+
+    tokenizer = build_char_tokenizer()
+    model = build_tiny_moe(TinyModelConfig(**WORKLOADS[workload]["shape"]), tokenizer)
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return sum(p.numel() for p in model.parameters())
+
+
+def prompts(count: int) -> list[str]:
+    from rlreason.data import arithmetic_problems
+    from rlreason.recipe import SyntheticConfig
+
+    rows, _ = arithmetic_problems(SyntheticConfig(num_train=count), num_eval=1)
+    return [r["question"] for r in rows[:count]]
+
+
+def run_rlreason(checkpoint: Path, workload: str, steps: int, out_dir: Path) -> list[dict]:
+    from rlreason.recipe import Recipe, build
+    from rlreason.session import open_session
+    from rlreason.trainer import grpo_step
+
+    tokens = WORKLOADS[workload]["new_tokens"]
+    recipe = build(Recipe, {
+        "name": "bench", "output_dir": str(out_dir), "model": {"name_or_path": str(checkpoint)},
+        "data": {"num_eval": 1, "synthetic": {"num_train": PROMPTS * steps}},
+        "rollout": {"backend": "hf", "num_generations": GENERATIONS, "temperature": 1.0,
+                    "max_new_tokens": tokens, "min_new_tokens": tokens},
+        "rewards": [{"name": "benchmarks.grpo_step_vs_trl:mean_character_code"}],
+        "algo": {"loss_type": "grpo", "beta": 0.0, "num_iterations": 1},
+        "trainer": {"max_steps": steps, "prompts_per_step": PROMPTS, "micro_batch_size": PROMPTS * GENERATIONS,
+                    "learning_rate": LEARNING_RATE, "log_samples_every": 0,
+                    "gradient_checkpointing": True},  # TRL's GRPOConfig default
+    }, "")
+    session = open_session(recipe, "bench")
+    timings = []
+    for step in range(1, steps + 1):
+        m = grpo_step(session, step)
+        timings.append({"step": m["step_time"], "generate": m["time/generate"], "reward": m["time/reward"],
+                        "tokens": m["completion_length"]})
+    return timings
+
+
+def run_trl(checkpoint: Path, workload: str, steps: int, out_dir: Path) -> list[dict]:
+    from datasets import Dataset
+    from transformers import AutoTokenizer, TrainerCallback
+    from trl import GRPOConfig, GRPOTrainer
+
+    tokens = WORKLOADS[workload]["new_tokens"]
+    spent: dict[str, float] = {}  # seconds this step, by part
+    timings: list[dict] = []
+
+    def timed(part: str, fn):
+        def call(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent[part] = spent.get(part, 0.0) + time.perf_counter() - started
+        call.__name__ = getattr(fn, "__name__", part)
+        return call
+
+    class StepTimer(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kw):
+            spent.clear()
+            spent["begin"] = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kw):
+            timings.append({"step": time.perf_counter() - spent["begin"], "generate": spent.get("generate", 0.0),
+                            "reward": spent.get("reward", 0.0), "tokens": None})
+
+    args = GRPOConfig(output_dir=str(out_dir), max_steps=steps, per_device_train_batch_size=PROMPTS * GENERATIONS,
+                      num_generations=GENERATIONS, max_completion_length=tokens,
+                      generation_kwargs={"min_new_tokens": tokens}, temperature=1.0, beta=0.0,
+                      num_iterations=1, learning_rate=LEARNING_RATE, lr_scheduler_type="constant",
+                      use_cpu=True, bf16=False, report_to=[], logging_steps=1, save_strategy="no",
+                      router_aux_loss_coef=0.0, disable_tqdm=True)
+    trainer = GRPOTrainer(model=str(checkpoint), reward_funcs=[timed("reward", mean_character_code)], args=args,
+                          train_dataset=Dataset.from_dict({"prompt": prompts(PROMPTS * steps)}),
+                          processing_class=AutoTokenizer.from_pretrained(checkpoint),
+                          callbacks=[StepTimer()])
+    # time TRL's generation where it happens: the policy's generate (transformers path)
+    trainer.model.generate = timed("generate", trainer.model.generate)
+    trainer.train()
+    lengths = [row.get("completions/mean_length") for row in trainer.state.log_history if "loss" in row]
+    return [{**t, "tokens": n} for t, n in zip(timings, lengths)]
+
+
+def child(tool: str, workload: str, steps: int, checkpoint: Path) -> None:
+    """Run one tool and print its timings and peak memory as JSON (last line)."""
+    import torch
+
+    torch.manual_seed(0)
+    with tempfile.TemporaryDirectory() as out_dir:
+        runner = run_rlreason if tool == "rlreason" else run_trl
+        timings = runner(checkpoint, workload, steps, Path(out_dir))
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"timings": timings, "peak_rss_mb": peak_mb}))
+
+
+def summary(timings: list[dict]) -> dict:
+    later = timings[1:]  # step 1 pays for warm-up
+    step = statistics.median(t["step"] for t in later)
+    generate = statistics.median(t["generate"] for t in later)
+    reward = statistics.median(t["reward"] for t in later)
+    return {"step_s": step, "generate_s": generate, "reward_s": reward, "update_s": step - generate - reward,
+            "completion_tokens": later[-1]["tokens"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workloads", nargs="+", default=["B1"], choices=sorted(WORKLOADS))
+    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--child", nargs=3, metavar=("TOOL", "WORKLOAD", "CHECKPOINT"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        tool, workload, checkpoint = args.child
+        child(tool, workload, args.steps, Path(checkpoint))
+        return
+
+    results = []
+    for workload in args.workloads:
+        with tempfile.TemporaryDirectory() as tmp:
+            parameters = build_checkpoint(workload, Path(tmp))
+            row = {"workload": workload, "parameters": parameters, "pairing": "same generation path (hf)",
+                   "new_tokens": WORKLOADS[workload]["new_tokens"]}
+            for tool in ("rlreason", "trl"):
+                done = subprocess.run([sys.executable, __file__, "--steps", str(args.steps), "--child", tool,
+                                       workload, tmp], cwd=ROOT, capture_output=True, text=True)
+                if done.returncode != 0:
+                    sys.exit(f"{tool} on {workload} failed:\n{done.stderr[-3000:]}")
+                measured = json.loads(done.stdout.strip().splitlines()[-1])
+                row[tool] = {**summary(measured["timings"]), "peak_rss_mb": measured["peak_rss_mb"]}
+            row["step_ratio"] = row["rlreason"]["step_s"] / row["trl"]["step_s"]
+            row["memory_ratio"] = row["rlreason"]["peak_rss_mb"] / row["trl"]["peak_rss_mb"]
+            results.append(row)
+        print(f"{workload} ({row['parameters'] / 1e6:.1f}M parameters, {row['new_tokens']} new tokens), "
+              f"{row['pairing']}:")
+        for tool in ("rlreason", "trl"):
+            r = row[tool]
+            print(f"  {tool:9s} {r['step_s']:7.2f} s/step (generate {r['generate_s']:.2f}, reward "
+                  f"{r['reward_s']:.3f}, update {r['update_s']:.2f}), peak RSS {r['peak_rss_mb']:.0f} MB, "
+                  f"{r['completion_tokens']} tokens/completion")
+        print(f"  rlreason / TRL: step time {row['step_ratio']:.2f}x, peak memory {row['memory_ratio']:.2f}x")
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
