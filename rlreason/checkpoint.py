@@ -45,8 +45,21 @@ def save_checkpoint(model, tokenizer, directory: Path, state: dict, weights: dic
     return directory
 
 
-def latest_checkpoint(run_dir: Path) -> Path | None:
-    """The run's newest resumable ``checkpoint-N`` (only complete ones exist: saves are atomic)."""
+def numbered_checkpoints(run_dir: Path) -> list[Path]:
+    """The run's complete ``checkpoint-N`` directories, oldest first (saves are atomic, so only
+    complete ones carry the name)."""
     numbered = [(int(p.name.removeprefix("checkpoint-")), p) for p in Path(run_dir).glob("checkpoint-*")
-                if p.name.removeprefix("checkpoint-").isdigit() and (p / TRAINING_STATE).exists()]
-    return max(numbered)[1] if numbered else None
+                if p.name.removeprefix("checkpoint-").isdigit()]
+    return [path for _, path in sorted(numbered)]
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    """The run's newest resumable ``checkpoint-N``."""
+    resumable = [p for p in numbered_checkpoints(run_dir) if (p / TRAINING_STATE).exists()]
+    return resumable[-1] if resumable else None
+
+
+def prune_checkpoints(run_dir: Path, keep: int) -> None:
+    """Delete all but the newest ``keep`` checkpoint-N directories (0 keeps every one)."""
+    for old in numbered_checkpoints(run_dir)[:-keep] if keep else ():
+        shutil.rmtree(old)

@@ -243,6 +243,8 @@ class TrainerConfig:
                                           "pass instead of keeping them: less memory, slower updates.")
     save_every: int = option(0, "Save a checkpoint every N steps; 0 saves only the final one.",
                              non_negative, ">= 0")
+    keep_checkpoints: int = option(0, "Keep only the newest N checkpoint-N directories; 0 keeps all.",
+                                   non_negative, ">= 0")
     log_samples_every: int = option(10, "Write samples.jsonl every N steps; 0 never.",
                                     non_negative, ">= 0")
 

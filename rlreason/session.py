@@ -19,7 +19,7 @@ from accelerate.utils import set_seed
 from transformers import get_scheduler
 
 from rewards import RewardSuite
-from rlreason.checkpoint import save_checkpoint
+from rlreason.checkpoint import prune_checkpoints, save_checkpoint
 from rlreason.data import PromptSampler, Splits, load_splits
 from rlreason.distributed import make_accelerator, parameters_sharded, scalar
 from rlreason.evaluate import EvalResult, evaluate
@@ -188,6 +188,8 @@ def run_steps(session: Session, step_fn: Callable[[Session, int], dict]) -> RunR
             evaluate_now(session, step)
         if trainer.save_every and step % trainer.save_every == 0:
             save(session, f"checkpoint-{step}", step)
+            if session.accelerator.is_main_process:
+                prune_checkpoints(session.recipe.run_dir, trainer.keep_checkpoints)
     checkpoint = save(session, "final", trainer.max_steps, resumable=False)
     session.log.close()
     return RunResult(session.recipe.run_dir, checkpoint, session.evals)

@@ -5,6 +5,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
+from rlreason.checkpoint import latest_checkpoint
 from rlreason.session import open_session
 from rlreason.sft import sft
 from rlreason.trainer import collect_batch, grpo_step, train
@@ -200,3 +201,10 @@ def test_gradient_checkpointing_takes_the_same_steps(make_recipe, model):
     assert checkpointed_losses == pytest.approx(plain_losses, abs=1e-6)
     for name, weight in plain.items():
         assert torch.allclose(weight, checkpointed[name], atol=1e-6), name
+
+
+def test_only_the_newest_checkpoints_are_kept(make_recipe):
+    result = train(make_recipe(rewards=SHORTNESS, trainer={"max_steps": 4, "save_every": 1, "keep_checkpoints": 2}))
+    kept = sorted(p.name for p in result.run_dir.glob("checkpoint-*"))
+    assert kept == ["checkpoint-3", "checkpoint-4"] and (result.run_dir / "final").exists()
+    assert latest_checkpoint(result.run_dir) == result.run_dir / "checkpoint-4"
