@@ -7,6 +7,7 @@ import os
 import shutil
 from pathlib import Path
 
+import torch
 
 TRAINING_STATE = "training_state.pt"  # optimizer, scheduler, RNG: what a resumed run needs
 
@@ -30,8 +31,6 @@ def save_checkpoint(model, tokenizer, directory: Path, state: dict, weights: dic
     tokenizer.save_pretrained(tmp)
     (tmp / "trainer_state.json").write_text(json.dumps(state, indent=2))
     if training is not None:
-        import torch
-
         torch.save(training, tmp / TRAINING_STATE)
     if directory.exists():
         old = directory.with_name(f".{directory.name}.old")

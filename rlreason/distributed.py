@@ -16,6 +16,7 @@ import os
 import torch
 from accelerate import Accelerator, PartialState
 from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin, gather_object
+from torch.distributed.tensor import DTensor
 
 from rlreason.launch import LaunchError, refuse_single_process_cpu_launch
 
@@ -30,7 +31,7 @@ def make_accelerator() -> Accelerator:
     accelerator = Accelerator(cpu=on_cpu, fsdp_plugin=plugin)
     if plugin is not None and accelerator.num_processes > 1:
         if plugin.fsdp_version != 2:
-            raise ValueError("accelerate launch: FSDP on CPU needs --fsdp_version 2")
+            raise LaunchError("accelerate launch: FSDP on CPU needs --fsdp_version 2")
         # what accelerate's AcceleratorState sets for FSDP on GPUs (it re-reads PartialState)
         PartialState().distributed_type = accelerator.state.distributed_type = DistributedType.FSDP
         accelerator.state.fsdp_plugin = plugin
@@ -48,9 +49,22 @@ def parameters_sharded(accelerator: Accelerator) -> bool:
     return accelerator.distributed_type == DistributedType.FSDP
 
 
+def backward_share(accelerator: Accelerator, loss: torch.Tensor) -> None:
+    """Backpropagate this process's share of a loss normalised over the global batch: DDP and
+    FSDP average gradients over processes, so the share is scaled back up by their number, which
+    leaves the gradient of the global loss."""
+    accelerator.backward(loss * accelerator.num_processes)
+
+
+def unsharded(tensor: torch.Tensor) -> torch.Tensor:
+    """The whole tensor of an FSDP2 shard (a DTensor; every process must call this together);
+    any other tensor as it is."""
+    return tensor.full_tensor() if isinstance(tensor, DTensor) else tensor
+
+
 def scalar(value: torch.Tensor) -> float:
     """A Python float from a tensor that may be a DTensor (FSDP2 gradient norms are)."""
-    return float(value.full_tensor() if hasattr(value, "full_tensor") else value)
+    return float(unsharded(value))
 
 
 def summed(accelerator: Accelerator, values: list[float]) -> list[float]:

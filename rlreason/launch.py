@@ -1,4 +1,6 @@
-"""How the processes were launched, checked before anything heavy is imported or loaded."""
+"""How the processes were launched, checked before any model loads.
+
+Free of torch, so the command line can name ``LaunchError`` without importing it."""
 
 from __future__ import annotations
 

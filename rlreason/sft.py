@@ -10,7 +10,7 @@ import contextlib
 from pathlib import Path
 
 from rlreason.data import render_completion
-from rlreason.distributed import summed
+from rlreason.distributed import backward_share, summed
 from rlreason.recipe import Recipe
 from rlreason.sequences import micro_batches, right_padded, sequence_logprobs
 from rlreason.session import RunResult, Session, open_session, optimizer_step, run_steps, tokenize_prompts
@@ -40,7 +40,7 @@ def sft_step(session: Session, step: int) -> dict[str, float]:
         with sync:
             logprobs = sequence_logprobs(session.model, batch)  # (n, L-1)
             loss = -(logprobs * batch.completion_mask).sum() / num_tokens
-            accelerator.backward(loss * accelerator.num_processes)  # DDP averages over processes
+            backward_share(accelerator, loss)
         total += loss.item()
     grad_norm = optimizer_step(session)
     total, = summed(accelerator, [total])

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 
 from rlreason.batches import ScoredBatch
-from rlreason.distributed import summed
+from rlreason.distributed import backward_share, summed
 from rlreason.losses import BatchTotals, LossConfig, mismatch_kl, policy_loss, rollout_correction
 from rlreason.moe import RoutingStats, Tape, router_z_loss, routing
 from rlreason.sequences import (TokenBatch, completion_values, micro_batches, policy_forward,
@@ -65,9 +65,7 @@ def update_policy(session: Session, batch: ScoredBatch, advantages: torch.Tensor
             with sync:
                 loss, stats, entropy = micro_batch_loss(session, part, advantages[part.rows], cfg, totals,
                                                         with_entropy=iteration == 0, stats=routing_stats)
-                # each process's loss is its share of the global batch; DDP averages gradients
-                # over processes, so scale back up to get the gradient of the global loss
-                accelerator.backward(loss * accelerator.num_processes)
+                backward_share(accelerator, loss)
             sums["loss"] += loss.item()
             if entropy is not None:
                 sums["entropy"] += (entropy * part.tokens.completion_mask).sum().item()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -54,6 +55,15 @@ def tokenizer():
 @pytest.fixture
 def tiny_model(tokenizer):
     return build_tiny_moe(TinyModelConfig(**TINY), tokenizer)
+
+
+ACCELERATE = Path(sys.executable).with_name("accelerate")
+
+
+def accelerate_launch(config: str, processes: int = 2) -> list[str]:
+    """The command prefix that runs a module under ``accelerate launch`` with a shipped config."""
+    return [str(ACCELERATE), "launch", "--config_file", str(ROOT / "recipes" / "accelerate" / f"{config}.yaml"),
+            "--num_processes", str(processes), "--main_process_port", "0"]
 
 
 def tiny_recipe(tmp_path: Path, **sections) -> Recipe:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from transformers import AutoModelForCausalLM
 
-from tests.conftest import ROOT, TINY
+from tests.conftest import ROOT, TINY, accelerate_launch
 
 TINY_SET = [f"--set=model.tiny.{k}={v}" for k, v in TINY.items()]
 
@@ -85,13 +85,10 @@ def demo_sft(tmp_path_factory) -> Path:
     return sft_dir / "final"
 
 
-ACCELERATE_TWO_PROCESSES = [str(Path(sys.executable).with_name("accelerate")), "launch", "--config_file",
-                            str(ROOT / "recipes" / "accelerate" / "ddp.yaml"), "--num_processes", "2",
-                            "--main_process_port", "0"]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("launcher", [[sys.executable], ACCELERATE_TWO_PROCESSES], ids=["one", "two_processes"])
+@pytest.mark.parametrize("launcher", [[sys.executable], accelerate_launch("ddp")], ids=["one", "two_processes"])
 def test_demo_grpo_beats_its_cold_start_by_15_points(demo_sft, tmp_path, launcher):
     """The README's demo numbers: GRPO after SFT, held-out greedy accuracy, seeded; the same
     recipe on two processes (each with its own rollout engine) learns as well."""

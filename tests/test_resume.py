@@ -14,9 +14,8 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from tests.conftest import ROOT, TINY
+from tests.conftest import ROOT, TINY, accelerate_launch
 
-ACCELERATE = Path(sys.executable).with_name("accelerate")
 
 
 def write_recipe(tmp_path: Path, run_dir: Path) -> Path:
@@ -76,9 +75,7 @@ def test_resuming_takes_the_same_steps(uninterrupted, tmp_path):
 @pytest.mark.parametrize("config", ["ddp", "fsdp2"])
 def test_a_one_process_run_resumes_on_two(uninterrupted, tmp_path, config):
     run_dir = interrupted_copy(uninterrupted, tmp_path)
-    launcher = [str(ACCELERATE), "launch", "--config_file", str(ROOT / "recipes" / "accelerate" / f"{config}.yaml"),
-                "--num_processes", "2", "--main_process_port", "0"]
-    run(launcher, write_recipe(tmp_path, run_dir), "--resume", str(run_dir / "checkpoint-4"))
+    run(accelerate_launch(config), write_recipe(tmp_path, run_dir), "--resume", str(run_dir / "checkpoint-4"))
     one, two = metrics(uninterrupted), metrics(run_dir)
     assert [row["step"] for row in two] == [row["step"] for row in one]
     for a, b in zip(one, two):

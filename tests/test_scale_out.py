@@ -12,9 +12,8 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from tests.conftest import ROOT, TINY
+from tests.conftest import ACCELERATE, ROOT, TINY, accelerate_launch
 
-ACCELERATE = Path(sys.executable).with_name("accelerate")
 
 
 VARIANTS = {
@@ -81,9 +80,7 @@ def one_process(tmp_path_factory):
 
 @pytest.mark.parametrize("config, variant", [("ddp", "dapo"), ("fsdp2", "dapo"), ("fsdp2", "dynamic_sampling")])
 def test_two_processes_train_as_one(one_process, tmp_path, config, variant):
-    launcher = [str(ACCELERATE), "launch", "--config_file", str(ROOT / "recipes" / "accelerate" / f"{config}.yaml"),
-                "--num_processes", "2", "--main_process_port", "0"]
-    one_process, two = one_process(variant), train(tmp_path, config, launcher, variant)
+    one_process, two = one_process(variant), train(tmp_path, config, accelerate_launch(config), variant)
     one_losses, two_losses = logged(one_process, "loss"), logged(two, "loss")
     assert len(one_losses) == len(two_losses) == 2
     assert one_losses[0] != 0.0

@@ -32,7 +32,7 @@ def make_engine(recipe: Recipe, policy, tokenizer, prompts: list[str], sharded: 
     """The engine the recipe names, following ``policy``'s weights.
 
     ``prompts``: every prompt the engine will see, so it can size its context. ``sharded``: the
-    policy's parameters are split across processes (FSDP, ZeRO-3).
+    policy's parameters are split across processes (FSDP).
     """
     cfg = recipe.rollout
     backend = resolve_backend(cfg.backend)

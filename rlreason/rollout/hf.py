@@ -18,7 +18,7 @@ from rlreason.types import Rollouts
 
 class HFRollout:
     def __init__(self, model, tokenizer, cfg: RolloutConfig, synced: bool = False):
-        """``synced``: the model is sharded across processes (FSDP, ZeRO-3), so every process
+        """``synced``: the model is sharded across processes (FSDP), so every process
         must run the same number of forward passes, until the last one is done."""
         self.model, self.tokenizer, self.cfg, self.synced = model, tokenizer, cfg, synced
 

@@ -15,9 +15,10 @@ import contextlib
 from collections.abc import Iterator
 
 import torch
-from torch.distributed.tensor import DTensor
 from transformers import PreTrainedModel
 from transformers.core_model_loading import revert_weight_conversion
+
+from rlreason.distributed import unsharded
 
 
 @contextlib.contextmanager
@@ -31,13 +32,9 @@ def checkpoint_weights(policy: torch.nn.Module) -> Iterator[dict[str, torch.Tens
         policy.merge_adapter()
     try:
         base: PreTrainedModel = policy.get_base_model() if adapted else policy
-        state = {name.replace(".base_layer", ""): full(tensor.detach())
+        state = {name.replace(".base_layer", ""): unsharded(tensor.detach())
                  for name, tensor in base.state_dict().items() if "lora_" not in name}
         yield revert_weight_conversion(base, state)
     finally:
         if adapted:
             policy.unmerge_adapter()
-
-
-def full(tensor: torch.Tensor) -> torch.Tensor:
-    return tensor.full_tensor() if isinstance(tensor, DTensor) else tensor
