@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from rewards.registry import RewardError
-from rlreason.launch import LaunchError
+from rlreason.launch import LaunchError, relaunch_cpu_processes
 from rlreason.recipe import RecipeError, load_recipe
 
 SET_HELP = "Override a recipe key, e.g. --set trainer.max_steps=2 (repeatable)."
@@ -24,6 +24,10 @@ RESUME_HELP = ("Continue the run from its newest checkpoint-N, or from CHECKPOIN
 @click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
 def main(verbose: bool) -> None:
     """GRPO-style reinforcement learning with rule-based rewards."""
+    try:
+        relaunch_cpu_processes()
+    except LaunchError as err:
+        raise click.ClickException(str(err)) from None
     level = logging.DEBUG if verbose else logging.INFO if main_process() else logging.WARNING
     logging.basicConfig(level=level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")

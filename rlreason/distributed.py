@@ -18,13 +18,14 @@ from accelerate import Accelerator, PartialState
 from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin, gather_object
 from torch.distributed.tensor import DTensor
 
-from rlreason.launch import LaunchError, refuse_single_process_cpu_launch
+from rlreason.launch import CPU_LAUNCH_HINT, LaunchError, single_process_cpu_launch
 
 log = logging.getLogger(__name__)
 
 
 def make_accelerator() -> Accelerator:
-    refuse_single_process_cpu_launch(os.environ)
+    if single_process_cpu_launch(os.environ):  # the command line relaunches it; a library call cannot
+        raise LaunchError("accelerate launch --cpu with several processes started only one. " + CPU_LAUNCH_HINT)
     on_cpu = not torch.cuda.is_available()
     fsdp = os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true"
     plugin = FullyShardedDataParallelPlugin() if on_cpu and fsdp else None  # read from the launch env

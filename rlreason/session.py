@@ -90,8 +90,9 @@ def open_session(recipe: Recipe, description: str, with_reference: bool = False,
         resumed = restore_training(accelerator.unwrap_model(model), optimizer.optimizer, scheduler, resume)
     if accelerator.is_main_process:
         write_config(recipe)
-    log.info("%s: %d parameters (%d trainable) in %s", description,
-             count_parameters(loaded.model), sum(p.numel() for p in trainable), recipe.run_dir)
+    log.info("%s: %d parameters (%d trainable) in %s, %d process%s", description,
+             count_parameters(loaded.model), sum(p.numel() for p in trainable), recipe.run_dir,
+             accelerator.num_processes, "" if accelerator.num_processes == 1 else "es")
     sampler = PromptSampler(splits.train, t.prompts_per_step, t.seed, accelerator.process_index,
                             accelerator.num_processes)
     if resume is not None:

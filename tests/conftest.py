@@ -61,9 +61,10 @@ ACCELERATE = Path(sys.executable).with_name("accelerate")
 
 
 def accelerate_launch(config: str, processes: int = 2) -> list[str]:
-    """The command prefix that runs a module under ``accelerate launch`` with a shipped config."""
-    return [str(ACCELERATE), "launch", "--config_file", str(ROOT / "recipes" / "accelerate" / f"{config}.yaml"),
-            "--num_processes", str(processes), "--main_process_port", "0"]
+    """The command prefix that runs a module under ``accelerate launch`` with a shipped config, or
+    with ``--cpu`` when ``config`` is "cpu"."""
+    how = ["--cpu"] if config == "cpu" else ["--config_file", str(ROOT / "recipes" / "accelerate" / f"{config}.yaml")]
+    return [str(ACCELERATE), "launch", *how, "--num_processes", str(processes), "--main_process_port", "0"]
 
 
 def tiny_recipe(tmp_path: Path, **sections) -> Recipe:

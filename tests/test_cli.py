@@ -85,13 +85,12 @@ def demo_sft(tmp_path_factory) -> Path:
     return sft_dir / "final"
 
 
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize("launcher", [[sys.executable], accelerate_launch("ddp")], ids=["one", "two_processes"])
+@pytest.mark.parametrize("launcher", [[sys.executable], accelerate_launch("cpu")], ids=["one", "two_processes"])
 def test_demo_grpo_beats_its_cold_start_by_15_points(demo_sft, tmp_path, launcher):
     """The README's demo numbers: GRPO after SFT, held-out greedy accuracy, seeded; the same
-    recipe on two processes (each with its own rollout engine) learns as well."""
+    recipe under ``accelerate launch --cpu --num_processes 2`` (each process with its own rollout
+    engine) learns as well."""
     grpo_dir = tmp_path / "grpo"
     done = subprocess.run([*launcher, "-m", "cli", "train", "recipes/demo/grpo.yaml", "--set",
                            f"model.name_or_path={demo_sft}", "--set", f"output_dir={grpo_dir}"],
@@ -101,6 +100,7 @@ def test_demo_grpo_beats_its_cold_start_by_15_points(demo_sft, tmp_path, launche
     accuracy = {e["step"]: e["eval/accuracy"] for e in evals if "eval/accuracy" in e}
     assert accuracy[300] - accuracy[0] >= 0.15, accuracy
     assert done.stdout.count("held-out accuracy:") == 1  # reported once, by the main process
+    assert f"{grpo_dir}, {1 if launcher == [sys.executable] else 2} process" in done.stderr
 
 
 def test_eval_reports_held_out_accuracy_of_a_checkpoint(tmp_path):

@@ -12,7 +12,8 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from tests.conftest import ACCELERATE, ROOT, TINY, accelerate_launch
+from rlreason.launch import LaunchError, accelerate_launch_arguments, relaunch_cpu_processes
+from tests.conftest import ROOT, TINY, accelerate_launch
 
 
 
@@ -45,6 +46,8 @@ def train(tmp_path: Path, name: str, launcher: list[str], variant: str) -> Path:
     done = subprocess.run([*launcher, "-m", "cli", "train", str(path)], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-4000:]
+    processes = 1 if launcher == [sys.executable] else 2
+    assert f"{run_dir}, {processes} process" in done.stderr
     return run_dir
 
 
@@ -78,7 +81,8 @@ def one_process(tmp_path_factory):
     return run
 
 
-@pytest.mark.parametrize("config, variant", [("ddp", "dapo"), ("fsdp2", "dapo"), ("fsdp2", "dynamic_sampling")])
+@pytest.mark.parametrize("config, variant", [("ddp", "dapo"), ("fsdp2", "dapo"), ("fsdp2", "dynamic_sampling"),
+                                             ("cpu", "dapo")])  # accelerate launch --cpu: DDP over gloo
 def test_two_processes_train_as_one(one_process, tmp_path, config, variant):
     one_process, two = one_process(variant), train(tmp_path, config, accelerate_launch(config), variant)
     one_losses, two_losses = logged(one_process, "loss"), logged(two, "loss")
@@ -101,12 +105,12 @@ def test_two_processes_train_as_one(one_process, tmp_path, config, variant):
         assert logged(two, "dynamic_sampling/groups_kept") == [1.0, 1.0]
 
 
-def test_accelerate_cpu_flag_with_several_processes_is_refused_not_run_on_one(tmp_path):
-    recipe = tmp_path / "r.yaml"
-    recipe.write_text(yaml.safe_dump({"output_dir": str(tmp_path / "run"), "model": {"tiny": dict(TINY)},
-                                      "rollout": {"backend": "hf"}}))
-    done = subprocess.run([str(ACCELERATE), "launch", "--cpu", "--num_processes", "2", "-m", "cli", "train",
-                           str(recipe)], cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert done.returncode != 0
-    assert "Leave out --cpu: accelerate launch --config_file recipes/accelerate/ddp.yaml" in done.stderr
-    assert not (tmp_path / "run" / "metrics.jsonl").exists()
+def test_cpu_launch_reads_accelerates_own_arguments_and_refuses_what_it_cannot_relaunch():
+    asked = accelerate_launch_arguments(["python", "accelerate", "launch", "--cpu", "--num_processes=3",
+                                         "-m", "cli", "train", "r.yaml"])
+    assert (asked.num_processes, asked.training_script, asked.training_script_args) == (3, "cli", ["train", "r.yaml"])
+    assert accelerate_launch_arguments(["python", "-m", "pytest"]) is None
+    relaunch_cpu_processes({})  # not an accelerate launch: nothing happens
+    single = {"ACCELERATE_USE_CPU": "True", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "0"}
+    with pytest.raises(LaunchError, match="recipes/accelerate/ddp.yaml"):
+        relaunch_cpu_processes(single)  # this process's parent (pytest's launcher) is no accelerate launch
