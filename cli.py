@@ -109,17 +109,20 @@ def sft(recipe: str, overrides: tuple[str, ...], resume: str | None) -> None:
 
 def resume_point(run_dir: Path, resume: str | None) -> Path | None:
     """The checkpoint ``--resume`` names: the run's newest one, or the given directory."""
-    from rlreason.checkpoint import TRAINING_STATE, latest_checkpoint
+    from rlreason.checkpoint import TRAINING_STATE, latest_checkpoint, numbered_checkpoints
 
     if resume is None:
         return None
     checkpoint = latest_checkpoint(run_dir) if resume == "latest" else Path(resume)
+    if checkpoint is None and numbered_checkpoints(run_dir):
+        checkpoint = numbered_checkpoints(run_dir)[-1]  # not resumable: say why below
     if checkpoint is None:
         raise click.ClickException(f"--resume: {run_dir} has no checkpoint-N to resume from "
                                    "(trainer.save_every sets how often they are written)")
     if not (checkpoint / TRAINING_STATE).exists():
         raise click.ClickException(f"--resume: {checkpoint} is not a resumable checkpoint "
-                                   f"(no {TRAINING_STATE}; final/ holds the model only)")
+                                   f"(no {TRAINING_STATE}: final/ holds the model only, and runs under "
+                                   "DeepSpeed write weights only)")
     return checkpoint
 
 

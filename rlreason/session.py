@@ -21,8 +21,9 @@ from transformers import get_scheduler
 from rewards import RewardSuite
 from rlreason.checkpoint import prune_checkpoints, save_checkpoint
 from rlreason.data import PromptSampler, Splits, load_splits
-from rlreason.distributed import make_accelerator, parameters_sharded, scalar
+from rlreason.distributed import make_accelerator, parameters_sharded, scalar, zero_stage
 from rlreason.evaluate import EvalResult, evaluate
+from rlreason.launch import LaunchError
 from rlreason.logging import RunLog
 from rlreason.models import count_parameters, load_policy, reference_model
 from rlreason.moe import freeze_routers
@@ -64,7 +65,7 @@ def open_session(recipe: Recipe, description: str, with_reference: bool = False,
     suite = RewardSuite(recipe.rewards)
     splits = load_splits(recipe.data)
     resolve_backend(recipe.rollout.backend)
-    accelerator = make_accelerator()
+    accelerator = make_accelerator(recipe.trainer.micro_batch_size, recipe.trainer.max_grad_norm)
     set_seed(recipe.trainer.seed)
     loaded = load_policy(recipe.model)
     if recipe.trainer.gradient_checkpointing:  # active in training mode only: generation is unaffected
@@ -78,6 +79,9 @@ def open_session(recipe: Recipe, description: str, with_reference: bool = False,
     scheduler = get_scheduler(t.lr_scheduler, optimizer, num_warmup_steps=t.warmup_steps,
                               num_training_steps=t.max_steps * recipe.algo.num_iterations)
     reference = reference_model(loaded.model, recipe.model, recipe.algo.beta) if with_reference else None
+    if resume is not None and zero_stage(accelerator):
+        raise LaunchError("--resume under DeepSpeed: its ZeRO optimizer state is not in rlreason's "
+                          "checkpoints; resume under recipes/accelerate/fsdp2.yaml or ddp.yaml")
     if resume is not None:  # after the reference copy: the reference stays the initial policy
         restore_weights(loaded.model, resume, recipe.model.dtype)
     # the scheduler stays unprepared: accelerate would step it once per process per step (it
@@ -136,13 +140,18 @@ def evaluation_due(session: Session, step: int) -> bool:
 
 def save(session: Session, name: str, step: int, resumable: bool = True) -> Path:
     """Save the policy (HF format) into the run directory, written by the main process only;
-    sharded parameters (FSDP) are gathered from every process first. ``resumable``: with the
+    sharded parameters (FSDP, ZeRO-3) are gathered from every process first. ``resumable``: with the
     optimizer, scheduler and RNG states a resumed run needs."""
     accelerator = session.accelerator
     accelerator.wait_for_everyone()
     weights = None
     if parameters_sharded(accelerator):
-        weights = tied_as_in(session.policy, accelerator.get_state_dict(session.model))
+        weights = accelerator.get_state_dict(session.model)  # DeepSpeed: None off the main process
+        weights = tied_as_in(session.policy, weights) if weights is not None else None
+    if resumable and zero_stage(accelerator):  # the ZeRO optimizer keeps flat partitions, not per-parameter state
+        if accelerator.is_main_process:
+            log.warning("%s holds the weights but cannot be resumed (DeepSpeed)", name)
+        resumable = False
     training = (training_state(session.policy, session.optimizer.optimizer, session.scheduler)
                 if resumable else None)
     target = session.recipe.run_dir / name

@@ -6,11 +6,10 @@ target tokens of the step, across processes; the target ends with EOS so the mod
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 from rlreason.data import render_completion
-from rlreason.distributed import backward_share, summed
+from rlreason.distributed import backward_share, micro_batch, summed
 from rlreason.recipe import Recipe
 from rlreason.sequences import micro_batches, right_padded, sequence_logprobs
 from rlreason.session import RunResult, Session, open_session, optimizer_step, run_steps, tokenize_prompts
@@ -36,8 +35,7 @@ def sft_step(session: Session, step: int) -> dict[str, float]:
     for k, idx in enumerate(chunks):
         batch = right_padded([prompt_ids[i] for i in idx], [target_ids[i] for i in idx],
                              tokenizer.pad_token_id, accelerator.device)
-        sync = contextlib.nullcontext() if k == len(chunks) - 1 else accelerator.no_sync(session.model)
-        with sync:
+        with micro_batch(accelerator, session.model, last=k == len(chunks) - 1):
             logprobs = sequence_logprobs(session.model, batch)  # (n, L-1)
             loss = -(logprobs * batch.completion_mask).sum() / num_tokens
             backward_share(accelerator, loss)

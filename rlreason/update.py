@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 from collections import defaultdict
 from dataclasses import dataclass
@@ -10,7 +9,7 @@ from dataclasses import dataclass
 import torch
 
 from rlreason.batches import ScoredBatch
-from rlreason.distributed import backward_share, summed
+from rlreason.distributed import backward_share, micro_batch, summed
 from rlreason.losses import BatchTotals, LossConfig, mismatch_kl, policy_loss, rollout_correction
 from rlreason.moe import RoutingStats, Tape, router_z_loss, routing
 from rlreason.sequences import (TokenBatch, completion_values, micro_batches, policy_forward,
@@ -61,8 +60,7 @@ def update_policy(session: Session, batch: ScoredBatch, advantages: torch.Tensor
     routing_stats = RoutingStats()
     for iteration in range(algo.num_iterations):
         for k, part in enumerate(parts):
-            sync = contextlib.nullcontext() if k == len(parts) - 1 else accelerator.no_sync(model)
-            with sync:
+            with micro_batch(accelerator, model, last=k == len(parts) - 1):
                 loss, stats, entropy = micro_batch_loss(session, part, advantages[part.rows], cfg, totals,
                                                         with_entropy=iteration == 0, stats=routing_stats)
                 backward_share(accelerator, loss)

@@ -155,14 +155,24 @@ class VLLMRollout:
 
 @contextlib.contextmanager
 def engine_source(policy, tokenizer, source: str | None):
-    """Where the engine loads its first weights: the policy's checkpoint, or a temporary save."""
+    """Where the engine loads its first weights: the policy's checkpoint, or a temporary copy of
+    the policy as it is now (LoRA merged, ZeRO-3 gathered). Every process writes its own copy:
+    ``save_pretrained`` writes on distributed rank 0 only, and nodes need not share a disk."""
     if source is not None:
         yield source
         return
+    from safetensors.torch import save_file
+
     with tempfile.TemporaryDirectory(prefix="rlreason-vllm-") as tmp:
-        if hasattr(policy, "merge_and_unload"):  # LoRA: save a merged copy (models built in memory are small)
-            policy = copy.deepcopy(policy).merge_and_unload()
-        policy.save_pretrained(tmp)
+        with checkpoint_weights(policy) as weights:  # separate copies: tied tensors share storage
+            save_file({name: tensor.detach().clone().contiguous() for name, tensor in weights.items()},
+                      Path(tmp) / "model.safetensors", metadata={"format": "pt"})
+        base = policy.get_base_model() if hasattr(policy, "get_base_model") else policy
+        config = copy.deepcopy(base.config)
+        config.architectures = [type(base).__name__]  # what save_pretrained records; vLLM picks the model by it
+        config.dtype = str(base.dtype).removeprefix("torch.")
+        config.save_pretrained(tmp)
+        base.generation_config.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         yield str(Path(tmp))
 

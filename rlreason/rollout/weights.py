@@ -1,6 +1,6 @@
 """The policy's current weights under the names and shapes a checkpoint (and vLLM's loader) uses.
 
-Parameters sharded by FSDP2 (DTensors) are gathered: every process must read them together.
+Parameters sharded by FSDP2 (DTensors) or ZeRO-3 are gathered: every process must read them together.
 Two conversions, both done by the libraries that own the formats:
 - LoRA: peft merges the adapters into the base weights for the duration of the read and
   unmerges them afterwards; adapter tensors themselves are never pushed.
@@ -18,7 +18,7 @@ import torch
 from transformers import PreTrainedModel
 from transformers.core_model_loading import revert_weight_conversion
 
-from rlreason.distributed import unsharded
+from rlreason.distributed import gathered_zero3, unsharded
 
 
 @contextlib.contextmanager
@@ -28,13 +28,15 @@ def checkpoint_weights(policy: torch.nn.Module) -> Iterator[dict[str, torch.Tens
     The tensors are views of the live parameters: read them inside the ``with`` block.
     """
     adapted = hasattr(policy, "merge_adapter")  # a peft model
-    if adapted:
-        policy.merge_adapter()
-    try:
-        base: PreTrainedModel = policy.get_base_model() if adapted else policy
-        state = {name.replace(".base_layer", ""): unsharded(tensor.detach())
-                 for name, tensor in base.state_dict().items() if "lora_" not in name}
-        yield revert_weight_conversion(base, state)
-    finally:
+    with gathered_zero3(policy):
         if adapted:
-            policy.unmerge_adapter()
+            policy.merge_adapter()
+        try:
+            base: PreTrainedModel = policy.get_base_model() if adapted else policy
+            state = {name.replace(".base_layer", ""): unsharded(tensor.detach())
+                     for name, tensor in base.state_dict().items() if "lora_" not in name}
+            yield revert_weight_conversion(base, state)
+        finally:
+            if adapted:
+                policy.unmerge_adapter()
+
