@@ -14,6 +14,7 @@ import click
 from rewards.registry import RewardError
 from rlreason.launch import LaunchError, relaunch_cpu_processes
 from rlreason.recipe import RecipeError, load_recipe
+from rlreason.stopping import RunInterrupted
 
 SET_HELP = "Override a recipe key, e.g. --set trainer.max_steps=2 (repeatable)."
 RESUME_HELP = ("Continue the run from its newest checkpoint-N, or from CHECKPOINT: weights, optimizer, "
@@ -41,11 +42,16 @@ def recipe_from(path: str, overrides: tuple[str, ...]):
 
 
 def run_guarded(fn, *args):
-    """Run a library call, turning bad-input errors into one-line CLI errors."""
+    """Run a library call, turning bad-input errors into one-line CLI errors; a run stopped by a
+    signal (after saving a checkpoint) exits with the shell's code for that signal."""
     try:
         return fn(*args)
     except (RecipeError, RewardError, LaunchError) as err:
         raise click.ClickException(str(err)) from None
+    except RunInterrupted as stopped:
+        if main_process():
+            click.echo(str(stopped), err=True)
+        sys.exit(128 + stopped.signal_number)
 
 
 def main_process() -> bool:
@@ -109,20 +115,17 @@ def sft(recipe: str, overrides: tuple[str, ...], resume: str | None) -> None:
 
 def resume_point(run_dir: Path, resume: str | None) -> Path | None:
     """The checkpoint ``--resume`` names: the run's newest one, or the given directory."""
-    from rlreason.checkpoint import TRAINING_STATE, latest_checkpoint, numbered_checkpoints
+    from rlreason.checkpoint import TRAINING_STATE, latest_checkpoint
 
     if resume is None:
         return None
     checkpoint = latest_checkpoint(run_dir) if resume == "latest" else Path(resume)
-    if checkpoint is None and numbered_checkpoints(run_dir):
-        checkpoint = numbered_checkpoints(run_dir)[-1]  # not resumable: say why below
     if checkpoint is None:
         raise click.ClickException(f"--resume: {run_dir} has no checkpoint-N to resume from "
                                    "(trainer.save_every sets how often they are written)")
     if not (checkpoint / TRAINING_STATE).exists():
         raise click.ClickException(f"--resume: {checkpoint} is not a resumable checkpoint "
-                                   f"(no {TRAINING_STATE}: final/ holds the model only, and runs under "
-                                   "DeepSpeed write weights only)")
+                                   f"(no {TRAINING_STATE}; final/ holds the model only)")
     return checkpoint
 
 

@@ -1,7 +1,8 @@
 """Continuing a run from one of its checkpoints: weights, optimizer, scheduler, RNG, data, step.
 
-The optimizer state is saved whole (gathered from FSDP shards) and keyed by parameter name, so a
-run can resume on another number of processes; the data position is global already.
+The optimizer state is saved whole (gathered from FSDP shards or DeepSpeed ZeRO partitions) in
+torch's full optimizer state dict, keyed by parameter name, so a run can resume on another number
+of processes and under another strategy; the data position is global already.
 """
 
 from __future__ import annotations
@@ -18,9 +19,13 @@ from rlreason.checkpoint import TRAINING_STATE
 
 
 def training_state(policy: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler) -> dict:
-    """What a checkpoint needs beyond the weights; every process must call it (FSDP gathers)."""
-    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
-    return {"optimizer": get_optimizer_state_dict(policy, optimizer, options=options),
+    """What a checkpoint needs beyond the weights; every process must call it (FSDP and ZeRO gather)."""
+    if zero_partitioned(policy):
+        optimizer_state = zero_optimizer_state(policy, optimizer)
+    else:
+        optimizer_state = get_optimizer_state_dict(policy, optimizer,
+                                                   options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    return {"optimizer": optimizer_state,
             "scheduler": scheduler.state_dict(),
             "rng": {"python": random.getstate(), "torch": torch.get_rng_state(),
                     "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}}
@@ -44,11 +49,69 @@ def restore_training(policy: torch.nn.Module, optimizer: torch.optim.Optimizer, 
                      checkpoint: Path) -> dict:
     """Optimizer, scheduler and RNG states from ``checkpoint``; returns its trainer_state.json."""
     state = torch.load(checkpoint / TRAINING_STATE, weights_only=False)
-    set_optimizer_state_dict(policy, optimizer, optim_state_dict=state["optimizer"],
-                             options=StateDictOptions(full_state_dict=True))
+    if zero_partitioned(policy):
+        restore_zero_optimizer_state(policy, optimizer, state["optimizer"])
+    else:
+        set_optimizer_state_dict(policy, optimizer, optim_state_dict=state["optimizer"],
+                                 options=StateDictOptions(full_state_dict=True))
     scheduler.load_state_dict(state["scheduler"])
     random.setstate(state["rng"]["python"])
     torch.set_rng_state(state["rng"]["torch"])
     if state["rng"]["cuda"] is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["rng"]["cuda"])
     return json.loads((checkpoint / "trainer_state.json").read_text())
+
+
+def zero_partitioned(policy: torch.nn.Module) -> bool:
+    """Whether DeepSpeed ZeRO holds the optimizer state (as flat partitions, not per parameter)."""
+    return any(hasattr(p, "_hp_mapping") or hasattr(p, "ds_id") for p in policy.parameters() if p.requires_grad)
+
+
+def zero_optimizer_state(policy: torch.nn.Module, optimizer) -> dict:
+    """A ZeRO optimizer's state in torch's full optimizer state dict format (what
+    ``get_optimizer_state_dict(full_state_dict=True)`` gives for the same model unpartitioned):
+    DeepSpeed gathers each parameter's moments; every process must call this together."""
+    from deepspeed.utils import safe_get_full_optimizer_state
+
+    inner = optimizer.optimizer  # the torch optimizer, stepping the flat fp32 partitions
+    keys = [key for key in next(iter(inner.state.values())) if key != "step"]
+    step = next(iter(inner.state.values()))["step"]
+    named = [(name, p) for name, p in policy.named_parameters() if p.requires_grad]
+    state = {name: {"step": torch.as_tensor(step, dtype=torch.float32).clone(),
+                    **{key: safe_get_full_optimizer_state(p, key).detach().cpu() for key in keys}}
+             for name, p in named}
+    if len(inner.param_groups) != 1:
+        raise NotImplementedError("a ZeRO optimizer with several parameter groups")
+    group = {k: v for k, v in inner.param_groups[0].items() if k != "params"}
+    return {"state": state, "param_groups": [{**group, "params": [name for name, _ in named]}]}
+
+
+def restore_zero_optimizer_state(policy: torch.nn.Module, optimizer, saved: dict) -> None:
+    """Load a full optimizer state dict (from any strategy) into a ZeRO optimizer's partitions."""
+    from deepspeed.utils import safe_set_full_optimizer_state
+
+    inner = optimizer.optimizer
+    keys = [key for key in next(iter(saved["state"].values())) if key != "step"]
+    # torch's AdamW makes its state at the first step: make it now, for each flat fp32 partition
+    # (ZeRO-3 hands them to the torch optimizer only while it steps, so ask DeepSpeed for them)
+    partitions = getattr(optimizer, "fp32_partitioned_groups_flat", None) or optimizer.single_partition_of_fp32_groups
+    for partition in partitions:
+        state = inner.state[partition]
+        state.setdefault("step", torch.tensor(0.0))
+        for key in keys:
+            state.setdefault(key, torch.zeros_like(partition))
+    if hasattr(optimizer, "_lazy_init_hp_params_optimizer_state"):  # ZeRO-1/2: point the parameters at it
+        optimizer._hp_optimizer_states_linked = False
+        optimizer._lazy_init_hp_params_optimizer_state()
+    for name, p in policy.named_parameters():
+        if p.requires_grad:
+            for key, value in saved["state"][name].items():
+                if key != "step":
+                    safe_set_full_optimizer_state(p, value.to(p.device, torch.float32), key)
+    step = next(iter(saved["state"].values()))["step"]
+    for partition in inner.state.values():
+        current = partition["step"]
+        partition["step"] = (torch.as_tensor(step, dtype=current.dtype, device=current.device).clone()
+                             if torch.is_tensor(current) else int(step))
+    for group in inner.param_groups:
+        group.update({k: v for k, v in saved["param_groups"][0].items() if k != "params"})

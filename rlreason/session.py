@@ -7,6 +7,7 @@ model is loaded, so a bad recipe fails in a second, not after a download.
 from __future__ import annotations
 
 import logging
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,15 +22,15 @@ from transformers import get_scheduler
 from rewards import RewardSuite
 from rlreason.checkpoint import prune_checkpoints, save_checkpoint
 from rlreason.data import PromptSampler, Splits, load_splits
-from rlreason.distributed import make_accelerator, parameters_sharded, scalar, zero_stage
+from rlreason.distributed import make_accelerator, parameters_sharded, scalar, summed
 from rlreason.evaluate import EvalResult, evaluate
-from rlreason.launch import LaunchError
 from rlreason.logging import RunLog
 from rlreason.models import count_parameters, load_policy, reference_model
 from rlreason.moe import freeze_routers
 from rlreason.recipe import Recipe, to_dict
 from rlreason.resume import restore_training, restore_weights, training_state
 from rlreason.rollout import RolloutEngine, make_engine, resolve_backend
+from rlreason.stopping import RunInterrupted, StopRequests
 
 log = logging.getLogger(__name__)
 
@@ -79,9 +80,6 @@ def open_session(recipe: Recipe, description: str, with_reference: bool = False,
     scheduler = get_scheduler(t.lr_scheduler, optimizer, num_warmup_steps=t.warmup_steps,
                               num_training_steps=t.max_steps * recipe.algo.num_iterations)
     reference = reference_model(loaded.model, recipe.model, recipe.algo.beta) if with_reference else None
-    if resume is not None and zero_stage(accelerator):
-        raise LaunchError("--resume under DeepSpeed: its ZeRO optimizer state is not in rlreason's "
-                          "checkpoints; resume under recipes/accelerate/fsdp2.yaml or ddp.yaml")
     if resume is not None:  # after the reference copy: the reference stays the initial policy
         restore_weights(loaded.model, resume, recipe.model.dtype)
     # the scheduler stays unprepared: accelerate would step it once per process per step (it
@@ -148,10 +146,6 @@ def save(session: Session, name: str, step: int, resumable: bool = True) -> Path
     if parameters_sharded(accelerator):
         weights = accelerator.get_state_dict(session.model)  # DeepSpeed: None off the main process
         weights = tied_as_in(session.policy, weights) if weights is not None else None
-    if resumable and zero_stage(accelerator):  # the ZeRO optimizer keeps flat partitions, not per-parameter state
-        if accelerator.is_main_process:
-            log.warning("%s holds the weights but cannot be resumed (DeepSpeed)", name)
-        resumable = False
     training = (training_state(session.policy, session.optimizer.optimizer, session.scheduler)
                 if resumable else None)
     target = session.recipe.run_dir / name
@@ -191,15 +185,20 @@ def run_steps(session: Session, step_fn: Callable[[Session, int], dict]) -> RunR
     trainer = session.recipe.trainer
     if session.start_step == 0:
         evaluate_now(session, step=0)
-    for step in range(session.start_step + 1, trainer.max_steps + 1):
-        step_fn(session, step)
-        session.log.advance()
-        if evaluation_due(session, step):
-            evaluate_now(session, step)
-        if trainer.save_every and step % trainer.save_every == 0:
-            save(session, f"checkpoint-{step}", step)
-            if session.accelerator.is_main_process:
-                prune_checkpoints(session.recipe.run_dir, trainer.keep_checkpoints)
+    with StopRequests() as stop:
+        for step in range(session.start_step + 1, trainer.max_steps + 1):
+            step_fn(session, step)
+            session.log.advance()
+            if evaluation_due(session, step):
+                evaluate_now(session, step)
+            stopping = summed(session.accelerator, [float(stop.signal_number is not None)])[0] > 0
+            if stopping or (trainer.save_every and step % trainer.save_every == 0):
+                checkpoint = save(session, f"checkpoint-{step}", step)
+                if session.accelerator.is_main_process:
+                    prune_checkpoints(session.recipe.run_dir, trainer.keep_checkpoints)
+            if stopping:
+                session.log.close()
+                raise RunInterrupted(stop.signal_number or signal.SIGTERM, step, checkpoint)
     checkpoint = save(session, "final", trainer.max_steps, resumable=False)
     session.log.close()
     return RunResult(session.recipe.run_dir, checkpoint, session.evals)

@@ -1,7 +1,9 @@
 """A run continued from a checkpoint takes the steps the uninterrupted run took: on the same
-number of processes exactly, on another (DDP, FSDP2) within the scale-out tolerances."""
+number of processes exactly, on another (DDP, FSDP2, DeepSpeed ZeRO) within the scale-out
+tolerances."""
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -18,14 +20,14 @@ from tests.conftest import ROOT, TINY, accelerate_launch
 
 
 
-def write_recipe(tmp_path: Path, run_dir: Path) -> Path:
+def write_recipe(tmp_path: Path, run_dir: Path, save_every: int = 4) -> Path:
     recipe = {
         "name": "resume", "output_dir": str(run_dir), "model": {"tiny": dict(TINY)},
         "data": {"num_eval": 4, "synthetic": {"num_train": 24}},  # 6 batches of 4: a new epoch mid-run
         "rollout": {"backend": "hf", "num_generations": 4, "max_new_tokens": 6},
         "rewards": [{"name": "tests.plugin_rewards:character_codes"}],
         "algo": {"loss_type": "dapo", "num_iterations": 2},
-        "trainer": {"max_steps": 12, "save_every": 4, "prompts_per_step": 4, "micro_batch_size": 8,
+        "trainer": {"max_steps": 12, "save_every": save_every, "prompts_per_step": 4, "micro_batch_size": 8,
                     "learning_rate": 1e-2, "lr_scheduler": "cosine", "seed": 3},
         "evaluation": {"every": 4, "batch_size": 4},
     }
@@ -72,19 +74,43 @@ def test_resuming_takes_the_same_steps(uninterrupted, tmp_path):
     assert all(torch.equal(whole[name], resumed[name]) for name in whole)
 
 
-@pytest.mark.parametrize("config", ["ddp", "fsdp2"])
-def test_a_one_process_run_resumes_on_two(uninterrupted, tmp_path, config):
-    run_dir = interrupted_copy(uninterrupted, tmp_path)
-    run(accelerate_launch(config), write_recipe(tmp_path, run_dir), "--resume", str(run_dir / "checkpoint-4"))
-    one, two = metrics(uninterrupted), metrics(run_dir)
-    assert [row["step"] for row in two] == [row["step"] for row in one]
-    for a, b in zip(one, two):
+def assert_same_run(one: Path, two: Path) -> None:
+    """The same steps, metrics and final weights, within the scale-out tolerances."""
+    assert [row["step"] for row in metrics(two)] == [row["step"] for row in metrics(one)]
+    for a, b in zip(metrics(one), metrics(two)):
         for key in ("loss", "lr", "reward"):
             if key in a:
                 assert b[key] == pytest.approx(a[key], abs=1e-5), (a["step"], key)
-    whole, resumed = load_file(uninterrupted / "final" / "model.safetensors"), load_file(run_dir / "final" / "model.safetensors")
+    whole, resumed = load_file(one / "final" / "model.safetensors"), load_file(two / "final" / "model.safetensors")
     for name, tensor in whole.items():
         assert torch.allclose(tensor, resumed[name], atol=1e-4), name
+
+
+@pytest.mark.parametrize("config", ["ddp", "fsdp2", "deepspeed-zero2", "deepspeed-zero3"])
+def test_a_one_process_run_resumes_on_two(uninterrupted, tmp_path, config):
+    """The optimizer state goes in whole and comes out sharded: FSDP2 shards, ZeRO partitions."""
+    run_dir = interrupted_copy(uninterrupted, tmp_path)
+    run(accelerate_launch(config), write_recipe(tmp_path, run_dir), "--resume", str(run_dir / "checkpoint-4"))
+    assert_same_run(uninterrupted, run_dir)
+
+
+def test_a_zero3_run_resumes_on_one_process(uninterrupted, tmp_path):
+    """ZeRO-3 checkpoints hold the whole optimizer state, as the one-process run's do, and a
+    one-process run continues from them as the ZeRO-3 run itself went on."""
+    (tmp_path / "zero3").mkdir()
+    zero3 = tmp_path / "zero3" / "run"
+    run(accelerate_launch("deepspeed-zero3"), write_recipe(tmp_path / "zero3", zero3))
+    saved, reference = (torch.load(run_dir / "checkpoint-4" / "training_state.pt", weights_only=False)["optimizer"]
+                        for run_dir in (zero3, uninterrupted))
+    assert saved["state"].keys() == reference["state"].keys()
+    for name, state in reference["state"].items():
+        assert float(saved["state"][name]["step"]) == float(state["step"]) == 8.0  # 4 steps x 2 iterations
+        for moment in ("exp_avg", "exp_avg_sq"):  # the same moments, up to the runs' rounding drift (~0.3%)
+            drift = (saved["state"][name][moment] - state[moment]).norm() / state[moment].norm()
+            assert drift < 1e-2, (name, moment, drift)
+    run_dir = interrupted_copy(zero3, tmp_path)
+    run([sys.executable], write_recipe(tmp_path, run_dir), "--resume", str(run_dir / "checkpoint-4"))
+    assert_same_run(zero3, run_dir)
 
 
 def test_a_killed_run_resumes_where_its_last_checkpoint_left_it(uninterrupted, tmp_path):
@@ -103,6 +129,55 @@ def test_a_killed_run_resumes_where_its_last_checkpoint_left_it(uninterrupted, t
     assert metrics(run_dir) == metrics(uninterrupted)
     whole, resumed = load_file(uninterrupted / "final" / "model.safetensors"), load_file(run_dir / "final" / "model.safetensors")
     assert all(torch.equal(whole[name], resumed[name]) for name in whole)
+
+
+def last_logged_step(run_dir: Path) -> int:
+    """The newest step in a live run's metrics.jsonl (0 before the first; a line being written is skipped)."""
+    steps = [0]
+    for line in (run_dir / "metrics.jsonl").read_text().splitlines() if (run_dir / "metrics.jsonl").exists() else []:
+        try:
+            steps.append(json.loads(line)["step"])
+        except json.JSONDecodeError:
+            pass
+    return max(steps)
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "ctrl_c"])
+def test_a_signalled_run_saves_a_checkpoint_and_resumes_exactly(uninterrupted, tmp_path, stop):
+    """No periodic checkpoints here: the one found was written because of the signal."""
+    run_dir = tmp_path / "run"
+    recipe = write_recipe(tmp_path, run_dir, save_every=0)
+    process = subprocess.Popen([sys.executable, "-m", "cli", "train", str(recipe)], cwd=ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 600
+    while process.poll() is None and time.monotonic() < deadline and last_logged_step(run_dir) < 3:
+        time.sleep(0.02)
+    process.send_signal(stop)
+    _, stderr = process.communicate(timeout=600)
+    assert process.returncode == 128 + stop, stderr[-3000:]
+    saved = sorted(run_dir.glob("checkpoint-*"))
+    assert len(saved) == 1 and not (run_dir / "final").exists()
+    step = int(saved[0].name.removeprefix("checkpoint-"))
+    assert 3 <= step < 12 and (saved[0] / "training_state.pt").exists()
+    assert f"after step {step}" in stderr and "--resume" in stderr
+    assert max(row["step"] for row in metrics(run_dir)) == step  # nothing logged past the checkpoint
+    run([sys.executable], recipe, "--resume")
+    assert metrics(run_dir) == metrics(uninterrupted)
+    whole, resumed = load_file(uninterrupted / "final" / "model.safetensors"), load_file(run_dir / "final" / "model.safetensors")
+    assert all(torch.equal(whole[name], resumed[name]) for name in whole)
+
+
+def test_a_second_ctrl_c_stops_at_once():
+    from rlreason.stopping import REPEAT_AFTER_S, StopRequests
+
+    with StopRequests() as stop:
+        os.kill(os.getpid(), signal.SIGINT)
+        assert stop.signal_number == signal.SIGINT  # noted, not raised
+        os.kill(os.getpid(), signal.SIGINT)  # the same Ctrl-C again (torchrun forwards it): still noted
+        stop.noted_at -= REPEAT_AFTER_S  # as if pressed again later
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers put back
 
 
 def test_resume_without_a_checkpoint_says_so(tmp_path):

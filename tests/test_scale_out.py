@@ -105,10 +105,6 @@ def test_two_processes_train_as_one(one_process, tmp_path, config, variant):
         differences = torch.cat([(tensor - after_two[name]).abs().flatten() for name, tensor in after_one.items()])
         assert differences.max() < 1e-3
         assert (differences > 1e-4).float().mean() < 1e-4, (differences > 1e-4).sum()
-        # its checkpoints hold no optimizer state: --resume says so instead of resuming inexactly
-        resumed = subprocess.run([sys.executable, "-m", "cli", "train", str(tmp_path / f"{config}.yaml"), "--resume"],
-                                 cwd=ROOT, capture_output=True, text=True, timeout=300)
-        assert resumed.returncode != 0 and "runs under DeepSpeed write weights only" in resumed.stderr
     else:
         for name, tensor in after_one.items():
             assert torch.allclose(tensor, after_two[name], atol=1e-4), name
