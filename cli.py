@@ -134,16 +134,29 @@ def resume_point(run_dir: Path, resume: str | None) -> Path | None:
 @click.option("--model", "model_path", default=None, help="Checkpoint to evaluate instead of the recipe's model.")
 @click.option("--output", "output_path", default=None, type=click.Path(dir_okay=False),
               help="Write metrics and per-problem samples here (JSON).")
+@click.option("--k", "k", default=None, type=click.IntRange(min=1),
+              help="Sample K completions per problem (rollout.temperature) and report pass@1..K and maj@K "
+                   "instead of greedy accuracy.")
+@click.option("--output-dir", "output_dir", default=None, type=click.Path(file_okay=False),
+              help="Write eval.json (metrics) and eval_samples.jsonl (every completion, its scores) here.")
 @click.option("--set", "overrides", multiple=True, help=SET_HELP)
-def evaluate_command(recipe: str, model_path: str | None, output_path: str | None,
-                     overrides: tuple[str, ...]) -> None:
-    """Greedy held-out accuracy of a model on RECIPE's evaluation data."""
+def evaluate_command(recipe: str, model_path: str | None, output_path: str | None, k: int | None,
+                     output_dir: str | None, overrides: tuple[str, ...]) -> None:
+    """Held-out accuracy of a model on RECIPE's evaluation data (greedy), or pass@k with --k."""
     from rlreason.evaluate import evaluate_recipe
 
     extra = (f"model.name_or_path={model_path}",) if model_path else ()
-    result = run_guarded(evaluate_recipe, recipe_from(recipe, overrides + extra))
+    loaded = recipe_from(recipe, overrides + extra)
+    result = run_guarded(evaluate_recipe, loaded, k)
     if output_path:
         Path(output_path).write_text(json.dumps({"metrics": result.metrics, "samples": result.samples}, indent=1))
+    if output_dir:
+        out = Path(output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        settings = {"model": loaded.model.name_or_path, "k": k, "problems": len(result.samples) // (k or 1),
+                    "temperature": loaded.rollout.temperature if k else 0.0}
+        (out / "eval.json").write_text(json.dumps({**settings, "metrics": result.metrics}, indent=2))
+        (out / "eval_samples.jsonl").write_text("".join(json.dumps(row) + "\n" for row in result.samples))
     click.echo(json.dumps(result.metrics, indent=2))
 
 

@@ -1,12 +1,15 @@
-"""Held-out evaluation: greedy completions scored by the recipe's rewards."""
+"""Held-out evaluation: greedy completions scored by the recipe's rewards, or k sampled
+completions per problem with pass@k and maj@k."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from rewards import RewardSuite
+from rewards.math_extract import extract_answer
 from rlreason.data import Example, load_splits
 from rlreason.models import load_policy
+from rlreason.pass_at_k import k_values, majority_correct, pass_at_k
 from rlreason.recipe import Recipe
 from rlreason.rollout import RolloutEngine, make_engine, resolve_backend
 
@@ -41,12 +44,54 @@ def evaluate(engine: RolloutEngine, tokenizer, examples: list[Example], suite: R
     return EvalResult(accuracy=metrics["accuracy"], metrics=metrics, samples=samples)
 
 
-def evaluate_recipe(recipe: Recipe) -> EvalResult:
-    """Held-out accuracy of the recipe's model on its evaluation data; writes nothing."""
+def evaluate_sampled(engine: RolloutEngine, tokenizer, examples: list[Example], suite: RewardSuite,
+                     metric: str | None, k: int, batch_size: int, max_new_tokens: int, seed: int) -> EvalResult:
+    """``k`` sampled completions per example (the recipe's rollout temperature, each problem
+    seeded from ``seed`` and its index). A sample solves its problem when reward ``metric``
+    gives it full marks (1.0). Reports pass@j for j = 1, 2, 4 ... k (unbiased estimator over
+    the k samples), maj@k when the metric is ``math_accuracy`` (vote over extracted answers),
+    the mean of every reward over all samples and the mean completion length."""
+    metric = metric or suite.names[0]
+    if metric not in suite.names:
+        raise ValueError(f"evaluation.metric: {metric!r} is not one of the rewards "
+                         f"({', '.join(suite.names)})")
+    texts, completion_ids = [], []
+    per_call = max(1, batch_size // k)
+    for lo in range(0, len(examples), per_call):
+        chunk = examples[lo:lo + per_call]
+        prompt_ids = tokenizer([e.prompt for e in chunk]).input_ids
+        rollouts = engine.generate(prompt_ids, n=k, max_new_tokens=max_new_tokens,
+                                   seeds=[seed * 1_000_003 + lo + i for i in range(len(chunk))])
+        texts += tokenizer.batch_decode(rollouts.completion_ids, skip_special_tokens=True)
+        completion_ids += rollouts.completion_ids
+    scores = suite.score(texts, columns_of(examples, repeat=k, completion_ids=completion_ids))
+    solved = [score is not None and score >= 1.0 for score in scores.per_function[metric]]
+    voting = metric == "math_accuracy"
+    answers = [extract_answer(text) for text in texts] if voting else [None] * len(texts)
+    metrics = {f"pass@{j}": sum(pass_at_k(k, sum(solved[i * k:(i + 1) * k]), j) for i in range(len(examples)))
+               / len(examples) for j in k_values(k)}
+    if voting:
+        metrics[f"maj@{k}"] = sum(majority_correct(answers[i * k:(i + 1) * k], solved[i * k:(i + 1) * k])
+                                  for i in range(len(examples))) / len(examples)
+    metrics.update({f"reward/{name}": mean(values) for name, values in scores.per_function.items()})
+    metrics["completion_length"] = sum(map(len, completion_ids)) / len(completion_ids)
+    samples = [{"problem": i // k, "prompt": examples[i // k].prompt, "completion": text,
+                "scores": {name: values[i] for name, values in scores.per_function.items()},
+                **({"answer": answers[i]} if voting else {})}
+               for i, text in enumerate(texts)]
+    return EvalResult(accuracy=metrics["pass@1"], metrics=metrics, samples=samples)
+
+
+def evaluate_recipe(recipe: Recipe, k: int | None = None) -> EvalResult:
+    """The recipe's model on its evaluation data: greedy accuracy, or with ``k`` samples per
+    problem pass@k and maj@k (see ``evaluate_sampled``); writes nothing."""
     suite, splits = RewardSuite(recipe.rewards), load_splits(recipe.data)
     resolve_backend(recipe.rollout.backend)
     loaded = load_policy(recipe.model)
     engine = make_engine(recipe, loaded.model, loaded.tokenizer, [e.prompt for e in splits.eval])
+    if k is not None:
+        return evaluate_sampled(engine, loaded.tokenizer, splits.eval, suite, recipe.evaluation.metric, k,
+                                recipe.evaluation.batch_size, recipe.rollout.max_new_tokens, recipe.trainer.seed)
     return evaluate(engine, loaded.tokenizer, splits.eval, suite, recipe.evaluation.metric,
                     recipe.evaluation.batch_size, recipe.rollout.max_new_tokens)
 

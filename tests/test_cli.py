@@ -10,6 +10,7 @@ import pytest
 from transformers import AutoModelForCausalLM
 
 from tests.conftest import ROOT, TINY, accelerate_launch
+from tests.test_pass_at_k import recomputed
 
 TINY_SET = [f"--set=model.tiny.{k}={v}" for k, v in TINY.items()]
 
@@ -101,6 +102,21 @@ def test_demo_grpo_beats_its_cold_start_by_15_points(demo_sft, tmp_path, launche
     assert accuracy[300] - accuracy[0] >= 0.15, accuracy
     assert done.stdout.count("held-out accuracy:") == 1  # reported once, by the main process
     assert f"{grpo_dir}, {1 if launcher == [sys.executable] else 2} process" in done.stderr
+    if launcher != [sys.executable]:
+        return
+    # rlreason eval on the final checkpoint reproduces the run's last held-out accuracy ...
+    greedy = rlreason("eval", "recipes/demo/grpo.yaml", "--model", str(grpo_dir / "final"))
+    assert greedy.returncode == 0, greedy.stderr
+    assert json.loads(greedy.stdout)["accuracy"] == accuracy[300]
+    # ... and with 8 samples per problem, pass@k as recomputed from the samples it wrote
+    sampled = rlreason("eval", "recipes/demo/grpo.yaml", "--model", str(grpo_dir / "final"), "--k", "8",
+                       "--output-dir", str(tmp_path / "eval"))
+    assert sampled.returncode == 0, sampled.stderr
+    metrics = json.loads(sampled.stdout)
+    assert 0.5 < metrics["pass@1"] < metrics["pass@2"] < metrics["pass@8"] <= 1.0, metrics
+    samples = [json.loads(line) for line in (tmp_path / "eval" / "eval_samples.jsonl").read_text().splitlines()]
+    for name, value in recomputed(samples, 8).items():
+        assert metrics[name] == pytest.approx(value, abs=1e-12), name
 
 
 def test_eval_reports_held_out_accuracy_of_a_checkpoint(tmp_path):
@@ -116,6 +132,27 @@ def test_eval_reports_held_out_accuracy_of_a_checkpoint(tmp_path):
     assert len(json.loads((tmp_path / "eval.json").read_text())["samples"]) == 200
     # evaluating a run's checkpoint leaves that run's files exactly as they were
     assert before == {p: p.read_bytes() for p in sft_dir.rglob("*") if p.is_file()}
+
+
+def test_eval_with_k_samples_writes_pass_at_k_and_every_sample(tmp_path):
+    sft_dir = tmp_path / "sft"
+    assert rlreason("sft", "recipes/demo/sft.yaml", "--set", "trainer.max_steps=1", *TINY_SET,
+                    "--set", f"output_dir={sft_dir}").returncode == 0
+    out = tmp_path / "eval"
+    done = rlreason("eval", "recipes/demo/grpo.yaml", "--model", str(sft_dir / "final"), "--k", "4",
+                    "--output-dir", str(out), "--set", "data.num_eval=10", "--set", "rollout.backend=hf",
+                    "--set", f"output_dir={sft_dir}")
+    assert done.returncode == 0, done.stderr
+    written = json.loads((out / "eval.json").read_text())
+    assert (written["k"], written["problems"], written["temperature"]) == (4, 10, 1.0)
+    assert json.loads(done.stdout) == written["metrics"]
+    samples = [json.loads(line) for line in (out / "eval_samples.jsonl").read_text().splitlines()]
+    assert len(samples) == 40 and [row["problem"] for row in samples[:5]] == [0, 0, 0, 0, 1]
+    assert len({row["completion"] for row in samples}) > 10  # sampled, not one greedy answer repeated
+    for name, value in recomputed(samples, 4).items():
+        assert written["metrics"][name] == pytest.approx(value, abs=1e-12), name
+    assert written["metrics"]["reward/math_accuracy"] == pytest.approx(
+        sum(row["scores"]["math_accuracy"] for row in samples) / 40)
 
 
 def test_score_names_the_rows_a_plugin_fails_on(tmp_path):
