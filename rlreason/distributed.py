@@ -9,6 +9,7 @@ gloo) once accelerate is asked for gloo instead of forcing its CPU mode. Under D
 engine owns clipping and the optimizer step, taken in the backward pass of an optimizer step's
 last micro-batch (``micro_batch``); rlreason's recipe sets its micro-batch size and clipping.
 """
+
 from __future__ import annotations
 
 import contextlib
