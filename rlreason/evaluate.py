@@ -24,20 +24,10 @@ class EvalResult:
 def evaluate(engine: RolloutEngine, tokenizer, examples: list[Example], suite: RewardSuite,
              metric: str | None, batch_size: int, max_new_tokens: int) -> EvalResult:
     """Greedy-decode every example; ``accuracy`` is the mean of reward ``metric``."""
-    metric = metric or suite.names[0]
-    if metric not in suite.names:
-        raise ValueError(f"evaluation.metric: {metric!r} is not one of the rewards "
-                         f"({', '.join(suite.names)})")
-    texts, completion_ids = [], []
-    for lo in range(0, len(examples), batch_size):
-        chunk = examples[lo:lo + batch_size]
-        prompt_ids = tokenizer([e.prompt for e in chunk]).input_ids
-        rollouts = engine.generate(prompt_ids, n=1, greedy=True, max_new_tokens=max_new_tokens)
-        texts += tokenizer.batch_decode(rollouts.completion_ids, skip_special_tokens=True)
-        completion_ids += rollouts.completion_ids
+    metric = checked_metric(suite, metric)
+    texts, completion_ids = completions(engine, tokenizer, examples, 1, batch_size, max_new_tokens)
     scores = suite.score(texts, columns_of(examples, repeat=1, completion_ids=completion_ids))
-    metrics = {f"reward/{name}": mean(values) for name, values in scores.per_function.items()}
-    metrics["completion_length"] = sum(map(len, completion_ids)) / len(completion_ids)
+    metrics = reward_and_length_means(scores, completion_ids)
     metrics["accuracy"] = metrics[f"reward/{metric}"]
     samples = [{"prompt": e.prompt, "completion": t, "score": s}
                for e, t, s in zip(examples, texts, scores.per_function[metric])]
@@ -51,19 +41,9 @@ def evaluate_sampled(engine: RolloutEngine, tokenizer, examples: list[Example], 
     gives it full marks (1.0). Reports pass@j for j = 1, 2, 4 ... k (unbiased estimator over
     the k samples), maj@k when the metric is ``math_accuracy`` (vote over extracted answers),
     the mean of every reward over all samples and the mean completion length."""
-    metric = metric or suite.names[0]
-    if metric not in suite.names:
-        raise ValueError(f"evaluation.metric: {metric!r} is not one of the rewards "
-                         f"({', '.join(suite.names)})")
-    texts, completion_ids = [], []
-    per_call = max(1, batch_size // k)
-    for lo in range(0, len(examples), per_call):
-        chunk = examples[lo:lo + per_call]
-        prompt_ids = tokenizer([e.prompt for e in chunk]).input_ids
-        rollouts = engine.generate(prompt_ids, n=k, max_new_tokens=max_new_tokens,
-                                   seeds=[seed * 1_000_003 + lo + i for i in range(len(chunk))])
-        texts += tokenizer.batch_decode(rollouts.completion_ids, skip_special_tokens=True)
-        completion_ids += rollouts.completion_ids
+    metric = checked_metric(suite, metric)
+    texts, completion_ids = completions(engine, tokenizer, examples, k, max(1, batch_size // k),
+                                        max_new_tokens, seed)
     scores = suite.score(texts, columns_of(examples, repeat=k, completion_ids=completion_ids))
     solved = [score is not None and score >= 1.0 for score in scores.per_function[metric]]
     voting = metric == "math_accuracy"
@@ -73,13 +53,44 @@ def evaluate_sampled(engine: RolloutEngine, tokenizer, examples: list[Example], 
     if voting:
         metrics[f"maj@{k}"] = sum(majority_correct(answers[i * k:(i + 1) * k], solved[i * k:(i + 1) * k])
                                   for i in range(len(examples))) / len(examples)
-    metrics.update({f"reward/{name}": mean(values) for name, values in scores.per_function.items()})
-    metrics["completion_length"] = sum(map(len, completion_ids)) / len(completion_ids)
+    metrics.update(reward_and_length_means(scores, completion_ids))
     samples = [{"problem": i // k, "prompt": examples[i // k].prompt, "completion": text,
                 "scores": {name: values[i] for name, values in scores.per_function.items()},
                 **({"answer": answers[i]} if voting else {})}
                for i, text in enumerate(texts)]
     return EvalResult(accuracy=metrics["pass@1"], metrics=metrics, samples=samples)
+
+
+def checked_metric(suite: RewardSuite, metric: str | None) -> str:
+    """The reward reported as accuracy: ``evaluation.metric``, or the first reward."""
+    metric = metric or suite.names[0]
+    if metric not in suite.names:
+        raise ValueError(f"evaluation.metric: {metric!r} is not one of the rewards "
+                         f"({', '.join(suite.names)})")
+    return metric
+
+
+def completions(engine: RolloutEngine, tokenizer, examples: list[Example], n: int, per_call: int,
+                max_new_tokens: int, seed: int | None = None) -> tuple[list[str], list[list[int]]]:
+    """``n`` completions per example, ``per_call`` examples per generate call, grouped example by
+    example: greedy without ``seed``, else sampled with each example seeded from ``seed`` and its
+    index (the same samples on every rerun)."""
+    texts, completion_ids = [], []
+    for lo in range(0, len(examples), per_call):
+        chunk = examples[lo:lo + per_call]
+        prompt_ids = tokenizer([e.prompt for e in chunk]).input_ids
+        seeds = None if seed is None else [seed * 1_000_003 + lo + i for i in range(len(chunk))]
+        rollouts = engine.generate(prompt_ids, n=n, greedy=seed is None, max_new_tokens=max_new_tokens, seeds=seeds)
+        texts += tokenizer.batch_decode(rollouts.completion_ids, skip_special_tokens=True)
+        completion_ids += rollouts.completion_ids
+    return texts, completion_ids
+
+
+def reward_and_length_means(scores, completion_ids: list[list[int]]) -> dict[str, float]:
+    """The mean of every reward (over the completions it applies to) and the mean length."""
+    means = {f"reward/{name}": mean(values) for name, values in scores.per_function.items()}
+    means["completion_length"] = sum(map(len, completion_ids)) / len(completion_ids)
+    return means
 
 
 def evaluate_recipe(recipe: Recipe, k: int | None = None) -> EvalResult:
