@@ -130,8 +130,16 @@ def resume_point(run_dir: Path, resume: str | None) -> Path | None:
 
 
 @main.command(name="eval")
-@click.argument("recipe", type=click.Path(dir_okay=False))
+@click.argument("recipe", type=click.Path(exists=True))
 @click.option("--model", "model_path", default=None, help="Checkpoint to evaluate instead of the recipe's model.")
+@click.option("--dataset", default=None,
+              help="Evaluate on gsm8k, math500 or humaneval (from the hub), or a local file of one of them "
+                   "(e.g. ../shared/data/gsm8k_test.jsonl), with that set's prompt template.")
+@click.option("--split", default=None, help="Split of a --dataset from the hub (default: test).")
+@click.option("--limit", default=None, type=click.IntRange(min=1), help="Only the first N problems of --dataset.")
+@click.option("--keep-template", is_flag=True,
+              help="Prompt --dataset problems with the recipe's data.prompt_template (e.g. the R1 template "
+                   "the model was trained with) instead of the set's own.")
 @click.option("--output", "output_path", default=None, type=click.Path(dir_okay=False),
               help="Write metrics and per-problem samples here (JSON).")
 @click.option("--k", "k", default=None, type=click.IntRange(min=1),
@@ -140,24 +148,72 @@ def resume_point(run_dir: Path, resume: str | None) -> Path | None:
 @click.option("--output-dir", "output_dir", default=None, type=click.Path(file_okay=False),
               help="Write eval.json (metrics) and eval_samples.jsonl (every completion, its scores) here.")
 @click.option("--set", "overrides", multiple=True, help=SET_HELP)
-def evaluate_command(recipe: str, model_path: str | None, output_path: str | None, k: int | None,
+def evaluate_command(recipe: str, model_path: str | None, dataset: str | None, split: str | None,
+                     limit: int | None, keep_template: bool, output_path: str | None, k: int | None,
                      output_dir: str | None, overrides: tuple[str, ...]) -> None:
-    """Held-out accuracy of a model on RECIPE's evaluation data (greedy), or pass@k with --k."""
+    """Accuracy of a model on RECIPE's held-out data (greedy), or pass@k with --k.
+
+    RECIPE may also be a checkpoint directory of a run (e.g. runs/NAME/final): the run's
+    config.yaml is the recipe and the checkpoint the model."""
+    from rlreason.eval_sets import with_eval_set
     from rlreason.evaluate import evaluate_recipe
 
+    recipe, model_path = recipe_and_model(Path(recipe), model_path)
     extra = (f"model.name_or_path={model_path}",) if model_path else ()
     loaded = recipe_from(recipe, overrides + extra)
+    dataset_name = None
+    if dataset:
+        loaded, dataset_name = run_guarded(with_eval_set, loaded, dataset, split, limit, keep_template)
+    elif split or limit or keep_template:
+        raise click.UsageError("--split, --limit and --keep-template go with --dataset")
     result = run_guarded(evaluate_recipe, loaded, k)
     if output_path:
         Path(output_path).write_text(json.dumps({"metrics": result.metrics, "samples": result.samples}, indent=1))
     if output_dir:
         out = Path(output_dir)
         out.mkdir(parents=True, exist_ok=True)
-        settings = {"model": loaded.model.name_or_path, "k": k, "problems": len(result.samples) // (k or 1),
-                    "temperature": loaded.rollout.temperature if k else 0.0}
+        settings = {"model": loaded.model.name_or_path, "dataset": dataset_name or loaded.data.eval_source,
+                    "source": loaded.data.eval_source or loaded.data.source, "k": k,
+                    "problems": len(result.samples) // (k or 1), "temperature": loaded.rollout.temperature if k else 0.0}
         (out / "eval.json").write_text(json.dumps({**settings, "metrics": result.metrics}, indent=2))
         (out / "eval_samples.jsonl").write_text("".join(json.dumps(row) + "\n" for row in result.samples))
     click.echo(json.dumps(result.metrics, indent=2))
+
+
+def recipe_and_model(path: Path, model_path: str | None) -> tuple[str, str | None]:
+    """A recipe file as given; a checkpoint directory -> its run's config.yaml and itself."""
+    if path.is_file():
+        return str(path), model_path
+    if (path.parent / "config.yaml").is_file():  # runs/NAME/final or runs/NAME/checkpoint-N
+        return str(path.parent / "config.yaml"), model_path or str(path)
+    if (path / "config.yaml").is_file():  # runs/NAME: its final weights, else its newest checkpoint
+        from rlreason.checkpoint import latest_checkpoint
+
+        newest = path / "final" if (path / "final").is_dir() else latest_checkpoint(path)
+        if model_path is None and newest is None:
+            raise click.UsageError(f"{path}: a run directory without final/ or checkpoint-N/; pass --model")
+        return str(path / "config.yaml"), model_path or str(newest)
+    raise click.UsageError(f"{path}: a directory with no config.yaml in it or above it; pass a recipe file, "
+                           "or a checkpoint directory of a run (runs/NAME/final)")
+
+
+@main.command()
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(file_okay=False))
+@click.option("--out", "out_path", default=None, type=click.Path(dir_okay=False),
+              help="PNG to write (default: RUN_DIR/plot.png of the first run).")
+@click.option("--smooth", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Moving average over this many steps (the raw curve stays, faint).")
+def plot(run_dirs: tuple[str, ...], out_path: str | None, smooth: int) -> None:
+    """Reward per function, held-out accuracy, length, KL, entropy, clip fraction, step time and loss
+    of one or more runs (their metrics.jsonl) against step, as one PNG; several runs overlay."""
+    from rlreason.plot import PlotError, plot_runs
+
+    dirs = [Path(d) for d in run_dirs]
+    try:
+        written = plot_runs(dirs, Path(out_path) if out_path else dirs[0] / "plot.png", smooth)
+    except PlotError as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(f"plot: {written}")
 
 
 @main.group()

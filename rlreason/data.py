@@ -34,21 +34,33 @@ def load_splits(cfg: DataConfig) -> Splits:
     if cfg.source == "synthetic":
         train_rows, eval_rows = arithmetic_problems(cfg.synthetic, cfg.num_eval)
     elif cfg.eval_source is None:
-        rows = load_rows(cfg.source, cfg.split, "data.source")
+        rows = load_rows(cfg.source, cfg.split, "data.source", cfg.subset)
         random.Random(cfg.shuffle_seed).shuffle(rows)
         if len(rows) <= cfg.num_eval:
             raise RecipeError(f"data.num_eval: {cfg.num_eval} held-out rows leave none of the "
                               f"{len(rows)} rows of {cfg.source} to train on")
         train_rows, eval_rows = rows[cfg.num_eval:], rows[:cfg.num_eval]
     else:
-        train_rows = load_rows(cfg.source, cfg.split, "data.source")
-        eval_rows = load_rows(cfg.eval_source, cfg.eval_split, "data.eval_source")[:cfg.num_eval]
+        train_rows = load_rows(cfg.source, cfg.split, "data.source", cfg.subset)
+        eval_rows = load_eval_rows(cfg)
     return Splits(train=[to_example(r, cfg, i) for i, r in enumerate(train_rows)],
                   eval=[to_example(r, cfg, i) for i, r in enumerate(eval_rows)])
 
 
-def load_rows(source: str, split: str, key: str) -> list[dict]:
-    """Rows of a local file (by suffix) or a dataset directory or hub name, via ``datasets``."""
+def load_eval_examples(cfg: DataConfig) -> list[Example]:
+    """The held-out examples alone: with an ``eval_source`` the training data is not read."""
+    if cfg.eval_source is None:
+        return load_splits(cfg).eval
+    return [to_example(r, cfg, i) for i, r in enumerate(load_eval_rows(cfg))]
+
+
+def load_eval_rows(cfg: DataConfig) -> list[dict]:
+    return load_rows(cfg.eval_source, cfg.eval_split, "data.eval_source", cfg.eval_subset)[:cfg.num_eval]
+
+
+def load_rows(source: str, split: str, key: str, subset: str | None = None) -> list[dict]:
+    """Rows of a local file (by suffix) or a dataset directory or hub name (``subset``: its
+    configuration), via ``datasets``."""
     import datasets
 
     path = Path(source).expanduser()
@@ -61,7 +73,7 @@ def load_rows(source: str, split: str, key: str) -> list[dict]:
     elif source.startswith((".", "/", "~")):
         raise RecipeError(f"{key}: dataset path not found: {path}")
     else:
-        dataset = datasets.load_dataset(source, split=split)
+        dataset = datasets.load_dataset(source, subset, split=split)
     return list(dataset)
 
 
@@ -70,7 +82,7 @@ def to_example(row: dict, cfg: DataConfig, index: int) -> Example:
         if column not in row:
             raise RecipeError(f"{key}: row {index} has no column {column!r}; columns: {', '.join(row)}")
     try:
-        prompt = cfg.prompt_template.format(prompt=row[cfg.prompt_column], **row)
+        prompt = cfg.prompt_template.format(**{**row, "prompt": row[cfg.prompt_column]})  # a 'prompt' column too
     except (KeyError, IndexError) as err:
         raise RecipeError(f"data.prompt_template: unknown field {err} (row {index} has "
                           f"prompt, {', '.join(row)})") from None

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from rewards import RewardSuite
 from rewards.math_extract import extract_answer
-from rlreason.data import Example, load_splits
+from rlreason.data import Example, load_eval_examples
 from rlreason.models import load_policy
 from rlreason.pass_at_k import k_values, majority_correct, pass_at_k
 from rlreason.recipe import Recipe
@@ -96,14 +96,14 @@ def reward_and_length_means(scores, completion_ids: list[list[int]]) -> dict[str
 def evaluate_recipe(recipe: Recipe, k: int | None = None) -> EvalResult:
     """The recipe's model on its evaluation data: greedy accuracy, or with ``k`` samples per
     problem pass@k and maj@k (see ``evaluate_sampled``); writes nothing."""
-    suite, splits = RewardSuite(recipe.rewards), load_splits(recipe.data)
+    suite, examples = RewardSuite(recipe.rewards), load_eval_examples(recipe.data)
     resolve_backend(recipe.rollout.backend)
     loaded = load_policy(recipe.model)
-    engine = make_engine(recipe, loaded.model, loaded.tokenizer, [e.prompt for e in splits.eval])
+    engine = make_engine(recipe, loaded.model, loaded.tokenizer, [e.prompt for e in examples])
     if k is not None:
-        return evaluate_sampled(engine, loaded.tokenizer, splits.eval, suite, recipe.evaluation.metric, k,
+        return evaluate_sampled(engine, loaded.tokenizer, examples, suite, recipe.evaluation.metric, k,
                                 recipe.evaluation.batch_size, recipe.rollout.max_new_tokens, recipe.trainer.seed)
-    return evaluate(engine, loaded.tokenizer, splits.eval, suite, recipe.evaluation.metric,
+    return evaluate(engine, loaded.tokenizer, examples, suite, recipe.evaluation.metric,
                     recipe.evaluation.batch_size, recipe.rollout.max_new_tokens)
 
 

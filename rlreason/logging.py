@@ -16,11 +16,13 @@ PROGRESS_KEYS = {"reward": "reward", "kl": "kl", "completion_length": "len",
 
 class RunLog:
     def __init__(self, run_dir: Path, total_steps: int, description: str, enabled: bool = True,
-                 resumed_at: int = 0):
+                 resumed_at: int = 0, sinks: list | None = None):
         """``enabled``: this process writes the log (the main one, when there are several).
         ``resumed_at``: the step a resumed run continues after; lines of later steps (written
-        before the interruption) are dropped, earlier ones kept."""
+        before the interruption) are dropped, earlier ones kept. ``sinks``: TensorBoard / W&B
+        writers (rlreason.sinks) that get the same metrics and samples."""
         self.enabled = enabled
+        self.sinks = sinks or []
         self.metrics_path = run_dir / "metrics.jsonl"
         self.samples_path = run_dir / "samples.jsonl"
         if enabled:
@@ -40,6 +42,8 @@ class RunLog:
         if not self.enabled:
             return
         append_jsonl(self.metrics_path, {"step": step, **values})
+        for sink in self.sinks:
+            sink.metrics(step, values)
         self.shown.update({short: f"{values[k]:.3g}" for k, short in PROGRESS_KEYS.items() if k in values})
         if self.shown:
             self.bar.set_postfix(self.shown, refresh=False)
@@ -50,9 +54,14 @@ class RunLog:
     def samples(self, step: int, rows: list[dict]) -> None:
         for row in rows if self.enabled else ():
             append_jsonl(self.samples_path, {"step": step, **row})
+        for sink in self.sinks if self.enabled else ():
+            sink.samples(step, rows)
 
     def close(self) -> None:
         self.bar.close()
+        for sink in self.sinks:
+            sink.close()
+        self.sinks = []
 
 
 def append_jsonl(path: Path, record: dict) -> None:

@@ -109,10 +109,13 @@ class DataConfig:
         "synthetic", "'synthetic', a local .jsonl/.json/.parquet/.csv file, or a hub dataset name."
     )
     split: str = option("train", "Split of a hub dataset used for training.")
+    subset: str | None = option(None, "Configuration of a hub source that has several (e.g. 'main' "
+                                "for openai/gsm8k).")
     eval_source: str | None = option(
         None, "Held-out data; null holds out num_eval rows of source, never trained on."
     )
     eval_split: str = option("test", "Split of a hub eval_source.")
+    eval_subset: str | None = option(None, "Configuration of a hub eval_source that has several.")
     num_eval: int = option(200, "Held-out problems used for evaluation.", positive, "> 0")
     prompt_column: str = option("question", "Column holding the problem text.")
     answer_column: str = option("answer", "Column holding the reference answer.")
@@ -141,6 +144,19 @@ class VLLMConfig:
 
 
 @dataclass
+class HFGenerateConfig:
+    """Settings of the hf backend (transformers ``generate`` on the policy)."""
+
+    static_cache: bool = option(
+        False, "Preallocated KV cache of fixed shape (prompts left-padded to a multiple of "
+        "pad_prompts_to). On GPUs transformers then compiles the decoding step (torch.compile, CUDA "
+        "graphs): the first batch of each shape pays the compilation, later ones decode several "
+        "times faster. On CPU it is slower than the default dynamic cache.")
+    pad_prompts_to: int = option(64, "With static_cache: prompt widths are rounded up to a multiple of "
+                                 "this, so batches repeat the compiled shapes.", positive, "> 0")
+
+
+@dataclass
 class RolloutConfig:
     backend: Literal["auto", "vllm", "hf"] = option(
         "auto", "Generation backend: vllm, hf (transformers generate), or auto (vllm when "
@@ -155,6 +171,7 @@ class RolloutConfig:
                                  non_negative, ">= 0")
     stop: list[str] = option(help="Strings that end a completion (kept in it).", factory=list)
     vllm: VLLMConfig = option(help="Settings of the vllm backend.", factory=VLLMConfig)
+    hf: HFGenerateConfig = option(help="Settings of the hf backend.", factory=HFGenerateConfig)
 
 
 @dataclass
@@ -245,8 +262,12 @@ class TrainerConfig:
                              non_negative, ">= 0")
     keep_checkpoints: int = option(0, "Keep only the newest N checkpoint-N directories; 0 keeps all.",
                                    non_negative, ">= 0")
-    log_samples_every: int = option(10, "Write samples.jsonl every N steps; 0 never.",
-                                    non_negative, ">= 0")
+    log_samples_every: int = option(10, "Write samples.jsonl (and the sinks' samples table) every N "
+                                    "steps; 0 never.", non_negative, ">= 0")
+    report_to: list[str] = option(
+        help="Metric sinks beside metrics.jsonl: tensorboard (RUN_DIR/tensorboard), wandb (its "
+        "environment decides online/offline: WANDB_MODE=offline).", factory=list,
+        check=lambda v: set(v) <= {"tensorboard", "wandb"}, must="a list of tensorboard, wandb")
 
 
 @dataclass

@@ -30,6 +30,7 @@ from rlreason.moe import freeze_routers
 from rlreason.recipe import Recipe, to_dict
 from rlreason.resume import restore_training, restore_weights, training_state
 from rlreason.rollout import RolloutEngine, make_engine, resolve_backend
+from rlreason.sinks import check_available, open_sinks
 from rlreason.stopping import RunInterrupted, StopRequests
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,7 @@ def open_session(recipe: Recipe, description: str, with_reference: bool = False,
     suite = RewardSuite(recipe.rewards)
     splits = load_splits(recipe.data)
     resolve_backend(recipe.rollout.backend)
+    check_available(recipe.trainer.report_to)
     accelerator = make_accelerator(recipe.trainer.micro_batch_size, recipe.trainer.max_grad_norm)
     set_seed(recipe.trainer.seed)
     loaded = load_policy(recipe.model)
@@ -106,7 +108,9 @@ def open_session(recipe: Recipe, description: str, with_reference: bool = False,
                            [e.prompt for e in splits.train + splits.eval], parameters_sharded(accelerator)),
         suite=suite, splits=splits, sampler=sampler,
         log=RunLog(recipe.run_dir, t.max_steps, description, accelerator.is_main_process,
-                   resumed_at=resumed["step"]),
+                   resumed_at=resumed["step"],
+                   sinks=open_sinks(t.report_to, recipe.run_dir, recipe.name, to_dict(recipe), resumed["step"])
+                   if accelerator.is_main_process else []),
         reference=reference, start_step=resumed["step"],
     )
 

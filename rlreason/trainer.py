@@ -54,9 +54,11 @@ def grpo_step(session: Session, step: int) -> dict[str, float]:
     session.log.metrics(step, metrics)
     every = recipe.trainer.log_samples_every
     if every and (step % every == 0 or step == 1):
-        session.log.samples(step, [{"prompt": sampled.examples[g].prompt, "completion": t, "reward": r}
-                                   for t, r, g in zip(sampled.texts, sampled.rewards.total,
-                                                      sampled.rollouts.group_index)])
+        per_function = sampled.rewards.per_function
+        session.log.samples(step, [{"prompt": sampled.examples[g].prompt, "completion": t, "reward": r,
+                                    "rewards": {name: values[i] for name, values in per_function.items()}}
+                                   for i, (t, r, g) in enumerate(zip(sampled.texts, sampled.rewards.total,
+                                                                     sampled.rollouts.group_index))])
     return metrics
 
 

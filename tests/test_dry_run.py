@@ -35,3 +35,55 @@ def test_cli_dry_run_reports_the_stand_in_and_writes_nothing(shared_data, tmp_pa
     assert "tiny deepseek_v2 stand-in" in done.stdout
     after = sorted(p for p in ROOT.rglob("*") if ".venv" not in p.parts and ".git" not in p.parts)
     assert [p for p in after if p not in before and "__pycache__" not in p.parts] == []
+
+
+# Hub datasets of the recipes for real work, and a local file of the same columns to check them on
+MBPP_ROWS = [
+    {"task_id": 2, "text": "Write a function to find the shared elements from the given two lists.",
+     "code": "def similar_elements(a, b):\n    return tuple(set(a) & set(b))",
+     "test_list": ["assert set(similar_elements((3, 4, 5, 6), (5, 7, 4, 10))) == set((4, 5))"]},
+    {"task_id": 3, "text": "Write a python function to identify non-prime numbers.",
+     "code": "def is_not_prime(n):\n    return n < 2 or any(n % i == 0 for i in range(2, int(n ** 0.5) + 1))",
+     "test_list": ["assert is_not_prime(2) == False", "assert is_not_prime(10) == True"]},
+    {"task_id": 4, "text": "Write a function to find the n largest integers from a given list of numbers.",
+     "code": "def heap_queue_largest(nums, n):\n    return sorted(nums, reverse=True)[:n]",
+     "test_list": ["assert heap_queue_largest([25, 35, 22, 85, 14, 65, 75, 22, 58], 3) == [85, 75, 65]"]},
+    {"task_id": 6, "text": "Write a python function to check whether two numbers differ at one bit position only.",
+     "code": "def differ_at_one_bit_pos(a, b):\n    x = a ^ b\n    return x != 0 and x & (x - 1) == 0",
+     "test_list": ["assert differ_at_one_bit_pos(13, 9) == True", "assert differ_at_one_bit_pos(15, 8) == False"]},
+    {"task_id": 7, "text": "Write a function to find all words which are at least 4 characters long in a string.",
+     "code": "import re\ndef find_char_long(text):\n    return re.findall(r'\\b\\w{4,}\\b', text)",
+     "test_list": ["assert set(find_char_long('Please move back to stream')) == set(['Please', 'move', 'back', 'stream'])"]},
+]
+REAL_WORK = sorted((ROOT / "recipes" / "r1").glob("*.yaml"))
+
+
+def local_copy(source: str | None, shared_data, mbpp_file) -> str | None:
+    return {"openai/gsm8k": str(shared_data / "gsm8k_test.jsonl"),
+            "DigitalLearningGmbH/MATH-lighteval": str(shared_data / "math500_test.jsonl"),
+            "google-research-datasets/mbpp": str(mbpp_file)}.get(source, source)
+
+
+@pytest.mark.parametrize("path", REAL_WORK, ids=lambda p: p.name)
+def test_recipe_for_real_work_takes_a_step_on_local_rows_of_its_data(path, shared_data, tmp_path, monkeypatch):
+    """Hub data cannot be fetched here: the same recipe runs on local rows with the same columns
+    (the shared GSM8K / MATH-500 files, or MBPP-format rows), template and rewards unchanged."""
+    import json
+
+    from rlreason.sft import sft
+
+    monkeypatch.chdir(ROOT)
+    mbpp = tmp_path / "mbpp.jsonl"
+    mbpp.write_text("".join(json.dumps(row) + "\n" for row in MBPP_ROWS))
+    recipe = load_recipe(path)
+    data = dataclasses.replace(recipe.data, source=local_copy(recipe.data.source, shared_data, mbpp),
+                               eval_source=local_copy(recipe.data.eval_source, shared_data, mbpp),
+                               subset=None, eval_subset=None)
+    assert not any(s and "/" in s and not s.startswith(("..", "/")) for s in (data.source, data.eval_source))
+    local = dataclasses.replace(recipe, data=data)
+    header = path.read_text().split("\nname:")[0]
+    if "Run: rlreason sft" in header:
+        result = sft(stand_in(local, str(tmp_path / "run")))
+    else:
+        result = dry_run(local)
+    assert len(result.evals) == 2  # evaluated before and after the step

@@ -1,6 +1,6 @@
 import torch
 
-from rlreason.recipe import RolloutConfig
+from rlreason.recipe import HFGenerateConfig, RolloutConfig
 from rlreason.rollout.hf import HFRollout
 from rlreason.sequences import right_padded, sequence_logprobs
 
@@ -75,3 +75,38 @@ def test_min_new_tokens_equal_to_max_gives_fixed_length_completions(tiny_model, 
     rollouts = engine(tiny_model, tokenizer, max_new_tokens=12, min_new_tokens=12).generate(prompts, n=4)
     assert all(len(ids) == 12 and tokenizer.eos_token_id not in ids for ids in rollouts.completion_ids)
     assert set(rollouts.finish_reason) == {"length"}
+
+
+def test_static_cache_draws_the_dynamic_caches_completions(tiny_model, tokenizer):
+    """The static cache (compiled decoding on GPUs) changes the cache, not what is sampled: the
+    same seeds give the same completions, with logprobs equal to the trainer's."""
+    prompts = tokenizer(["12+7=", "5=", "100+23="]).input_ids
+    dynamic = engine(tiny_model, tokenizer, max_new_tokens=10).generate(prompts, n=3, seeds=[1, 2, 3])
+    static = engine(tiny_model, tokenizer, max_new_tokens=10, hf=HFGenerateConfig(static_cache=True, pad_prompts_to=8))
+    drawn = static.generate(prompts, n=3, seeds=[1, 2, 3])
+    assert drawn.completion_ids == dynamic.completion_ids and drawn.finish_reason == dynamic.finish_reason
+    for got, expected in zip(drawn.rollout_logprobs, dynamic.rollout_logprobs):
+        assert torch.allclose(torch.tensor(got), torch.tensor(expected), atol=1e-4)
+    greedy = static.generate(prompts, n=1, greedy=True)
+    assert greedy.completion_ids == engine(tiny_model, tokenizer, max_new_tokens=10).generate(
+        prompts, n=1, greedy=True).completion_ids
+
+
+def test_static_cache_under_accelerates_bf16_autocast(tiny_model, tokenizer):
+    """accelerate's mixed precision wraps the forward in autocast, under which keys and values come
+    out in different dtypes; the static cache decodes in the weights' dtype instead: same completions
+    as the unprepared fp32 model, and the autocast forward is back afterwards."""
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    prompts = tokenizer(["12+7=", "5="]).input_ids
+    expected = engine(tiny_model, tokenizer, max_new_tokens=8).generate(prompts, n=2, seeds=[4, 5])
+    AcceleratorState._reset_state(reset_partial_state=True)
+    try:
+        model = Accelerator(cpu=True, mixed_precision="bf16").prepare(tiny_model)
+        autocast_forward = model.forward
+        static = engine(model, tokenizer, max_new_tokens=8, hf=HFGenerateConfig(static_cache=True, pad_prompts_to=8))
+        assert static.generate(prompts, n=2, seeds=[4, 5]).completion_ids == expected.completion_ids
+        assert model.forward == autocast_forward
+    finally:
+        AcceleratorState._reset_state(reset_partial_state=True)

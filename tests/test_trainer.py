@@ -71,6 +71,7 @@ def test_train_writes_a_run_directory_that_loads(make_recipe):
     assert [r["step"] for r in lines if "eval/accuracy" in r] == [0, 2]
     samples = [json.loads(line) for line in (run / "samples.jsonl").read_text().splitlines()]
     assert len(samples) == 2 * 4 * 4 and {"prompt", "completion", "reward"} <= set(samples[0])
+    assert all(row["reward"] == sum(row["rewards"].values()) for row in samples)  # per function, weight 1
     model = AutoModelForCausalLM.from_pretrained(result.checkpoint)
     assert model.config.model_type == "qwen3_moe"
     assert json.loads((result.checkpoint / "trainer_state.json").read_text())["step"] == 2

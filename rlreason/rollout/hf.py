@@ -7,6 +7,8 @@ its process). ``generate`` runs greedily over scores that keep only the token dr
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from transformers.generation import (LogitsProcessor, LogitsProcessorList, TemperatureLogitsWarper,
                                      TopKLogitsWarper, TopPLogitsWarper)
@@ -32,7 +34,8 @@ class HFRollout:
         (default: drawn from torch's global generator)."""
         cfg, pad, device = self.cfg, self.tokenizer.pad_token_id, self.model.device
         rows = [p for p in prompt_ids for _ in range(n)]  # (B*n): each prompt n times in a row
-        input_ids, attention_mask = left_padded(rows, pad, device)
+        static = cfg.hf.static_cache
+        input_ids, attention_mask = left_padded(rows, pad, device, multiple_of=cfg.hf.pad_prompts_to if static else 1)
         sampling = []
         if not greedy:
             if seeds is None:
@@ -41,14 +44,17 @@ class HFRollout:
         was_training = self.model.training
         self.model.eval()
         try:
-            out = self.model.generate(
-                input_ids=input_ids, attention_mask=attention_mask, do_sample=False,
-                temperature=None, top_p=None, top_k=None, logits_processor=LogitsProcessorList(sampling),
-                max_new_tokens=max_new_tokens or cfg.max_new_tokens, min_new_tokens=cfg.min_new_tokens or None,
-                stop_strings=cfg.stop or None, tokenizer=self.tokenizer if cfg.stop else None,
-                pad_token_id=pad, eos_token_id=self.tokenizer.eos_token_id,
-                return_dict_in_generate=True, output_logits=not greedy, synced_gpus=self.synced,
-            )
+            with weights_dtype_forward(self.model) if static else contextlib.nullcontext():
+                out = self.model.generate(
+                    input_ids=input_ids, attention_mask=attention_mask, do_sample=False,
+                    temperature=None, top_p=None, top_k=None, logits_processor=LogitsProcessorList(sampling),
+                    max_new_tokens=max_new_tokens or cfg.max_new_tokens,
+                    min_new_tokens=cfg.min_new_tokens or None,
+                    stop_strings=cfg.stop or None, tokenizer=self.tokenizer if cfg.stop else None,
+                    pad_token_id=pad, eos_token_id=self.tokenizer.eos_token_id,
+                    return_dict_in_generate=True, output_logits=not greedy, synced_gpus=self.synced,
+                    cache_implementation="static" if static else None,
+                )
         finally:
             self.model.train(was_training)
         generated = out.sequences[:, input_ids.shape[1]:]  # (B*n, T)
@@ -86,6 +92,25 @@ class HFRollout:
         return len(ids), "length"
 
 
+@contextlib.contextmanager
+def weights_dtype_forward(model):
+    """The model's own forward, without accelerate's mixed-precision autocast, for the duration.
+
+    Under bfloat16 autocast the attention keys come out float32 (rotary embeddings are applied in
+    float32) and the values bfloat16; a static cache holds one dtype, so decoding with it runs in
+    the weights' dtype instead."""
+    original = getattr(model, "_original_forward", None)  # set by accelerate's prepare under autocast
+    if original is None:
+        yield
+        return
+    patched = model.forward
+    model.forward = original
+    try:
+        yield
+    finally:
+        model.forward = patched
+
+
 def sampling_warpers(cfg: RolloutConfig) -> LogitsProcessorList:
     """Temperature, then top-k, then top-p, as transformers and vLLM apply them."""
     warpers = LogitsProcessorList([TemperatureLogitsWarper(cfg.temperature)])
@@ -112,8 +137,11 @@ class SeededSampling(LogitsProcessor):
         return torch.full_like(scores, float("-inf")).scatter_(1, drawn, 0.0)
 
 
-def left_padded(prompt_ids: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(p) for p in prompt_ids)
+def left_padded(prompt_ids: list[list[int]], pad_id: int, device, multiple_of: int = 1
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids, attention mask), each row's tokens at the right end; the width is the longest
+    prompt's, rounded up to ``multiple_of``."""
+    width = -(-max(len(p) for p in prompt_ids) // multiple_of) * multiple_of
     input_ids = torch.full((len(prompt_ids), width), pad_id, dtype=torch.long)
     attention_mask = torch.zeros_like(input_ids)
     for i, p in enumerate(prompt_ids):
