@@ -183,7 +183,7 @@ def main() -> None:
     parser.add_argument("--workloads", nargs="+", default=["B1"], choices=sorted(WORKLOADS))
     parser.add_argument("--pairings", nargs="+", default=["same", "best"], choices=["same", "best"])
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--steps", type=int, default=5, help="steps per run; the median is over steps 2..N")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--child", nargs=4, metavar=("TOOL", "GENERATION", "WORKLOAD", "CHECKPOINT"),
                         help=argparse.SUPPRESS)
