@@ -90,7 +90,7 @@ def run_rlreason(checkpoint: Path, workload: str, steps: int, out_dir: Path, gen
         "rollout": {"backend": "vllm" if generation == "vllm" else "hf", "num_generations": GENERATIONS,
                     "temperature": 1.0, "max_new_tokens": tokens, "min_new_tokens": tokens,
                     "hf": {"static_cache": generation == "hf-static"},
-                    "vllm": {"gpu_memory_utilization": 0.1}},  # on CPU: of RAM, the process and its KV cache
+                    "vllm": {"kv_cache_memory_gb": 0.5}},  # room for this batch's cache
         "rewards": [{"name": "benchmarks.grpo_step_vs_trl:mean_character_code"}],
         "algo": {"loss_type": "grpo", "beta": 0.0, "num_iterations": 1},
         "trainer": {"max_steps": steps, "prompts_per_step": PROMPTS, "micro_batch_size": PROMPTS * GENERATIONS,

@@ -141,6 +141,10 @@ class VLLMConfig:
     max_model_len: int | None = option(
         None, "Longest prompt + completion; null = longest prompt of the data + max_new_tokens.",
         lambda v: v is None or v > 0, "> 0 or null")
+    kv_cache_memory_gb: float | None = option(
+        None, "KV cache size in GiB, exactly (overrides gpu_memory_utilization for the cache): on "
+        "CPU, where the engine otherwise reserves gpu_memory_utilization of all RAM, size it to the "
+        "batch (prompts x num_generations x max_model_len tokens).", lambda v: v is None or v > 0, "> 0 or null")
 
 
 @dataclass

@@ -97,3 +97,17 @@ def test_stop_strings_end_completions_and_are_kept(open_vllm_session):
     stopped = session.engine.generate(prompts, n=1, greedy=True)
     assert stopped.finish_reason == ["stop"]
     assert session.tokenizer.decode(stopped.completion_ids[0]) == text[:2]
+
+
+def test_kv_cache_is_sized_exactly_when_asked(make_recipe):
+    """On CPU the engine would reserve gpu_memory_utilization of all RAM for its cache;
+    rollout.vllm.kv_cache_memory_gb sizes it to the batch instead."""
+    recipe = make_recipe(rollout={"backend": "vllm", "vllm": {"kv_cache_memory_gb": 0.125}})
+    session = open_session(recipe, "test")
+    try:
+        config = session.engine.llm.llm_engine.vllm_config.cache_config
+        assert config.kv_cache_memory_bytes == 2**27
+        rollouts = session.engine.generate(session.tokenizer(["1+2=", "30+4="]).input_ids, n=4)
+        assert len(rollouts) == 8
+    finally:
+        session.engine.close()

@@ -60,6 +60,8 @@ class VLLMRollout:
                 enable_sleep_mode=cfg.vllm.sleep_mode,
                 max_model_len=max_model_len,
                 enable_prefix_caching=True,
+                **({"kv_cache_memory_bytes": int(cfg.vllm.kv_cache_memory_gb * 2**30)}
+                   if cfg.vllm.kv_cache_memory_gb else {}),
                 logprobs_mode="processed_logprobs",  # after temperature, as the trainer computes them
                 **({"distributed_executor_backend": "external_launcher"}
                    if cfg.vllm.tensor_parallel_size > 1 else {}),
