@@ -9,12 +9,11 @@ settings stay the recipe's.
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from rlreason.data import FILE_FORMATS
+from rlreason.data import FILE_FORMATS, load_rows
 from rlreason.recipe import Recipe, RecipeError
 
 # Qwen2.5-Math's chain-of-thought prompt, the one the MATH-500 / GSM8K numbers of R1-style
@@ -46,30 +45,22 @@ EVAL_SETS = {
 
 
 def recognised(path: Path) -> str:
-    """The set a local file holds, told by the columns of its first row."""
+    """The set a local file holds, told by the columns of its rows."""
     if path.suffix not in FILE_FORMATS:
         raise RecipeError(f"--dataset {path}: not a {'/'.join(FILE_FORMATS)} file, nor one of "
                           f"{', '.join(EVAL_SETS)}")
     if not path.is_file():
         raise RecipeError(f"--dataset {path}: no such file")
-    columns = set(first_row(path))
+    rows = load_rows(str(path), "train", "--dataset")
+    if not rows:
+        raise RecipeError(f"--dataset {path}: the file holds no rows")
+    columns = set(rows[0])
     matches = [name for name, s in EVAL_SETS.items() if s.columns <= columns]
     if not matches:
         raise RecipeError(f"--dataset {path}: columns {', '.join(sorted(columns))} are none of "
                           + "; ".join(f"{name} ({', '.join(sorted(s.columns))})" for name, s in EVAL_SETS.items())
                           + ". For other data set data.eval_source and its columns in the recipe")
     return max(matches, key=lambda name: len(EVAL_SETS[name].columns))  # the most specific
-
-
-def first_row(path: Path) -> dict:
-    if path.suffix in (".jsonl", ".json"):
-        with path.open() as f:
-            text = f.readline() if path.suffix == ".jsonl" else f.read()
-        row = json.loads(text)
-        return row[0] if isinstance(row, list) else row
-    import datasets
-
-    return next(iter(datasets.load_dataset(FILE_FORMATS[path.suffix], data_files=str(path), split="train")))
 
 
 def with_eval_set(recipe: Recipe, dataset: str, split: str | None = None, limit: int | None = None,

@@ -22,7 +22,7 @@ class RunLog:
         before the interruption) are dropped, earlier ones kept. ``sinks``: TensorBoard / W&B
         writers (rlreason.sinks) that get the same metrics and samples."""
         self.enabled = enabled
-        self.sinks = sinks or []
+        self.sinks = (sinks or []) if enabled else []
         self.metrics_path = run_dir / "metrics.jsonl"
         self.samples_path = run_dir / "samples.jsonl"
         if enabled:
@@ -54,7 +54,7 @@ class RunLog:
     def samples(self, step: int, rows: list[dict]) -> None:
         for row in rows if self.enabled else ():
             append_jsonl(self.samples_path, {"step": step, **row})
-        for sink in self.sinks if self.enabled else ():
+        for sink in self.sinks:
             sink.samples(step, rows)
 
     def close(self) -> None:

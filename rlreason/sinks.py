@@ -17,11 +17,6 @@ from rlreason.recipe import RecipeError
 SAMPLE_COLUMNS = ("prompt", "completion", "reward")
 
 
-def missing(sink: str, package: str) -> RecipeError:
-    return RecipeError(f"trainer.report_to: {sink} needs the {package} package: "
-                       f"pip install 'rlreason[{sink}]' (or drop it from report_to)")
-
-
 def sample_table(rows: list[dict]) -> tuple[list[str], list[list]]:
     """Column names and rows of the samples table: prompt, completion, total reward, then one
     column per reward function."""
@@ -43,10 +38,7 @@ def markdown(columns: list[str], rows: list[list]) -> str:
 
 class TensorBoardSink:
     def __init__(self, run_dir: Path, resumed_at: int):
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            raise missing("tensorboard", "tensorboard") from None
+        from torch.utils.tensorboard import SummaryWriter  # the package: see check_available
         # a resumed run drops what the interrupted one logged after its checkpoint
         self.writer = SummaryWriter(log_dir=str(run_dir / "tensorboard"),
                                     purge_step=resumed_at + 1 if resumed_at else None)
@@ -65,10 +57,8 @@ class TensorBoardSink:
 
 class WandbSink:
     def __init__(self, run_dir: Path, name: str, config: dict):
-        try:
-            import wandb
-        except ImportError:
-            raise missing("wandb", "wandb") from None
+        import wandb  # the package: see check_available
+
         self.wandb = wandb
         # one W&B run per run directory: a resumed run continues it
         id_file = run_dir / "wandb_run_id"
@@ -92,9 +82,10 @@ def check_available(report_to: list[str]) -> None:
     """Fail before any model loads when a chosen sink's package is not installed."""
     import importlib.util
 
-    for sink in report_to:
+    for sink in report_to:  # each sink's package has the sink's name
         if importlib.util.find_spec(sink) is None:
-            raise missing(sink, sink)
+            raise RecipeError(f"trainer.report_to: {sink} needs the {sink} package: "
+                              f"pip install 'rlreason[{sink}]' (or drop it from report_to)")
 
 
 def open_sinks(report_to: list[str], run_dir: Path, name: str, config: dict, resumed_at: int) -> list:
