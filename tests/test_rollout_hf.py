@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from rlreason.recipe import HFGenerateConfig, RolloutConfig
@@ -23,8 +24,11 @@ def test_g_completions_per_prompt_grouped_with_reasons(tiny_model, tokenizer):
             assert reason == "length" and len(ids) == 6 and tokenizer.eos_token_id not in ids
 
 
-def test_rollout_logprobs_match_the_trainer_forward(tiny_model, tokenizer):
-    cfg = {"temperature": 0.7}
+@pytest.mark.parametrize("sampling", [{}, {"min_new_tokens": 6, "top_k": 5}], ids=["plain", "eos-suppressed-top-k"])
+def test_rollout_logprobs_match_the_trainer_forward(tiny_model, tokenizer, sampling):
+    """The sampler records the logprob of each drawn token under the raw logits / temperature,
+    before end-of-sequence suppression and the top-k filter shape what is drawn."""
+    cfg = {"temperature": 0.7, **sampling}
     rollouts = engine(tiny_model, tokenizer, **cfg).generate(tokenizer(["12+7=", "5="]).input_ids, n=4)
     batch = right_padded(rollouts.prompt_ids, rollouts.completion_ids, tokenizer.pad_token_id)
     with torch.no_grad():

@@ -10,11 +10,12 @@ from __future__ import annotations
 import contextlib
 
 import torch
-from transformers.generation import (LogitsProcessor, LogitsProcessorList, TemperatureLogitsWarper,
-                                     TopKLogitsWarper, TopPLogitsWarper)
+from transformers.generation import (LogitsProcessor, LogitsProcessorList, MinNewTokensLengthLogitsProcessor,
+                                     TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper)
 
 from rlreason.logprobs import token_logprobs
 from rlreason.recipe import RolloutConfig
+from rlreason.rollout.kv_cache import preallocated_cache
 from rlreason.types import Rollouts
 
 
@@ -36,32 +37,34 @@ class HFRollout:
         rows = [p for p in prompt_ids for _ in range(n)]  # (B*n): each prompt n times in a row
         static = cfg.hf.static_cache
         input_ids, attention_mask = left_padded(rows, pad, device, multiple_of=cfg.hf.pad_prompts_to if static else 1)
-        sampling = []
+        max_new_tokens = max_new_tokens or cfg.max_new_tokens
+        sampler = None
         if not greedy:
             if seeds is None:
                 seeds = torch.randint(2**31, (len(prompt_ids),)).tolist()
-            sampling = [SeededSampling(sampling_warpers(cfg), seeds, n, device)]
+            suppress_eos = LogitsProcessorList([MinNewTokensLengthLogitsProcessor(
+                input_ids.shape[1], cfg.min_new_tokens, self.tokenizer.eos_token_id, device)] if cfg.min_new_tokens else [])
+            sampler = SeededSampling(sampling_warpers(cfg), seeds, n, device, cfg.temperature, suppress_eos)
+        cache = None if static else preallocated_cache(self.model.config, input_ids.shape[1] + max_new_tokens)
         was_training = self.model.training
         self.model.eval()
         try:
             with weights_dtype_forward(self.model) if static else contextlib.nullcontext():
                 out = self.model.generate(
                     input_ids=input_ids, attention_mask=attention_mask, do_sample=False,
-                    temperature=None, top_p=None, top_k=None, logits_processor=LogitsProcessorList(sampling),
-                    max_new_tokens=max_new_tokens or cfg.max_new_tokens,
-                    min_new_tokens=cfg.min_new_tokens or None,
+                    temperature=None, top_p=None, top_k=None, repetition_penalty=1.0,
+                    logits_processor=LogitsProcessorList([sampler] if sampler else []),
+                    max_new_tokens=max_new_tokens,
+                    min_new_tokens=(cfg.min_new_tokens or None) if greedy else None,  # sampling: in the sampler
                     stop_strings=cfg.stop or None, tokenizer=self.tokenizer if cfg.stop else None,
                     pad_token_id=pad, eos_token_id=self.tokenizer.eos_token_id,
-                    return_dict_in_generate=True, output_logits=not greedy, synced_gpus=self.synced,
-                    cache_implementation="static" if static else None,
+                    return_dict_in_generate=True, synced_gpus=self.synced,
+                    cache_implementation="static" if static else None, past_key_values=cache,
                 )
         finally:
             self.model.train(was_training)
         generated = out.sequences[:, input_ids.shape[1]:]  # (B*n, T)
-        logprobs = None
-        if not greedy:
-            logits = torch.stack(out.logits, dim=1)  # (B*n, T, V) raw, before sampling filters
-            logprobs = token_logprobs(logits, generated, cfg.temperature).tolist()
+        logprobs = sampler.drawn_logprobs().tolist() if sampler else None
         return self.trim(prompt_ids, generated.tolist(), logprobs, n)
 
     def trim(self, prompt_ids, generated, logprobs, n) -> Rollouts:
@@ -123,18 +126,33 @@ def sampling_warpers(cfg: RolloutConfig) -> LogitsProcessorList:
 
 class SeededSampling(LogitsProcessor):
     """Draws each group's next tokens with the group's own generator; returns scores that are
-    ``-inf`` everywhere but at the drawn token, so greedy decoding picks it."""
+    ``-inf`` everywhere but at the drawn token, so greedy decoding picks it.
 
-    def __init__(self, warpers: LogitsProcessorList, seeds: list[int], group_size: int, device):
-        self.warpers, self.group_size = warpers, group_size
+    It sees the raw logits (the only processor ``generate`` runs), records the drawn token's
+    logprob under ``softmax(logits / temperature)`` (what the trainer's forward computes), then
+    applies ``before_warpers`` (end-of-sequence suppression) and the sampling warpers. Keeping one
+    logprob per token, not the logits, holds (B*G, T) floats instead of (B*G, T, V)."""
+
+    def __init__(self, warpers: LogitsProcessorList, seeds: list[int], group_size: int, device,
+                 temperature: float = 1.0, before_warpers: LogitsProcessorList | None = None):
+        self.warpers, self.group_size, self.temperature = warpers, group_size, temperature
+        self.before_warpers = before_warpers or LogitsProcessorList()
         self.generators = [torch.Generator(device).manual_seed(seed) for seed in seeds]
+        self.logprobs: list[torch.Tensor] = []  # one (B*G,) per generated position
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        probs = self.warpers(input_ids, scores.float()).softmax(dim=-1)  # (B*G, V)
+        logits = scores.float()
+        masked = self.before_warpers(input_ids, logits.clone())
+        probs = self.warpers(input_ids, masked).softmax(dim=-1)  # (B*G, V)
         groups = probs.split(self.group_size)
         drawn = torch.cat([torch.multinomial(group, 1, generator=generator)
                            for group, generator in zip(groups, self.generators)])  # (B*G, 1)
+        self.logprobs.append(token_logprobs(logits.unsqueeze(1), drawn, self.temperature)[:, 0])
         return torch.full_like(scores, float("-inf")).scatter_(1, drawn, 0.0)
+
+    def drawn_logprobs(self) -> torch.Tensor:
+        """(B*G, T): the logprob of every drawn token, position by position."""
+        return torch.stack(self.logprobs, dim=1)
 
 
 def left_padded(prompt_ids: list[list[int]], pad_id: int, device, multiple_of: int = 1
