@@ -15,6 +15,7 @@ from transformers.generation import (LogitsProcessor, LogitsProcessorList, MinNe
 
 from rlreason.logprobs import token_logprobs
 from rlreason.recipe import RolloutConfig
+from rlreason.rollout.decode_attention import grouped_decoding
 from rlreason.rollout.kv_cache import preallocated_cache
 from rlreason.types import Rollouts
 
@@ -49,7 +50,7 @@ class HFRollout:
         was_training = self.model.training
         self.model.eval()
         try:
-            with weights_dtype_forward(self.model) if static else contextlib.nullcontext():
+            with weights_dtype_forward(self.model) if static else contextlib.nullcontext(), grouped_decoding(self.model):
                 out = self.model.generate(
                     input_ids=input_ids, attention_mask=attention_mask, do_sample=False,
                     temperature=None, top_p=None, top_k=None, repetition_penalty=1.0,
