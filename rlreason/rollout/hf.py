@@ -143,7 +143,7 @@ class SeededSampling(LogitsProcessor):
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         logits = scores.float()
-        masked = self.before_warpers(input_ids, logits.clone())
+        masked = self.before_warpers(input_ids, logits)  # transformers' processors return new tensors
         probs = self.warpers(input_ids, masked).softmax(dim=-1)  # (B*G, V)
         groups = probs.split(self.group_size)
         drawn = torch.cat([torch.multinomial(group, 1, generator=generator)
