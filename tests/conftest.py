@@ -57,6 +57,18 @@ def tiny_model(tokenizer):
     return build_tiny_moe(TinyModelConfig(**TINY), tokenizer)
 
 
+@pytest.fixture
+def sliding_window_model(tokenizer):
+    """A dense Qwen3 (grouped-query: 2 heads, 1 key/value head) whose second layer attends
+    through a 4-token sliding window."""
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    config = Qwen3Config(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=1, head_dim=32, sliding_window=4,
+                         layer_types=["full_attention", "sliding_attention"], use_sliding_window=True)
+    return Qwen3ForCausalLM(config)
+
+
 ACCELERATE = Path(sys.executable).with_name("accelerate")
 
 

@@ -38,23 +38,24 @@ def test_several_queries_go_to_sdpa_unchanged():
     assert torch.equal(got, expected)
 
 
-def test_generate_under_grouped_decoding_equals_sdpa(tiny_model, tokenizer):
+@pytest.mark.parametrize("which", ["moe", "sliding-window"])
+def test_generate_under_grouped_decoding_equals_sdpa(tiny_model, sliding_window_model, tokenizer, which):
     """Left-padded prompts of different lengths (the mask path), greedy: same tokens, same logits;
     the model is back on sdpa afterwards."""
+    model = (tiny_model if which == "moe" else sliding_window_model).eval()
     ids, mask = left_padded(tokenizer(["12+7=", "5=", "100+23=", "8+8+8="]).input_ids, tokenizer.pad_token_id, "cpu")
-    tiny_model.eval()
-    assert tiny_model.config._attn_implementation == "sdpa" and tiny_model.config.num_key_value_heads == 1
+    assert model.config._attn_implementation == "sdpa" and model.config.num_key_value_heads == 1
 
     def greedy():
-        out = tiny_model.generate(input_ids=ids, attention_mask=mask, do_sample=False, max_new_tokens=16,
-                                  min_new_tokens=16, return_dict_in_generate=True, output_logits=True, pad_token_id=0)
+        out = model.generate(input_ids=ids, attention_mask=mask, do_sample=False, max_new_tokens=16,
+                             min_new_tokens=16, return_dict_in_generate=True, output_logits=True, pad_token_id=0)
         return out.sequences, torch.stack(out.logits, dim=1)
 
     expected_ids, expected_logits = greedy()
-    with grouped_decoding(tiny_model):
-        assert tiny_model.config._attn_implementation == "rlreason_grouped_decode"
+    with grouped_decoding(model):
+        assert model.config._attn_implementation == "rlreason_grouped_decode"
         got_ids, got_logits = greedy()
-    assert tiny_model.config._attn_implementation == "sdpa"
+    assert model.config._attn_implementation == "sdpa"
     assert torch.equal(got_ids, expected_ids) and torch.allclose(got_logits, expected_logits, atol=1e-5)
 
 

@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-from transformers import Qwen3Config, Qwen3ForCausalLM
 from transformers.cache_utils import DynamicSlidingWindowLayer
 
 from rlreason.rollout.hf import left_padded
@@ -47,11 +46,8 @@ def test_under_autocast_keys_and_values_keep_their_own_dtypes(tiny_model, tokeni
     assert (layer.key_buffer.dtype, layer.value_buffer.dtype) == (torch.float32, torch.bfloat16)
 
 
-def test_only_full_attention_layers_are_preallocated(tokenizer):
-    config = Qwen3Config(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=96, num_hidden_layers=2,
-                         num_attention_heads=2, num_key_value_heads=1, head_dim=32, sliding_window=4,
-                         layer_types=["full_attention", "sliding_attention"], use_sliding_window=True)
-    model = Qwen3ForCausalLM(config).eval()
+def test_only_full_attention_layers_are_preallocated(sliding_window_model, tokenizer):
+    model = sliding_window_model.eval()
     cache = preallocated_cache(model.config, 64)
     assert [type(layer) for layer in cache.layers] == [PreallocatedLayer, DynamicSlidingWindowLayer]
     ids, mask = padded_prompts(tokenizer)
