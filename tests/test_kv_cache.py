@@ -54,3 +54,15 @@ def test_only_full_attention_layers_are_preallocated(sliding_window_model, token
     expected_ids, expected_logits = greedy(model, ids, mask, 10)
     got_ids, got_logits = greedy(model, ids, mask, 10, cache)
     assert torch.equal(got_ids, expected_ids) and torch.allclose(got_logits, expected_logits, atol=1e-5)
+
+
+def test_beam_search_reorders_the_preallocated_rows_as_the_dynamic_cache(tiny_model, tokenizer):
+    """Beam search selects and reorders cache rows every step (the row-picking methods)."""
+    ids, mask = padded_prompts(tokenizer)
+    tiny_model.eval()
+
+    def beams(cache=None):
+        return tiny_model.generate(input_ids=ids, attention_mask=mask, do_sample=False, num_beams=3,
+                                   num_return_sequences=2, max_new_tokens=10, past_key_values=cache, pad_token_id=0)
+
+    assert torch.equal(beams(preallocated_cache(tiny_model.config, 40)), beams())

@@ -42,8 +42,12 @@ class PreallocatedLayer(DynamicLayer):
         self.key_buffer[:, :, self.length:end] = key_states
         self.value_buffer[:, :, self.length:end] = value_states
         self.length = end
-        self.keys, self.values = self.key_buffer[:, :, :end], self.value_buffer[:, :, :end]
+        self.expose_filled()
         return self.keys, self.values
+
+    def expose_filled(self) -> None:
+        """``keys`` / ``values``: views of the filled positions, what attention and transformers read."""
+        self.keys, self.values = self.key_buffer[:, :, :self.length], self.value_buffer[:, :, :self.length]
 
     def grow(self, capacity: int) -> None:
         for name in ("key_buffer", "value_buffer"):
@@ -64,7 +68,7 @@ class PreallocatedLayer(DynamicLayer):
         """Forget the last ``-tokens_to_remove`` positions (transformers' negative convention)."""
         if tokens_to_remove < 0:
             self.length = max(self.length + tokens_to_remove, 0)
-            self.keys, self.values = self.key_buffer[:, :, :self.length], self.value_buffer[:, :, :self.length]
+            self.expose_filled()
 
     def batch_select_indices(self, indices: torch.Tensor) -> None:
         self.select_rows(lambda buffer: buffer[indices])
@@ -78,7 +82,7 @@ class PreallocatedLayer(DynamicLayer):
     def select_rows(self, pick) -> None:
         if self.is_initialized:
             self.key_buffer, self.value_buffer = pick(self.key_buffer), pick(self.value_buffer)
-            self.keys, self.values = self.key_buffer[:, :, :self.length], self.value_buffer[:, :, :self.length]
+            self.expose_filled()
 
 
 def preallocated_cache(config, capacity: int) -> DynamicCache:
