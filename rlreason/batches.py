@@ -64,7 +64,18 @@ def assemble(picks: list[tuple[ScoredBatch, list[int]]]) -> ScoredBatch:
         rewards=RewardBatch(
             per_function={name: [b.rewards.per_function[name][i] for b, i in rows] for name in names},
             total=[b.rewards.total[i] for b, i in rows],
+            counts=summed_counts([b.rewards.counts for b in {id(b): b for b, _ in picks}.values()]),
         ),
         total=torch.cat([b.total[chosen] for (b, _), chosen in zip(picks, indices)]),
         group_size=g,
     )
+
+
+def summed_counts(counts: list[dict[str, dict[str, int]]]) -> dict[str, dict[str, int]]:
+    """What reward functions counted over several scoring calls, added up per function and key."""
+    total: dict[str, dict[str, int]] = {}
+    for per_function in counts:
+        for name, counted in per_function.items():
+            for key, n in counted.items():
+                total.setdefault(name, {})[key] = total.get(name, {}).get(key, 0) + n
+    return total

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from rlreason.advantages import group_advantages, total_rewards
-from rlreason.batches import ScoredBatch, concatenate
+from rlreason.batches import ScoredBatch, concatenate, summed_counts
 from rlreason.distributed import gathered, gathered_objects
 from rlreason.evaluate import columns_of
 from rlreason.recipe import Recipe
@@ -133,7 +133,9 @@ def sampling_metrics(session: Session, batch: ScoredBatch) -> dict[str, float]:
         present = values[~values.isnan()]
         metrics[f"reward/{name}"] = present.mean().item() if len(present) else float("nan")
         metrics[f"reward/{name}/std"] = present.std().item() if len(present) > 1 else 0.0
-    return metrics
+    counted = summed_counts(gathered_objects(session.accelerator, rewards.counts))
+    metrics.update({f"reward/{name}/{key}": n for name, keys in counted.items() for key, n in keys.items()})
+    return metrics  # counts as e.g. reward/code_accuracy/sandbox_errors
 
 
 def reward_table(rewards: RewardBatch) -> torch.Tensor:

@@ -6,7 +6,7 @@ these (``dataclasses.replace``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,9 @@ class RewardBatch:
     Attributes:
         per_function: name -> list of B*G rewards; None where a function did not apply.
         total: weighted sum over functions per completion (None counts as 0). len B*G.
+        counts: name -> what the function counted during the call (e.g. ``sandbox_errors``).
     """
 
     per_function: dict[str, list[float | None]]
     total: list[float]
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)

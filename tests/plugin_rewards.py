@@ -33,3 +33,11 @@ def as_constant(completions, **columns):
 def character_codes(completions, **columns):
     """Mean character code / 128: differs between almost any two completions."""
     return [sum(map(ord, c)) / (128 * max(len(c), 1)) for c in completions]
+
+
+def shortness_counting_calls(completions, **columns):
+    """Shortness, counting the completions it saw (as the code rewards count sandbox errors)."""
+    from rewards import tally
+
+    tally.count("seen", len(completions))
+    return shortness(completions)

@@ -31,6 +31,14 @@ def test_one_grpo_step_changes_every_trainable_parameter(make_recipe):
         assert key in metrics
 
 
+def test_what_a_reward_counts_is_logged_with_the_step(make_recipe):
+    counting = [{"name": "tests.plugin_rewards:shortness_counting_calls"}]
+    session = open_session(make_recipe(rewards=counting, trainer={"prompts_per_step": 4}), "test")
+    metrics = grpo_step(session, step=1)
+    completions = 4 * session.recipe.rollout.num_generations
+    assert metrics["reward/tests.plugin_rewards:shortness_counting_calls/seen"] == completions
+
+
 def test_reference_kl_is_zero_on_the_first_step_and_logged(make_recipe):
     session = open_session(make_recipe(rewards=SHORTNESS, algo={"beta": 0.1}), "test", with_reference=True)
     assert session.reference is not None
