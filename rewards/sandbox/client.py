@@ -164,8 +164,8 @@ class Sandbox:
                 own.close(fd)
             verdict = read_message(verdict_read, limits.wall_seconds + GRACE_SECONDS)
             own.close(stop_write)  # the execution's supervisor ends it now
-            if read_message(reply_read, GRACE_SECONDS + 5.0) is None:
-                kill(execution)
+            if read_message(reply_read, GRACE_SECONDS) is None:
+                kill(execution)  # its program dies with it (a parent-death signal)
             if verdict is None or "error" in verdict:
                 kill(judge)
                 raise SandboxError(f"the judge failed: {verdict and verdict.get('error')}")

@@ -115,7 +115,7 @@ def judge(spec: dict, channel: Channel) -> dict:
     deadline = time.monotonic() + spec["completion_seconds"]
     signal.signal(signal.SIGALRM, on_alarm)
     try:
-        signal.setitimer(signal.ITIMER_REAL, test_seconds + LOAD_GRACE)
+        signal.setitimer(signal.ITIMER_REAL, max(0.001, min(test_seconds + LOAD_GRACE, deadline - time.monotonic())))
         hello = channel.receive()
         signal.setitimer(signal.ITIMER_REAL, 0)
     except (TestTimeout, CandidateError):

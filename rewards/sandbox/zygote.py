@@ -170,9 +170,9 @@ def execute(request: dict, fds: dict, state: dict, uid: int | None) -> int:
     arrange_descriptors([fds.get(key) for key in ("stdin", "stdout", "stderr", "requests", "responses")])
     os.chdir("/tmp" if isolated else request["workdir"])
     apply_limits(limits, address_space=not state.get("cgroups"))
-    isolation.die_with_parent()
     if uid is not None:
         isolation.become(uid)
+    isolation.die_with_parent()  # after the uid change, which clears it
     isolation.no_new_privileges()
     if state.get("seccomp"):
         state["seccomp"].load()
