@@ -408,3 +408,15 @@ def test_two_processes_scoring_at_once_do_not_change_each_others_scores(shared_d
     honest_score, hostile_score = (json.loads(p.communicate()[0]) for p in together)
     assert honest_score == alone == [0.0 if i % 3 == 0 else 1.0 for i in range(len(rows))]
     assert hostile_score == [0.0] * len(rows)
+
+
+@fully_isolated
+def test_the_cgroups_of_a_killed_zygote_go_with_the_next_start():
+    first = Sandbox()
+    pid = first.candidates.process.pid
+    assert list(Path("/sys/fs/cgroup").glob(f"*/**/rlreason-{pid}"))
+    first.candidates.process.kill()
+    first.candidates.process.wait()
+    first.close()
+    Sandbox().close()
+    assert not list(Path("/sys/fs/cgroup").glob(f"*/**/rlreason-{pid}"))

@@ -68,7 +68,7 @@ def test_what_is_not_plain_data_is_refused_on_both_sides():
     for _ in range(plain_data.MAX_DEPTH + 2):
         deep = ["list", [deep]]
     for message in (json.dumps(deep), '["int", "1" ]x', '["set", [["list", []]]]', '["int", "' + "f" * (1 << 21) + '"]',
-                    '["code", ""]', '["bytes", "!!"]', '{"a": 1}', "[]", "1"):
+                    '["code", ""]', '["bytes", "!!"]', '{"a": 1}', "[]", "1.5", "1" + "0" * 30):
         try:
             decode(message)
         except NotPlainData:

@@ -27,7 +27,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 ZYGOTE = Path(__file__).with_name("zygote.py")
-GRACE_SECONDS = 1.0  # beyond an execution's own wall clock, for its supervisor to clean up
+GRACE_SECONDS = 2.0  # beyond an execution's own wall clock, for its supervisor to clean up
 START_SECONDS = 60.0
 MAX_REPLY = 1 << 16
 
@@ -78,8 +78,7 @@ class Zygote:
         self.missing: list[str] = hello["missing"]
 
     def receive(self, seconds: float) -> dict:
-        ready, _, _ = select.select([self.socket], [], [], seconds)
-        message = self.socket.recv(MAX_REPLY) if ready else b""
+        message = self.socket.recv(MAX_REPLY) if readable(self.socket.fileno(), seconds) else b""
         if not message:
             self.log.seek(0)
             raise SandboxError(f"the {self.role} zygote did not answer: {self.log.read()[-2000:].decode(errors='replace')}")
@@ -209,8 +208,7 @@ def read_message(fd: int, seconds: float) -> dict | None:
     """The JSON a supervisor or judge writes before closing ``fd``; None if none in time."""
     deadline, data = time.monotonic() + seconds, b""
     while len(data) < MAX_REPLY:
-        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
-        if not ready:
+        if not readable(fd, deadline - time.monotonic()):
             return None
         chunk = os.read(fd, MAX_REPLY)
         if not chunk:
@@ -221,6 +219,13 @@ def read_message(fd: int, seconds: float) -> dict | None:
     except ValueError:
         return None
     return message if isinstance(message, dict) else None
+
+
+def readable(fd: int, seconds: float) -> bool:
+    """Whether ``fd`` has data (or its end) within ``seconds`` (poll: descriptors may be > 1024)."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(max(0.0, seconds) * 1000))
 
 
 def read_output(fd: int, cap: int) -> str:

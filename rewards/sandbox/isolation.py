@@ -200,6 +200,7 @@ class Cgroups:
 
     def open_base(self, controller: str, parent: str) -> None:
         self.parents[controller] = os.open(parent, os.O_DIRECTORY)
+        remove_stale(self.parents[controller])
         os.mkdir(self.name, 0o755, dir_fd=self.parents[controller])
         self.bases[controller] = os.open(self.name, os.O_DIRECTORY, dir_fd=self.parents[controller])
 
@@ -290,6 +291,32 @@ class Cgroups:
                     if err.errno != errno.EBUSY:
                         raise
                     time.sleep(0.0002 if attempt < 50 else 0.005)
+
+
+def remove_stale(parent: int) -> None:
+    """Remove the empty cgroups of zygotes that died without cleaning up (killed, say)."""
+    for entry in os.listdir(parent):
+        owner = entry.removeprefix("rlreason-")
+        if owner == entry or not owner.isdigit() or process_alive(int(owner)):
+            continue
+        try:
+            stale = os.open(entry, os.O_DIRECTORY, dir_fd=parent)
+            for child in os.listdir(stale):
+                if os.path.isdir(f"/proc/self/fd/{stale}/{child}"):
+                    os.rmdir(child, dir_fd=stale)
+            os.close(stale)
+            os.rmdir(entry, dir_fd=parent)
+        except OSError:
+            pass  # still in use after all: leave it
+
+
+def process_alive(pid: int) -> bool:
+    """Running (not gone, not a zombie)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def read_setting(base: int, path: str) -> int:

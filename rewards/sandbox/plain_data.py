@@ -2,7 +2,7 @@
 
 Values are None, bool, int, float, complex, str, bytes and lists, tuples, dicts, sets and
 frozensets of them, of those exact types (a subclass could carry its own ``__eq__``). They
-travel as one line of JSON in which every value but None, bool, float and str is tagged, so
+travel as one line of JSON in which every value but None, bool, str and 64-bit ints is tagged, so
 a decoded value is always a fresh object of a built-in type, whatever the bytes were:
 
 >>> decode(encode({"a": (1, 2.5), "b": [None, {3}], 4: b"x", "c": 1 + 2j}))
@@ -29,6 +29,7 @@ import base64
 import json
 
 MAX_DEPTH = 64
+BARE_INT = 1 << 63
 
 
 class NotPlainData(ValueError):
@@ -56,8 +57,8 @@ def tagged(value, depth: int):
     kind = type(value)
     if value is None or kind is bool or kind is str:
         return value
-    if kind is int:
-        return ["int", format(value, "x")]  # hex: no limit on the digits of big integers
+    if kind is int:  # bare when small; big ones in hex (no limit on digits, unlike int(str))
+        return value if -BARE_INT < value < BARE_INT else ["int", format(value, "x")]
     if kind is float:
         return ["float", value.hex()]  # exact, and NaN/inf survive strict JSON
     if kind is complex:
@@ -74,7 +75,7 @@ def tagged(value, depth: int):
 def untagged(node, depth: int):
     if depth > MAX_DEPTH:
         raise NotPlainData("nested too deeply")
-    if node is None or type(node) in (bool, str):
+    if node is None or type(node) in (bool, str) or (type(node) is int and -BARE_INT < node < BARE_INT):
         return node
     if type(node) is not list or not node or type(node[0]) is not str:
         raise NotPlainData(f"malformed value {str(node)[:40]!r}")

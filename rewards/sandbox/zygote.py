@@ -34,6 +34,7 @@ PRELOADED = ("array", "bisect", "cmath", "collections", "copy", "dataclasses", "
              "numbers", "operator", "random", "re", "statistics", "string", "struct", "textwrap",
              "typing", "unicodedata")
 MAX_PROGRAM = 4 << 20
+JUDGE_MEMORY = 4 << 30
 
 
 def main() -> None:
@@ -254,6 +255,7 @@ def run_judge(request: dict, fds: dict, state: dict) -> None:
         spec = json.loads(f.read())
     seconds = int(spec["completion_seconds"]) + 2
     resource.setrlimit(resource.RLIMIT_CPU, (seconds, seconds))
+    resource.setrlimit(resource.RLIMIT_AS, (JUDGE_MEMORY, JUDGE_MEMORY))  # answers it decodes are capped
     try:
         verdict = judge.judge(spec, judge.Channel(fds["requests"], fds["responses"]))
     except BaseException as err:
