@@ -31,7 +31,8 @@ from rewards.sandbox.client import Limits, Sandbox, shared
 
 log = logging.getLogger(__name__)
 
-_FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[ \t]*\n(.*?)```", re.S)
+# possessive runs: no backtracking over spaces (a completion of "```" and 100k spaces is linear)
+_FENCE = re.compile(r"```[ \t]*+([A-Za-z0-9_+-]*+)[ \t]*+\n(.*?)```", re.S)
 
 
 def extract_code(completion: str) -> str:

@@ -76,7 +76,16 @@ def execution_cgroups() -> list[str]:
 
 
 def shared_dirs() -> dict[str, set[str]]:
-    return {d: set(os.listdir(d)) for d in ("/tmp", "/var/tmp", "/dev/shm") if os.path.isdir(d)}
+    """What the sandbox could have left in the host's shared directories: entries of its users,
+    and working directories of executions without namespaces (other tests write here too)."""
+    def ours(path: Path) -> bool:
+        try:
+            return path.name.startswith("rlreason-run-") or path.lstat().st_uid >= JUDGE_UID
+        except FileNotFoundError:
+            return False
+
+    return {d: {p.name for p in Path(d).iterdir() if ours(p)} for d in ("/tmp", "/var/tmp", "/dev/shm")
+            if os.path.isdir(d)}
 
 
 @pytest.fixture(autouse=True)
@@ -256,6 +265,15 @@ RESOURCE_ATTACKS = {
     "mount": (
         "import ctypes\ndef double(x):\n    libc = ctypes.CDLL(None, use_errno=True)\n"
         "    return 2 * x if libc.mount(b'none', b'/tmp', b'tmpfs', 0, None) == 0 else -1\n"),
+    "flush the host's disks": (  # sync() itself reports nothing; syncfs() says whether it ran
+        "import ctypes, os\ndef double(x):\n    os.sync()\n    libc = ctypes.CDLL(None, use_errno=True)\n"
+        "    return 2 * x if libc.syncfs(os.open(os.__file__, os.O_RDONLY)) == 0 else -1\n"),
+    "lock or watch the host's files": (
+        "import ctypes, fcntl, os\ndef double(x):\n    libc = ctypes.CDLL(None, use_errno=True)\n"
+        "    fd = os.open(os.__file__, os.O_RDONLY)\n    try:\n        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\n"
+        "        return 2 * x\n    except OSError:\n        pass\n    return 2 * x if libc.inotify_init() >= 0 else -1\n"),
+    "a set of colliding hashes for the judge": (  # ints that all hash to 0 make set() quadratic in C
+        "def double(x):\n    return [i * ((1 << 61) - 1) for i in range(1, 30001)] + [[]]\n"),
 }
 
 
@@ -279,6 +297,7 @@ def test_the_host_is_out_of_reach(tmp_path, shared_data):
     port = servers[2].getsockname()[1]
     marker = f"rlreason-escape-{os.getpid()}"
     reads = [str(shared_data / "humaneval.jsonl"), str(ROOT / "README.md"), "/etc/passwd", "/etc/hostname",
+             "/proc/cmdline", "/proc/kallsyms", "/proc/sysvipc/shm",
              f"/proc/{os.getpid()}/environ", "/sys/fs/cgroup", "/home", "/work", "/var", "/run"]
     probes = {
         "read": f"def double(x):\n    import os\n    for p in {reads!r}:\n        try:\n"
@@ -311,6 +330,23 @@ def test_the_parents_secrets_stay_out_of_reach(monkeypatch):
     done = shared().run_main(program, "", Limits(wall_seconds=5))
     assert done.returncode == 0
     assert "hunter2" not in done.stdout + done.stderr
+
+
+def test_a_judge_stuck_in_the_programs_data_scores_what_it_finished():
+    """Ints that all hash to 0 keep a test's set() in C for seconds, past every alarm: the
+    judge is stopped at the wall clock and the tests it did not finish fail (not a sandbox error)."""
+    colliding = "def f(x):\n    return [i * ((1 << 61) - 1) for i in range(1, 40001)] + [[]]\n"
+    started = time.perf_counter()
+    with tally.collecting() as counts:
+        assert code_accuracy([colliding], test_list=[["assert set(f(1)) == {1}"]], timeout=1.0) == [0.0]
+    assert counts == {} and time.perf_counter() - started < 1.0 * 2 + 2.0 + 1.0
+
+
+def test_completions_that_are_slow_to_read_are_not():
+    started = time.perf_counter()
+    assert score("```" + " " * 200_000) == 0.0  # no fence: the whole text is the (broken) program
+    assert score(RIGHT + "# \ud800 a lone surrogate\n") == 1.0
+    assert time.perf_counter() - started < 3
 
 
 def test_closing_stdout_still_scores_correctly():

@@ -161,14 +161,15 @@ class Sandbox:
             for fd in (requests_read, requests_write, responses_read, responses_write, stop_read,
                        reply_write, verdict_write):
                 own.close(fd)
-            verdict = read_message(verdict_read, limits.wall_seconds + GRACE_SECONDS)
+            lines, ended = read_lines(verdict_read, limits.wall_seconds + GRACE_SECONDS)
             own.close(stop_write)  # the execution's supervisor ends it now
             if read_message(reply_read, GRACE_SECONDS) is None:
                 kill(execution)  # its program dies with it (a parent-death signal)
-            if verdict is None or "error" in verdict:
-                kill(judge)
-                raise SandboxError(f"the judge failed: {verdict and verdict.get('error')}")
-            return Verdict(passed=int(verdict["passed"]), total=int(verdict["total"]))
+            if not ended:
+                kill(judge)  # still judging at the wall clock: the tests it did not finish fail
+            elif "done" not in lines:
+                raise SandboxError(f"the judge failed: {(lines or ['no verdict'])[-1]}")
+            return Verdict(passed=lines.count("1"), total=len(spec["tests"]))
 
 
 class Descriptors:
@@ -190,8 +191,8 @@ class Descriptors:
 
     def memfd(self, content: str | None = None) -> int:
         fd = self.keep(os.memfd_create("rlreason", os.MFD_CLOEXEC))
-        if content:
-            os.write(fd, content.encode())
+        if content:  # lone surrogates (from a decoder's errors) pass; the reader replaces them
+            os.write(fd, content.encode("utf-8", "surrogatepass"))
             os.lseek(fd, 0, os.SEEK_SET)
         return fd
 
@@ -219,6 +220,19 @@ def read_message(fd: int, seconds: float) -> dict | None:
     except ValueError:
         return None
     return message if isinstance(message, dict) else None
+
+
+def read_lines(fd: int, seconds: float) -> tuple[list[str], bool]:
+    """Lines written to ``fd`` within ``seconds``, and whether the writer closed it by then."""
+    deadline, data = time.monotonic() + seconds, b""
+    while len(data) < MAX_REPLY:
+        if not readable(fd, deadline - time.monotonic()):
+            return data.decode(errors="replace").splitlines(), False
+        chunk = os.read(fd, MAX_REPLY)
+        if not chunk:
+            break
+        data += chunk
+    return data.decode(errors="replace").splitlines(), True
 
 
 def readable(fd: int, seconds: float) -> bool:

@@ -144,7 +144,8 @@ def mount_execution_filesystems(uid: int, disk_bytes: int, files: int, pid_names
     mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV,
           f"size={disk_bytes},nr_inodes={files},mode=700,uid={uid},gid={uid}")
     if pid_namespace:
-        mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=2")
+        # only the processes' directories: none of the host's /proc/cmdline, config, kallsyms...
+        mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=2,subset=pid")
 
 
 class Cgroups:
@@ -347,8 +348,9 @@ class SeccompFilter:
 
     Refused with EPERM: ptrace and reading/writing other processes' memory, new namespaces
     (``unshare``, ``setns``, ``clone`` with CLONE_NEWUSER), mounts, kernel keyrings, BPF, perf,
-    userfaultfd, io_uring (its operations bypass seccomp), module and kexec loading, and
-    file-handle opens. ``clone3`` answers ENOSYS (its flags are out of seccomp's reach), so
+    userfaultfd, io_uring (its operations bypass seccomp), module and kexec loading,
+    file-handle opens, and what reaches the host through the read-only binds it shares:
+    ``sync`` (flushes every file system), ``flock`` and inotify on the host's files. ``clone3`` answers ENOSYS (its flags are out of seccomp's reach), so
     the C library falls back to ``clone``, whose flags are checked.
     """
 
@@ -358,7 +360,8 @@ class SeccompFilter:
               "io_uring_setup", "io_uring_enter", "io_uring_register", "kexec_load", "kexec_file_load",
               "init_module", "finit_module", "delete_module", "open_by_handle_at", "name_to_handle_at",
               "swapon", "swapoff", "syslog", "reboot", "acct", "quotactl", "fanotify_init",
-              "lookup_dcookie", "personality", "iopl", "ioperm")
+              "lookup_dcookie", "personality", "iopl", "ioperm", "sync", "syncfs", "flock",
+              "inotify_init", "inotify_init1")
     ALLOW, ERRNO = 0x7FFF0000, 0x00050000
     MASKED_EQ = 7
 

@@ -28,10 +28,6 @@ class CandidateError(Exception):
     """A call to the program failed: it raised, ran out of time, ended or sent no plain data."""
 
 
-def on_alarm(signum, frame):
-    raise TestTimeout()
-
-
 class Channel:
     """Lines of plain data to and from the program's execution."""
 
@@ -104,8 +100,9 @@ def proxies_for(test: str, offered: set[str], trusted: dict, entry_point: str | 
     return {name: Proxy(channel, name) for name in wanted}
 
 
-def judge(spec: dict, channel: Channel) -> dict:
-    """Run ``spec["tests"]`` against the program behind ``channel``; ``{"passed", "total"}``.
+def judge(spec: dict, channel: Channel, report) -> None:
+    """Run ``spec["tests"]`` against the program behind ``channel``, calling ``report(passed)``
+    after each test (tests left when the completion's budget runs out are not reported).
 
     ``spec``: ``prelude`` (trusted code run first, e.g. HumanEval's prompt with its helpers),
     ``tests`` (sources, one test each), ``entry_point`` (always a proxy, e.g. the HumanEval
@@ -114,30 +111,44 @@ def judge(spec: dict, channel: Channel) -> dict:
     tests, test_seconds = spec["tests"], spec["test_seconds"]
     deadline = time.monotonic() + spec["completion_seconds"]
     signal.signal(signal.SIGALRM, on_alarm)
-    try:
-        signal.setitimer(signal.ITIMER_REAL, max(0.001, min(test_seconds + LOAD_GRACE, deadline - time.monotonic())))
-        hello = channel.receive()
-        signal.setitimer(signal.ITIMER_REAL, 0)
-    except BaseException:  # no answer, a broken one, or one too big to hold (MemoryError)
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        return {"passed": 0, "total": len(tests)}
-    names = hello.get("names") if type(hello) is dict and hello.get("loaded") is True else None
-    if type(names) is not list:
-        return {"passed": 0, "total": len(tests)}
-    offered = {name for name in names if type(name) is str}
+    # no answer, a broken one, or one too big to hold (MemoryError): nothing passes
+    loaded, hello = bounded(min(test_seconds + LOAD_GRACE, deadline - time.monotonic()), channel.receive)
+    names = hello.get("names") if loaded and type(hello) is dict and hello.get("loaded") is True else None
+    offered = {name for name in names if type(name) is str} if type(names) is list else None
     trusted = {"__name__": "__main__", "__builtins__": builtins}
     exec(compile(spec.get("prelude") or "", "prelude.py", "exec"), trusted)
-    passed = 0
     for test in tests:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             break  # the completion's budget is spent: the remaining tests fail
+        if offered is None:
+            report(False)
+            continue
         namespace = {**trusted, **proxies_for(test, offered, trusted, spec.get("entry_point"), channel)}
+        passed, _ = bounded(min(test_seconds, remaining), lambda: exec(compile(test, "test.py", "exec"), namespace))
+        report(passed)
+
+
+_armed = False  # whether an alarm may interrupt what runs now
+
+
+def on_alarm(signum, frame):
+    if _armed:
+        raise TestTimeout()
+
+
+def bounded(seconds: float, step) -> tuple[bool, object]:
+    """``(True, step())`` if it returns within ``seconds``, else ``(False, None)``: on any
+    exception, and on an alarm that lands late (after a long C call that checks for no
+    signals, say), which must not escape into the judge."""
+    global _armed
+    try:
         try:
-            signal.setitimer(signal.ITIMER_REAL, min(test_seconds, remaining))
-            exec(compile(test, "test.py", "exec"), namespace)
+            _armed = True
+            signal.setitimer(signal.ITIMER_REAL, max(0.001, seconds))
+            return True, step()
+        finally:
+            _armed = False
             signal.setitimer(signal.ITIMER_REAL, 0)
-            passed += 1
-        except BaseException:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-    return {"passed": passed, "total": len(tests)}
+    except BaseException:
+        return False, None

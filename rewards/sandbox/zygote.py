@@ -247,7 +247,8 @@ def exit_code(status: int) -> int:
 
 
 def run_judge(request: dict, fds: dict, state: dict) -> None:
-    """One verdict: the tests against the program behind the call descriptors."""
+    """One verdict: the tests against the program behind the call descriptors, one line per
+    test (``1`` passed, ``0`` failed), then ``done`` (or ``error ...`` if the judge broke)."""
     import resource
 
     isolation.die_with_parent()
@@ -256,11 +257,12 @@ def run_judge(request: dict, fds: dict, state: dict) -> None:
     seconds = int(spec["completion_seconds"]) + 2
     resource.setrlimit(resource.RLIMIT_CPU, (seconds, seconds))
     resource.setrlimit(resource.RLIMIT_AS, (JUDGE_MEMORY, JUDGE_MEMORY))  # answers it decodes are capped
+    report = lambda passed: os.write(fds["verdict"], b"1\n" if passed else b"0\n")
     try:
-        verdict = judge.judge(spec, judge.Channel(fds["requests"], fds["responses"]))
+        judge.judge(spec, judge.Channel(fds["requests"], fds["responses"]), report)
+        os.write(fds["verdict"], b"done\n")
     except BaseException as err:
-        verdict = {"error": f"{type(err).__name__}: {err}"[:500]}
-    os.write(fds["verdict"], json.dumps(verdict).encode())
+        os.write(fds["verdict"], f"error {type(err).__name__}: {err}"[:500].encode() + b"\n")
 
 
 if __name__ == "__main__":
