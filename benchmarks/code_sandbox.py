@@ -67,8 +67,12 @@ def machine() -> str:
     return f"{os.cpu_count()} cores ({cpu}), Linux {platform.release()}, Python {platform.python_version()}"
 
 
+def runs(result: dict, key: str) -> str:
+    return ", ".join(f"{rate:.1f}" for rate in result["all_runs"][key])
+
+
 def document(result: dict) -> str:
-    isolation = "; ".join(result["missing"]) or "all layers"
+    isolation = f"without {'; '.join(result['missing'])}" if result["missing"] else "every isolation layer"
     return f"""# Code sandbox throughput
 
 Made by `python benchmarks/code_sandbox.py --doc docs/code-sandbox.md` (`make bench-code`) on
@@ -79,9 +83,10 @@ HumanEval's {result['rows']} canonical programs, best of {result['repeat']} alte
 | runner | programs/s | passed |
 |---|---|---|
 | `subprocess.run([sys.executable, file])`, sequential, no isolation | {result['baseline_per_s']:.1f} | {result['baseline_passed']}/{result['rows']} |
-| rlreason `code_accuracy`, {result['workers']} parallel executions (sandbox missing: {isolation}) | {result['sandbox_per_s']:.1f} | {result['passed']}/{result['rows']} |
+| rlreason `code_accuracy`, {result['workers']} parallel executions, {isolation} | {result['sandbox_per_s']:.1f} | {result['passed']}/{result['rows']} |
 
-Ratio **{result['ratio']:.2f}x**. Every sandboxed program ran in its own execution (fresh
+Ratio **{result['ratio']:.2f}x** (every run, programs/s: baseline {runs(result, 'baseline_per_s')}; sandbox
+{runs(result, 'sandbox_per_s')}). Every sandboxed program ran in its own execution (fresh
 namespaces, cgroup, uid and `/tmp`, seccomp filter) forked from a warm zygote, its tests in a
 judge process forked from a second one.
 """
