@@ -25,7 +25,7 @@ DOUBLE = {"prompt": "def double(x):\n    \"\"\"Return 2 * x.\"\"\"\n",
           "entry_point": "double"}
 RIGHT = "def double(x):\n    return 2 * x\n"
 WRONG = "def double(x):\n    return -1\n"
-BUDGET = 2.0
+BUDGET = 1.0
 WALL = BUDGET * 2 + 2.5  # the completion's wall clock (budget per test + loading) and slack
 
 fully_isolated = pytest.mark.skipif(os.geteuid() != 0, reason="the isolation layers need root")

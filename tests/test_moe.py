@@ -96,8 +96,10 @@ ADDITION = {"num_train": 2000, "operations": "+"}
 
 
 def test_routing_replay_lowers_the_importance_ratio_variance(make_recipe, adder_checkpoint):
-    """Over seeds where experts switch, replay gives the lower ratio variance on average (the
-    switches touch ~1.5% of token-layer pairs, so on a single seed the effect can be within noise)."""
+    """Over seeds where experts switch, replay gives the lower ratio variance on average. The
+    learning rate moves the router enough that ~6-8% of token-layer pairs switch experts between
+    the two iterations: at 1e-3 only ~2% do, and the effect sinks into fp32 noise that differs
+    between CPUs."""
     variances = {"off": [], "old_policy": []}
     for seed in range(3):
         runs = {}
@@ -107,7 +109,7 @@ def test_routing_replay_lowers_the_importance_ratio_variance(make_recipe, adder_
                                  rewards=[{"name": "math_accuracy"}], moe={"routing_replay": replay},
                                  algo={"num_iterations": 2},
                                  rollout={"num_generations": 8, "max_new_tokens": 6},
-                                 trainer={"learning_rate": 1e-3, "prompts_per_step": 16,
+                                 trainer={"learning_rate": 3e-3, "prompts_per_step": 16,
                                           "micro_batch_size": 128, "seed": seed})
             runs[replay] = grpo_step(open_session(recipe, "test"), step=1)
         assert runs["old_policy"]["moe/topk_changed"] == 0

