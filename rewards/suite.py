@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import functools
+import logging
 import math
+import traceback
 from dataclasses import dataclass
 from typing import Any, Sequence
 
 from rlreason.types import RewardBatch
 from rewards import tally
 from rewards.registry import RewardError, RewardFn, resolve
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -49,18 +53,82 @@ class RewardSuite:
         return RewardBatch(per_function=per_function, total=total, counts=counts)
 
 
-def call_checked(r: WeightedReward, completions: list[str], columns: dict[str, list]):
+def call_checked(r: WeightedReward, completions: list[str], columns: dict[str, list]) -> list[float | None]:
+    """``r``'s scores; a row it raises on (or gives no finite float or None) scores None.
+
+    The batch is scored in one call; if that raises, each prompt's group (consecutive rows of
+    one prompt, so rewards that compare a group's completions keep their groups), then each row
+    of a failing group, is scored alone. Failures are counted (``errors``) and one is logged
+    with its traceback; a function that fails on every row, or returns a list of the wrong
+    length (a broken contract, not a bad row), raises RewardError naming it.
+    """
     try:
-        values = list(r.fn(completions, **columns))
-    except Exception as err:
-        raise RewardError(f"reward {r.name!r} raised {type(err).__name__}: {err}") from err
-    if len(values) != len(completions):
-        raise RewardError(
-            f"reward {r.name!r} returned {len(values)} values for {len(completions)} completions"
-        )
-    for i, v in enumerate(values):
-        ok = v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v))
-        if not ok:
-            raise RewardError(f"reward {r.name!r} returned {v!r} for completion {i}; want a finite "
-                              "float or None")
-    return [None if v is None else float(v) for v in values]
+        values, failures = checked(r, r.fn(completions, **columns), len(completions)), []
+    except RewardError:
+        raise
+    except Exception:
+        values, failures = score_apart(r, completions, columns)
+    invalid = [(i, RewardError(f"returned {v!r}; want a finite float or None")) for i, v in enumerate(values)
+               if not (v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)))]
+    failures += invalid
+    if failures and len(failures) == len(completions):
+        row, err = failures[0]
+        raise RewardError(f"reward {r.name!r} failed on every row of the batch (row {row}: "
+                          f"{type(err).__name__}: {err})") from err
+    if failures:
+        row, err = failures[0]
+        tally.count("errors", len(failures))
+        log.warning("reward %r failed on %d of %d rows (scored None); row %d:\n%s", r.name, len(failures),
+                    len(completions), row, "".join(traceback.format_exception(err)).rstrip())
+    bad = {i for i, _ in invalid}
+    return [None if v is None or i in bad else float(v) for i, v in enumerate(values)]
+
+
+def score_apart(r: WeightedReward, completions: list[str], columns: dict[str, list]):
+    """Each prompt's group alone, then each row of a group that fails; (values, failed rows)."""
+    values, failures = [None] * len(completions), []
+    for rows in prompt_groups(columns, len(completions)):
+        try:
+            for i, value in zip(rows, call_on(r, completions, columns, rows)):
+                values[i] = value
+            continue
+        except RewardError:
+            raise
+        except Exception as err:
+            if len(rows) == 1:
+                failures.append((rows[0], err))
+                continue
+        for i in rows:
+            try:
+                values[i] = call_on(r, completions, columns, [i])[0]
+            except RewardError:
+                raise
+            except Exception as err:
+                failures.append((i, err))
+    return values, failures
+
+
+def call_on(r: WeightedReward, completions: list[str], columns: dict[str, list], rows: list[int]) -> list:
+    subset = {key: [column[i] for i in rows] for key, column in columns.items()}
+    return checked(r, r.fn([completions[i] for i in rows], **subset), len(rows))
+
+
+def checked(r: WeightedReward, values, expected: int) -> list:
+    values = list(values)
+    if len(values) != expected:
+        raise RewardError(f"reward {r.name!r} returned {len(values)} values for {expected} completions")
+    return values
+
+
+def prompt_groups(columns: dict[str, list], n: int) -> list[list[int]]:
+    """Runs of consecutive rows with the same prompt (each row alone without a prompts column)."""
+    prompts = columns.get("prompts")
+    if prompts is None or len(prompts) != n:
+        return [[i] for i in range(n)]
+    groups: list[list[int]] = []
+    for i in range(n):
+        if groups and prompts[i] == prompts[groups[-1][0]]:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return groups

@@ -143,3 +143,12 @@ def test_score_command_on_the_labelled_set_beats_97_percent(tmp_path):
     correct = sum((s == 1.0) == r["expected"] for s, r in zip(scored, labelled))
     assert correct / len(labelled) >= 0.97
     assert f"{len(labelled)} rows" in done.stdout and "rows/s" in done.stdout
+
+
+@pytest.mark.parametrize("completion, gold", [
+    ("\\boxed{3/0}", "3"),  # a zero denominator in the prediction
+    ("The answer is 4", "1/0"),  # in the gold
+    ("The answer is 4 0/0.", "4"),  # in a mixed number
+])
+def test_zero_denominators_score_zero_instead_of_raising(completion, gold):
+    assert math_accuracy([completion], answer=[gold]) == [0.0]

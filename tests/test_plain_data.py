@@ -1,14 +1,12 @@
 """The plain-data codec that carries calls between the judge and a judged program: exact round
 trips of every plain value, and a decoder that meets any bytes with NotPlainData alone."""
 
-import doctest
 import json
 import math
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rewards import tally
 from rewards.sandbox import plain_data
 from rewards.sandbox.plain_data import NotPlainData, decode, encode
 
@@ -75,7 +73,3 @@ def test_what_is_not_plain_data_is_refused_on_both_sides():
             continue
         raise AssertionError(f"{message[:40]!r} was decoded")
 
-
-def test_doctests_of_the_codec_and_the_tally():
-    for module in (plain_data, tally):
-        assert doctest.testmod(module).failed == 0

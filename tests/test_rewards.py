@@ -1,8 +1,12 @@
+import doctest
+import importlib
+import pkgutil
 import subprocess
 import sys
 
 import pytest
 
+import rewards
 from rewards import RewardError, RewardSuite, available, resolve
 from rewards.math_answer import math_accuracy
 from rewards.math_extract import extract_answer
@@ -74,6 +78,47 @@ def test_a_reward_that_breaks_its_contract_is_named():
     suite.rewards[0] = suite.rewards[0].__class__(Spec.name, lambda completions, **c: [1.0], 1.0)
     with pytest.raises(RewardError, match="returned 1 values for 2 completions"):
         suite.score(["a", "b"], {})
+
+
+def suite_of(fn) -> RewardSuite:
+    class Spec:
+        name, weight, args = "tests.plugin_rewards:digits_fraction", 1.0, {}
+
+    suite = RewardSuite([Spec()])
+    suite.rewards[0] = suite.rewards[0].__class__("plugin", fn, 1.0)
+    return suite
+
+
+def longest_share(completions, **columns):
+    """Length over the longest completion in the call (compares a group's completions);
+    raises on a completion that says boom, and answers NaN for one that says nan."""
+    if "boom" in completions:
+        raise ValueError("boom")
+    longest = max(map(len, completions))
+    return [float("nan") if c == "nan" else len(c) / longest for c in completions]
+
+
+def test_rows_a_reward_fails_on_score_none_are_counted_and_logged_and_groups_stay_whole(caplog):
+    suite = suite_of(longest_share)
+    prompts = ["p1", "p1", "p2", "p2", "p3"]
+    batch = suite.score(["a", "aaaa", "boom", "bb", "nan"], {"prompts": prompts})
+    # p1 scored as a group (1/4 of its longest); p2 failed as a group, then row by row
+    assert batch.per_function["plugin"] == [0.25, 1.0, None, 1.0, None]
+    assert batch.total == [0.25, 1.0, 0.0, 1.0, 0.0]
+    assert batch.counts == {"plugin": {"errors": 2}}
+    assert "reward 'plugin' failed on 2 of 5 rows (scored None); row 2:" in caplog.text
+    assert "ValueError: boom" in caplog.text  # with its traceback
+
+
+def test_a_reward_that_fails_on_every_row_stops_with_its_name():
+    with pytest.raises(RewardError, match="reward 'plugin' failed on every row of the batch .row 0: ValueError: boom"):
+        suite_of(longest_share).score(["boom", "boom"], {"prompts": ["p", "q"]})
+
+
+@pytest.mark.parametrize("name", [m.name for m in pkgutil.walk_packages(rewards.__path__, "rewards.")
+                                  if m.name != "rewards.sandbox.zygote"])  # the zygote is a script
+def test_the_docstring_examples_of_every_rewards_module_hold(name):
+    assert doctest.testmod(importlib.import_module(name)).failed == 0
 
 
 def test_rewards_package_does_not_import_torch():

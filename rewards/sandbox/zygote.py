@@ -218,10 +218,14 @@ def apply_limits(limits: dict, address_space: bool) -> None:
 
 
 def wait(pid: int, stop_fd: int | None, seconds: float) -> bool:
-    """Wait for ``pid`` to exit; False when the wall clock ran out or the client said stop."""
+    """Wait for ``pid`` (a child) to exit, without reaping it; False when the wall clock ran
+    out or the client said stop. On a pidfd; kernels before 5.3 have none: polling then."""
     import select
 
-    pidfd = os.pidfd_open(pid)
+    try:
+        pidfd = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return wait_polling(pid, stop_fd, seconds)
     try:
         poller = select.poll()
         poller.register(pidfd, select.POLLIN)
@@ -231,6 +235,20 @@ def wait(pid: int, stop_fd: int | None, seconds: float) -> bool:
         return pidfd in events and stop_fd not in events
     finally:
         os.close(pidfd)
+
+
+def wait_polling(pid: int, stop_fd: int | None, seconds: float) -> bool:
+    import select
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+            return True
+        if stop_fd is not None and select.select([stop_fd], [], [], 0.002)[0]:
+            return False
+        time.sleep(0.002)
+    return False
 
 
 def kill(pid: int) -> None:
