@@ -1,0 +1,36 @@
+"""math_accuracy and answers_equal on random strings and LaTeX fragments: none raises, none is slow.
+
+A policy writes whatever it writes; a reward that raises or stalls on it ends or holds up a step.
+"""
+
+import time
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from rewards.math_answer import math_accuracy
+from rewards.math_equivalence import answers_equal
+
+FRAGMENTS = ["\\frac{", "\\dfrac", "}", "{", "\\boxed{", "\\sqrt", "^", "_", "x", "n", "1", "0", "7", "10",
+             "9999999999", "/", "=", ",", ".", "-", "+", "*", "!", "'", "%", "\\%", "$", "\\$", " ", "\n",
+             "\\left(", "\\right)", "(", ")", "[", "]", "\\{", "\\}", "\\infty", "\\pi", "e", "i", "\\text{",
+             "\\mathrm{", "\\begin{pmatrix}", "&", "\\\\", "\\end{pmatrix}", "\\cup", "\\cap", "<", ">", "\\le",
+             "\\geq", "\\neq", "\\approx", "^\\circ", "\\sin", "\\log", "\\cdot", "\\times", ":", ";",
+             "\\mathbb{R}", "\\emptyset", "The answer is ", "Final Answer: ", " and ", "\\pm", "0/0", "1/0"]
+latex = st.lists(st.sampled_from(FRAGMENTS), max_size=30).map("".join)
+texts = st.one_of(latex, st.text(max_size=80))
+MAX_SECONDS = 1.0
+
+
+def score_both(completion: str, gold: str) -> float:
+    started = time.perf_counter()
+    math_accuracy([completion], answer=[gold])
+    answers_equal(completion, gold)
+    return time.perf_counter() - started
+
+
+@settings(max_examples=3000, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@given(texts, texts)
+def test_random_answers_neither_raise_nor_stall(completion, gold):
+    assert score_both(completion, gold) < MAX_SECONDS
+
