@@ -4,7 +4,7 @@ VENV ?= .venv
 TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 
-.PHONY: install demo test test-fast bench-math bench-code bench-rollout bench-trl clean
+.PHONY: install demo test test-fast bench-math bench-math-fuzz bench-code bench-rollout bench-trl clean
 
 install: $(VENV)/.installed
 
@@ -44,6 +44,10 @@ test-fast: install
 bench-math: install
 	$(BIN)/python -m pip install -q -e ".[bench]"
 	$(BIN)/python benchmarks/math_verifier.py --out benchmarks/math_verifier_results.json
+
+# math_accuracy on 100,000 seeded random (completion, gold) pairs: exceptions and slowest calls
+bench-math-fuzz: install
+	$(BIN)/python benchmarks/math_fuzz.py --pairs 100000 --out benchmarks/math_fuzz_results.json
 
 # sandboxed code_accuracy against plain subprocesses on HumanEval
 bench-code: install

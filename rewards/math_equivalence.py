@@ -97,7 +97,7 @@ def compare_plain_numbers(p: str, g: str, rel_tol: float) -> bool | None:
         return None
     try:
         a, b = Fraction(p), Fraction(g)
-    except ZeroDivisionError:  # "3/0": not a number; the full comparison decides
+    except (ZeroDivisionError, ValueError):  # "3/0", "1.5/2": the full comparison decides
         return None
     if a == b:
         return True

@@ -149,6 +149,8 @@ def test_score_command_on_the_labelled_set_beats_97_percent(tmp_path):
     ("\\boxed{3/0}", "3"),  # a zero denominator in the prediction
     ("The answer is 4", "1/0"),  # in the gold
     ("The answer is 4 0/0.", "4"),  # in a mixed number
+    ("\\boxed{2}", ".1/0"),  # a decimal over zero: not even a literal Fraction reads
+    ("\\boxed{3}", "1.5/2"),  # a decimal numerator
 ])
-def test_zero_denominators_score_zero_instead_of_raising(completion, gold):
+def test_zero_denominators_and_decimal_fractions_score_zero_instead_of_raising(completion, gold):
     assert math_accuracy([completion], answer=[gold]) == [0.0]
