@@ -422,11 +422,14 @@ def safe_pow(base, exponent):
     if base.is_number and exponent.is_number:
         if exponent.has(sympy.Pow) and not exponent.is_Rational:
             return sympy.Pow(base, exponent, evaluate=False)
+        # kept unevaluated, such a power is still expanded by the first product it enters
+        # (9999999999^9999999999 in a term stalled the parse): no answer to compare
         try:
-            if exponent.is_Rational and base.is_Rational and digits_estimate(base, exponent) > MAX_DIGITS:
-                return sympy.Pow(base, exponent, evaluate=False)
+            too_big = exponent.is_Rational and base.is_Rational and digits_estimate(base, exponent) > MAX_DIGITS
         except (OverflowError, ValueError, TypeError):
-            return sympy.Pow(base, exponent, evaluate=False)
+            too_big = True
+        if too_big:
+            raise ParseError("a power too large to compare")
     return base ** exponent
 
 
