@@ -22,7 +22,8 @@ from dataclasses import dataclass
 import sympy
 from sympy import Rational
 
-MAX_DIGITS = 2000  # results larger than this many digits stay unevaluated
+MAX_DIGITS = 2000  # a power whose result has more digits is no answer to compare
+MAX_SET_POWER = 16  # R^n, a product of n sets
 
 
 class ParseError(ValueError):
@@ -419,6 +420,8 @@ def digits_estimate(base, exponent) -> float:
 def safe_pow(base, exponent):
     if not isinstance(base, sympy.Basic) or not isinstance(exponent, sympy.Basic):
         raise ParseError("power of a list")
+    if isinstance(base, sympy.Set) and not (exponent.is_Integer and 0 < exponent <= MAX_SET_POWER):
+        raise ParseError("a set to a power that is no small count")  # R^9999999999 would build that product
     if base.is_number and exponent.is_number:
         if exponent.has(sympy.Pow) and not exponent.is_Rational:
             return sympy.Pow(base, exponent, evaluate=False)
