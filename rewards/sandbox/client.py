@@ -205,18 +205,24 @@ class Descriptors:
         os.close(fd)
 
 
-def read_message(fd: int, seconds: float) -> dict | None:
-    """The JSON a supervisor or judge writes before closing ``fd``; None if none in time."""
+def read_until_closed(fd: int, seconds: float) -> tuple[bytes, bool]:
+    """What is written to ``fd`` within ``seconds`` (capped), and whether the writer closed it."""
     deadline, data = time.monotonic() + seconds, b""
     while len(data) < MAX_REPLY:
         if not readable(fd, deadline - time.monotonic()):
-            return None
+            return data, False
         chunk = os.read(fd, MAX_REPLY)
         if not chunk:
             break
         data += chunk
+    return data, True
+
+
+def read_message(fd: int, seconds: float) -> dict | None:
+    """The JSON a supervisor writes before closing ``fd``; None if none in time."""
+    data, closed = read_until_closed(fd, seconds)
     try:
-        message = json.loads(data)
+        message = json.loads(data) if closed else None
     except ValueError:
         return None
     return message if isinstance(message, dict) else None
@@ -224,15 +230,8 @@ def read_message(fd: int, seconds: float) -> dict | None:
 
 def read_lines(fd: int, seconds: float) -> tuple[list[str], bool]:
     """Lines written to ``fd`` within ``seconds``, and whether the writer closed it by then."""
-    deadline, data = time.monotonic() + seconds, b""
-    while len(data) < MAX_REPLY:
-        if not readable(fd, deadline - time.monotonic()):
-            return data.decode(errors="replace").splitlines(), False
-        chunk = os.read(fd, MAX_REPLY)
-        if not chunk:
-            break
-        data += chunk
-    return data.decode(errors="replace").splitlines(), True
+    data, closed = read_until_closed(fd, seconds)
+    return data.decode(errors="replace").splitlines(), closed
 
 
 def readable(fd: int, seconds: float) -> bool:
