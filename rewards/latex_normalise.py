@@ -13,18 +13,30 @@ import re
 from sympy import Rational
 
 _REMOVE = ["\\left", "\\right", "\\!", "\\,", "\\;", "\\:", "\\displaystyle", "\\quad", "\\qquad",
-           "\\bigl", "\\bigr", "\\Bigl", "\\Bigr", "\\big", "\\Big", "\\$", "$", "~"]
-_REPLACE = {"\\dfrac": "\\frac", "\\tfrac": "\\frac", "\\cfrac": "\\frac", "€": "", "£": "",
+           "\\bigl", "\\bigr", "\\Bigl", "\\Bigr", "\\big", "\\Big", "\\$", "$", "~", "\\(", "\\)", "\\[", "\\]"]
+# longer spellings before their prefixes (\leqslant before \leq)
+_REPLACE = {",\\! ": ",", ",\\!": ",", "\\leqslant": "\\le", "\\geqslant": "\\ge", ">=": "\\ge ", "<=": "\\le ", "!=": "\\ne ",
+            "\\lt": "<", "\\gt": ">", "≈": "\\approx", "\\dfrac": "\\frac", "\\tfrac": "\\frac",
+            "\\cfrac": "\\frac", "€": "", "£": "",
             "¥": "", "²": "", "³": "", "\\text{ or }": ",", "\\text{ and }": ",", " or ": ",",
             " and ": ",", "\\text{or}": ",", "\\text{and}": ",", "\\lbrace": "\\{", "\\rbrace": "\\}",
-            "\\leq": "\\le", "\\geq": "\\ge", "\\neq": "\\ne", "\\leqslant": "\\le",
-            "\\geqslant": "\\ge", "≤": "\\le", "≥": "\\ge", "≠": "\\ne", "π": "\\pi",
+            "\\leq": "\\le", "\\geq": "\\ge", "\\neq": "\\ne", "≤": "\\le", "≥": "\\ge", "≠": "\\ne", "π": "\\pi",
             "∞": "\\infty", "×": "\\times", "÷": "\\div", "√": "\\sqrt", "−": "-", "\\ ": " ",
             "\\to": "\\rightarrow", "\\varnothing": "\\emptyset", "\\lvert": "|", "\\rvert": "|",
             "\\vert": "|", "\\mid": "|", "\\cdotp": "\\cdot", "\\land": ",", "\\emptyset": "\\{\\}"}
 _DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|°|\\degree")
 _TEXT_BLOCK = re.compile(r"\\(?:text|textbf|textit|mathrm|mathbf|mbox|operatorname|textnormal)\s*\{([^{}]*)\}")
 _REPEATING = re.compile(r"(\d*)\.(\d*)\\overline\{(\d+)\}")
+_ESCAPED_COMMAND = re.compile(
+    r"(?<!\\)\\\\(?=(?:frac|dfrac|tfrac|cfrac|sqrt|left|right|le|ge|leq|geq|neq|ne|lt|gt|boxed|begin|end|pi|"
+    r"cdot|times|text|mathrm|mathbf|infty|in|cup|cap|pm|mp|circ|sin|cos|tan|log|ln|quad|qquad|approx|"
+    r"mathbb|div|dots|ldots|sum|prod|alpha|beta|gamma|theta|lambda|mu|sigma|omega|phi)(?![a-zA-Z]))")
+_TIME = re.compile(r"(\d{1,2}):(\d{2})(?::(\d{2}))?\s*(?:\\text\{\s*)?(?:([AaPp])\.?\s*[Mm]\.?)?\s*\}?")
+_TRIG = re.compile(r"\\(?:sin|cos|tan|cot|sec|csc)")
+_GLUED_OR = re.compile(r"(?<=[)\]])\s*or\s*(?=[(\[])")
+_SIMPLE_SUBSCRIPT = re.compile(r"_\{(\w+)\}")
+# a whole number (maybe grouped by spaces), a space, a fraction: 3 1/4, 1 000 4/9 (not 11.0 4/9)
+_MIXED_NUMBER = re.compile(r"(?<![\w.,/}])(-?)(\d{1,3}(?: \d{3})+|\d+) +(\d+)/(\d+)(?![\w./])")
 _THOUSANDS = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 
 
@@ -38,23 +50,59 @@ def normalise(answer: str) -> str:
     >>> normalise(r"5\text{ cm}^2"), normalise(r"\text{Evelyn}"), normalise("12 apples")
     ('5', 'Evelyn', '12')
     """
-    s = answer.strip().replace("\\\\", " \\cr ")  # row breaks, before '\ ' is read as a space
+    s = _ESCAPED_COMMAND.sub(r"\\", answer.strip())  # '\\frac' from a twice-escaped string
+    s = canonical_time(s).replace("\\\\", " \\cr ")  # row breaks, before '\ ' is read as a space
     for old, new in _REPLACE.items():
         s = s.replace(old, new)
     for token in _REMOVE:
         s = s.replace(token, "")
-    s = _DEGREES.sub("", s).replace("\\%", "").replace("%", "").replace("{,}", "")
-    s = re.sub(r"^(?:\\approx|≈|\\sim)\s*", "", s.strip())
+    s = _GLUED_OR.sub(",", s)
+    s = re.sub(r"\{\s*,\s*\}", "", degrees(s).replace("\\%", "").replace("%", ""))
+    s = re.sub(r"^(?:\\approx|\\sim)\s*", "", s.strip())
     s = _REPEATING.sub(repeating_decimal, s)
+    s = _SIMPLE_SUBSCRIPT.sub(r"_\1", s)
+    s = _MIXED_NUMBER.sub(mixed_number, s)
     s = strip_text_blocks(s).strip()
-    s = re.sub(r"\s+", " ", s).strip().rstrip(".;,:").strip()
+    s = re.sub(r"\s+", " ", s).strip()
+    s = re.sub(r"(?:,\s*)+,", ",", s).strip().rstrip(".;,:").strip()
     if _THOUSANDS.fullmatch(s) or re.fullmatch(r"-?\d{1,3}(?: \d{3})+(?:\.\d+)?", s):
         s = s.replace(",", "").replace(" ", "")
     return drop_trailing_words(s)
 
 
+def canonical_time(s: str) -> str:
+    """'08:34 P.M.' and '20:34:00' -> '20:34'; anything else unchanged."""
+    found = _TIME.fullmatch(s)
+    if not found:
+        return s
+    hours, minutes, seconds, half = found.groups()
+    if not (seconds or half):
+        return s
+    hours = int(hours) % 12 + (12 if half and half.lower() == "p" else 0) if half else int(hours)
+    return f"{hours:02d}:{minutes}"
+
+
+def degrees(s: str) -> str:
+    r"""Degree marks: an angle inside a trig function becomes radians, elsewhere the mark goes."""
+    if _TRIG.search(s):
+        return _DEGREES.sub(r"\\cdot\\frac{\\pi}{180}", s)
+    return _DEGREES.sub("", s)
+
+
+def mixed_number(match: re.Match) -> str:
+    r"""'3 1/4' -> '\frac{13}{4}'; a fraction part that is not proper makes no number."""
+    sign, whole, numerator, denominator = match.groups()
+    whole, numerator, denominator = int(whole.replace(" ", "").replace(",", "")), int(numerator), int(denominator)
+    if not 0 <= numerator < denominator:
+        return "\\invalid"
+    return f"{sign}\\frac{{{whole * denominator + numerator}}}{{{denominator}}}"
+
+
 def drop_trailing_words(s: str) -> str:
-    """'12 apples' -> '12', '5 square feet' -> '5': words after a number are units."""
+    """'12 apples' -> '12', '5 square feet' -> '5', '10weeks' -> '10': words after a number are units."""
+    glued = re.fullmatch(r"(-?\d[\d.,]*)([a-zA-Z]{3,})", s)
+    if glued:
+        return glued.group(1)
     parts = s.split(" ")
     end = len(parts)
     while end > 1 and re.fullmatch(r"[a-zA-Z]{2,}\.?(?:\^\d)?", parts[end - 1]):

@@ -74,7 +74,7 @@ GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "varepsilon", "zeta", "et
 RELATIONS = {"=": sympy.Eq, "<": sympy.Lt, ">": sympy.Gt, "\\le": sympy.Le, "\\ge": sympy.Ge,
              "\\ne": sympy.Ne}
 _MULTIPLY = {"*", "\\cdot", "\\times", "\\ast"}
-_DIVIDE = {"/", "\\div"}
+_DIVIDE = {"/", "\\div", ":"}  # a ratio a:b is the number a/b
 _CLOSERS = {")", "]", "}", "\\}", "&", "\\cr", ",", ";", "|", "=", "<", ">", "\\le", "\\ge",
             "\\ne", "\\cup", "\\cap", "+", "-", "\\pm", "\\mp", "\\end", "^", "_", "!", ":",
             "\\rightarrow", "\\in"} | _MULTIPLY | _DIVIDE
@@ -112,7 +112,7 @@ class Parser:
         self.tokens = tokenize(text)
         self.pos = 0
         self.abs_depth = 0
-        self.has_decimal = False
+        self.decimal_digits = 0  # most significant digits of a decimal written (0: none)
 
     # -- token helpers
     def peek(self, offset: int = 0) -> str | None:
@@ -196,7 +196,7 @@ class Parser:
                 left = combine(left, self.unary(), lambda a, b: a * b)
             elif token in _DIVIDE:
                 self.take()
-                left = combine(left, self.unary(), lambda a, b: a / b)
+                left = combine(left, self.unary(), divide)
             elif self.starts_atom():
                 mixed = is_integer_literal(left) and self.peek() == "\\frac"
                 right = self.power()
@@ -261,7 +261,8 @@ class Parser:
         if kind == "num":
             self.take()
             if "." in token:
-                self.has_decimal = True
+                digits = len(token.replace(".", "").lstrip("0")) or 1
+                self.decimal_digits = max(self.decimal_digits, digits)
             return Rational(token.rstrip(".") or "0")
         if kind == "word":
             return self.symbol()
@@ -287,12 +288,12 @@ class Parser:
     def bracketed(self):
         opener = self.take()
         items = [self.set_expr()]
-        while self.accept(","):
+        while self.accept(",") or self.accept(";"):  # (0;-2;6) writes a triple with semicolons
             items.append(self.set_expr())
         closer = self.take()
         if closer not in (")", "]"):
             raise ParseError(f"unclosed {opener}")
-        if len(items) == 1 and opener == "(" and closer == ")":
+        if len(items) == 1 and ((opener, closer) == ("(", ")") or isinstance(items[0], sympy.MatrixBase)):
             return items[0]
         return Seq(tuple(items), opener, closer)
 
@@ -311,7 +312,7 @@ class Parser:
         name = self.take()[1:]
         if name == "frac":
             num, den = self.argument(), self.argument()
-            return combine(num, den, lambda a, b: a / b)
+            return combine(num, den, divide)
         if name == "sqrt":
             index = None
             if self.accept("["):
@@ -332,6 +333,8 @@ class Parser:
             return self.function(name)
         if name == "begin":
             return self.matrix()
+        if name in ("sum", "prod"):
+            return self.big_operator(sympy.Sum if name == "sum" else sympy.Product)
         if name == "mathbb":
             letter = str(self.argument())
             return {"R": sympy.S.Reals, "Z": sympy.S.Integers, "N": sympy.S.Naturals,
@@ -365,28 +368,58 @@ class Parser:
         return value if power is None else value ** power
 
     def matrix(self):
-        env = self.group("{", "}")
-        rows, row, cell = [], [], []
+        """``\\begin{pmatrix}...\\end{pmatrix}`` (any matrix or array); ``cases`` is a list."""
+        env = self.raw_group()
+        if env == "array" and self.peek() == "{":
+            self.raw_group()  # the column spec, e.g. {cc}
         start = self.pos
         while self.peek() not in (None, "\\end"):
             self.pos += 1
         end = self.pos
         self.take("\\end")
-        self.group("{", "}")
-        tokens = self.tokens[start:end]
-        for kind, token in tokens + [("cmd", "\\cr")]:
+        self.raw_group()
+        rows, row, cell = [], [], []
+        for kind, token in self.tokens[start:end] + [("cmd", "\\cr")]:
             if token in ("&", "\\cr"):
                 if cell:
-                    row.append(Parser.from_tokens(cell).parse())
+                    inner = Parser.from_tokens(cell)
+                    row.append(inner.parse())
+                    self.decimal_digits = max(self.decimal_digits, inner.decimal_digits)
                 cell = []
                 if token == "\\cr" and row:
                     rows.append(row)
                     row = []
             else:
                 cell.append((kind, token))
+        if env == "cases":
+            return Seq(tuple(r[0] for r in rows), "", "")  # a system: its equations, in any order
         if not rows or len({len(r) for r in rows}) != 1:
             raise ParseError(f"ragged matrix in {env}")
+        if any(not isinstance(v, sympy.Expr) for r in rows for v in r):
+            raise ParseError("a matrix entry that is no expression")
         return sympy.ImmutableMatrix(rows)
+
+    def raw_group(self) -> str:
+        """The tokens of a brace group as text, unparsed (environment names, column specs)."""
+        self.take("{")
+        parts = []
+        while self.peek() not in (None, "}"):
+            parts.append(self.take())
+        self.take("}")
+        return "".join(parts)
+
+    def big_operator(self, kind):
+        r"""``\sum_{k=0}^{n-1} body``: the body is the product that follows."""
+        if not self.accept("_"):
+            raise ParseError("a sum needs its range")
+        lower = self.argument()
+        upper = self.script() if self.accept("^") else None
+        if not isinstance(lower, sympy.Eq) or not isinstance(lower.lhs, sympy.Symbol) or upper is None:
+            raise ParseError("a sum needs 'k=a' below and a bound above")
+        body = self.term()
+        if not isinstance(body, sympy.Expr) or not isinstance(upper, sympy.Expr):
+            raise ParseError("sum of a list")
+        return kind(body, (lower.lhs, lower.rhs, upper))
 
     @classmethod
     def from_tokens(cls, tokens):
@@ -407,6 +440,12 @@ def combine(a, b, op):
     if not isinstance(a, sympy.Basic) or (b is not None and not isinstance(b, sympy.Basic)):
         raise ParseError("arithmetic on a list")
     return op(a, b)
+
+
+def divide(a, b):
+    if b == 0:
+        raise ParseError("division by zero")  # 1/0 and 12:00 are no numbers to compare
+    return a / b
 
 
 def plus_minus(a, b):
@@ -449,6 +488,8 @@ def safe_binomial(n, k):
 
 
 def relation(op: str, left, right):
+    if op == "=" and isinstance(left, Seq) and left.open == "(" and all(isinstance(v, sympy.Symbol) for v in left.items):
+        return right  # '(p, q) = (3, 2)' states the pair
     if not isinstance(left, sympy.Basic) or not isinstance(right, sympy.Basic):
         raise ParseError("relation between lists")
     return RELATIONS[op](left, right, evaluate=False)
@@ -477,8 +518,39 @@ def is_fraction_of_integers(value) -> bool:
 
 
 def parse_answer(text: str):
-    """Parse a normalised answer; returns (object, has_decimal). Raises ParseError."""
+    """Parse a normalised answer; returns (object, decimal_digits). Raises ParseError.
+
+    ``decimal_digits`` is the most significant digits of a decimal number written in the
+    answer, 0 when none was written.
+    """
+    text = stated_part(text)
     if re.fullmatch(r"[A-Za-z][A-Za-z ]+[A-Za-z]", text) and not set(text.split()) & set(FUNCTIONS):
-        return Text(text.lower()), False
+        return Text(text.lower()), 0
     parser = Parser(text)
-    return parser.parse(), parser.has_decimal
+    return parser.parse(), parser.decimal_digits
+
+
+def stated_part(text: str) -> str:
+    r"""The exact value an answer states: the last link of a chain of equalities, the exact side
+    of an approximation.
+
+    >>> stated_part(r"x = 5+5+1 = 1/3 \approx 0.33"), stated_part(r"x \approx 11"), stated_part("a=1, b=2")
+    ('1/3', '11', 'a=1, b=2')
+    """
+    if "\\approx" in text:
+        left, right = text.split("\\approx")[:2]
+        text = right if re.fullmatch(r"\s*(?:[A-Za-z](?:_\w+)?\s*=?)?\s*", left) else left
+    equals = top_level_equals(text)
+    if len(equals) >= 2 and "," not in text and ";" not in text and "\\begin" not in text:
+        text = text[equals[-1] + 1:]
+    return text.strip()
+
+
+def top_level_equals(text: str) -> list[int]:
+    """Positions of '=' outside every brace group (not the k=0 of a sum's range)."""
+    positions, depth = [], 0
+    for i, ch in enumerate(text):
+        depth += (ch == "{") - (ch == "}")
+        if ch == "=" and depth == 0:
+            positions.append(i)
+    return positions

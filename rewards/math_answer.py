@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from rewards.bounded import shared_pool
 from rewards.math_equivalence import answers_equal, quick_verdict
-from rewards.math_extract import DEFAULT_ORDER, extract_answer, gold_answer
+from rewards.math_extract import DEFAULT_ORDER, extract_answer, extract_choice, gold_answer, is_choice
 from rewards.registry import reward
 
 MAX_ANSWER_CHARS = 1000  # no real final answer is longer; longer ones are judged wrong unread
@@ -34,7 +34,11 @@ def math_accuracy(completions: list[str], answer: list, extractors: list[str] | 
     pending: list[tuple[int, tuple]] = []
     for i, (completion, gold) in enumerate(zip(completions, answer)):
         reference = gold_answer(gold)
-        predicted = extract_answer(completion, order) if reference is not None else None
+        if reference is None:
+            scores.append(None)
+            continue
+        extract = extract_choice if is_choice(reference) else extract_answer
+        predicted = extract(completion, order)
         if reference is None:
             scores.append(None)
         elif predicted is None or len(predicted) > MAX_ANSWER_CHARS:

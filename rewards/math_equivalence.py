@@ -27,6 +27,10 @@ from rewards.latex_parse import Chain, ParseError, Seq, Text, as_set, parse_answ
 REL_TOL = 1e-6   # when a decimal number was written
 EXACT_TOL = 1e-12  # between exact expressions, compared numerically
 
+APPROX_DIGITS = 4  # see tolerance()
+
+_PERCENT = re.compile(r"\$?\s*(.*?\S)\s*\$?\s*(?:\\%|%|\\text\{\s*\\?%\s*\}|percent(?:age)?|pct)\s*\$?\.?", re.I | re.S)
+_PLAIN_DECIMAL = re.compile(r"-?\d+(?:\.\d+)?")
 _PLAIN_NUMBER = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)(?:/\d+)?")
 _CHOICE = re.compile(r"\(\s*([A-Ea-e])\s*\)|([A-E])")  # gold 'e' alone is Euler's number
 _PRED_CHOICE = re.compile(r"\(?\s*([A-Ea-e])\s*\)?")
@@ -39,46 +43,75 @@ def answers_equal(predicted: str, gold: str, rel_tol: float = REL_TOL) -> bool:
     (True, True)
     >>> answers_equal(r"(3, \\infty)", "x > 3"), answers_equal(r"[3, \\infty)", "x > 3")
     (True, False)
+    >>> answers_equal(r"28\\%", "28"), answers_equal("28%", "0.28"), answers_equal("4 4/9%", "40/9")
+    (True, True, False)
     """
-    p, g = normalise(predicted), normalise_gold(gold)
+    p_body, p_percent = split_percent(predicted)
+    g_body, g_percent = split_percent(gold)
+    if p_percent == g_percent:
+        return same_answer(p_body, g_body, rel_tol)
+    if p_percent:  # 28% is 0.28, and also 28 where the gold writes the bare number
+        return (same_answer(f"\\frac{{{p_body}}}{{100}}", gold, rel_tol)
+                or (bool(_PLAIN_DECIMAL.fullmatch(normalise_gold(gold))) and same_answer(p_body, gold, rel_tol)))
+    return same_answer(predicted, g_body, rel_tol) or same_answer(predicted, f"\\frac{{{g_body}}}{{100}}", rel_tol)
+
+
+def quick_verdict(predicted: str, gold: str, rel_tol: float = REL_TOL) -> bool | None:
+    """The verdict of the first, linear-time step of ``answers_equal`` (normalised strings, plain
+    numbers), or None when that step cannot decide and parsing is needed.
+
+    >>> quick_verdict("1,000.", "1000"), quick_verdict("41", "42"), quick_verdict("x+1", "1+x")
+    (True, False, None)
+    >>> quick_verdict("32, 349", "32349")  # a list, not a thousands separator
+    """
+    if split_percent(predicted)[1] or split_percent(gold)[1]:
+        return None
+    return plain_verdict(normalise(predicted), normalise_gold(gold), rel_tol)
+
+
+def plain_verdict(p: str, g: str, rel_tol: float) -> bool | None:
     if p == g:
         return True
-    fast = compare_plain_numbers(p, g, rel_tol)
-    if fast is not None:
-        return fast
+    return compare_plain_numbers(p, g, rel_tol)
+
+
+def same_answer(predicted: str, gold: str, rel_tol: float) -> bool:
+    p, g = normalise(predicted), normalise_gold(gold)
+    plain = plain_verdict(p, g, rel_tol)
+    if plain is not None:
+        return plain
     choice = _CHOICE.fullmatch(g)
     if choice:
         letter = _PRED_CHOICE.fullmatch(p)
         return bool(letter) and letter.group(1).upper() == (choice.group(1) or choice.group(2)).upper()
     try:
-        gold_obj, gold_decimal = parse_gold(g)
-        pred_obj, pred_decimal = parse_answer(p)
+        gold_obj, gold_digits = parse_gold(g)
+        pred_obj, pred_digits = parse_answer(p)
     except (ParseError, RecursionError, TypeError, ValueError, ZeroDivisionError, AttributeError):
         return False
-    tol = rel_tol if (gold_decimal or pred_decimal) else EXACT_TOL
     try:
-        verdict = objects_equal(pred_obj, gold_obj, tol)
+        verdict = objects_equal(pred_obj, gold_obj, tolerance(pred_digits, gold_digits, rel_tol))
         # sympy may answer with its own true/false atoms; anything undecided is not equal
         return bool(verdict) if isinstance(verdict, (bool, sympy.logic.boolalg.BooleanAtom)) else False
     except (TypeError, ValueError, AttributeError, RecursionError, ZeroDivisionError, NotImplementedError):
         return False
 
 
-def quick_verdict(predicted: str, gold: str, rel_tol: float = REL_TOL) -> bool | None:
-    """A verdict from cheap, linear-time string work alone, or None when parsing is needed.
-
-    >>> quick_verdict("1,000.", "1000"), quick_verdict("41", "42"), quick_verdict("x+1", "1+x")
-    (True, False, None)
-    """
-    p, g = light_clean(predicted), light_clean(gold)
-    if p == g:
-        return True
-    return compare_plain_numbers(p, g, rel_tol)
+def tolerance(pred_digits: int, gold_digits: int, rel_tol: float) -> float:
+    """Relative tolerance: exact between exact answers; ``rel_tol`` once a decimal is written;
+    a prediction's decimals of at least ``APPROX_DIGITS`` significant digits against an exact gold
+    may be off in their last digit (0.3333 for 1/3, 125.663 for 40\\pi; not 3.14 for \\pi)."""
+    if gold_digits == 0 and pred_digits >= APPROX_DIGITS:
+        return max(rel_tol, 10.0 ** (1 - pred_digits))
+    return rel_tol if (gold_digits or pred_digits) else EXACT_TOL
 
 
-def light_clean(answer: str) -> str:
-    s = answer.replace("$", "").replace(" ", "").replace("\\!", "").rstrip(".")
-    return s.replace(",", "") if re.fullmatch(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?", s) else s
+def split_percent(answer: str) -> tuple[str, bool]:
+    """('28', True) for '28%', '28\\%', '28 percent'; (answer, False) without a percent sign."""
+    if "%" not in answer and "p" not in answer.lower():
+        return answer, False
+    found = _PERCENT.fullmatch(answer.strip())
+    return (found.group(1), True) if found else (answer, False)
 
 
 @functools.lru_cache(maxsize=65536)
@@ -101,9 +134,19 @@ def compare_plain_numbers(p: str, g: str, rel_tol: float) -> bool | None:
         return None
     if a == b:
         return True
-    if "." in p or "." in g:
-        return abs(a - b) <= rel_tol * max(abs(b), 1)
-    return False
+    tol = tolerance(decimal_digits(p), decimal_digits(g), rel_tol)
+    if tol <= EXACT_TOL:
+        return False
+    if tol > rel_tol:  # an approximation of an exact value: relative to it, however small
+        return abs(a - b) <= tol * abs(b)
+    return abs(a - b) <= tol * max(abs(b), 1)
+
+
+def decimal_digits(number: str) -> int:
+    """Significant digits of a decimal number as written ('0.3333' -> 4); 0 for no decimal."""
+    if "." not in number:
+        return 0
+    return len(re.sub(r"\D", "", number.split("/")[0]).lstrip("0")) or 1
 
 
 # ---------------------------------------------------------------- structural comparison
@@ -113,12 +156,17 @@ def objects_equal(a, b, tol: float) -> bool:
     """Predicted object ``a`` against gold object ``b``."""
     if isinstance(a, Text) or isinstance(b, Text):
         return isinstance(a, Text) and isinstance(b, Text) and a.value == b.value
-    if isinstance(b, sympy.Eq) and is_name(b.lhs) and not isinstance(a, sympy.Eq):
-        return objects_equal(a, b.rhs, tol)  # gold 'x = 5' against '5'
-    if isinstance(a, sympy.Eq) and is_name(a.lhs) and not isinstance(b, sympy.Eq):
+    a, b = assigned_values(a, b), assigned_values(b, a)
+    if isinstance(a, sympy.Eq) and isinstance(b, sympy.Eq) and is_name(a.lhs) and is_name(b.lhs):
+        return objects_equal(a.rhs, b.rhs, tol)  # 'f(x) = 2x+3' against 'y = 2x+3'
+    if isinstance(b, sympy.Eq) and states_value(b) and not isinstance(a, sympy.Eq):
+        return objects_equal(a, b.rhs, tol)  # gold 'x = 5', '(p,q) = (3,2)', '|AB| = 1' against the value
+    if isinstance(a, sympy.Eq) and states_value(a) and not isinstance(b, sympy.Eq):
         return objects_equal(a.rhs, b, tol)  # answer 'x = 5' or 'f(x) = ...' against a value
     if (is_set_like(a) and is_pair(b)) or (is_set_like(b) and is_pair(a)):
         return sets_equal(a, b, tol)  # '2 <= x <= 5' against '[2, 5]'
+    if isinstance(a, Seq) and is_vector(b) or isinstance(b, Seq) and is_vector(a):
+        return sequences_equal(as_seq(a), as_seq(b), tol)  # [0.5, 1] against a column vector
     if isinstance(a, Seq) or isinstance(b, Seq):
         return sequences_equal(a, b, tol)
     if is_set_like(a) or is_set_like(b):
@@ -135,9 +183,48 @@ def objects_equal(a, b, tol: float) -> bool:
 
 
 def is_name(x) -> bool:
-    """A variable or a function application ``f(x)`` (parsed as the product f*x)."""
-    return isinstance(x, sympy.Symbol) or (
-        isinstance(x, sympy.Mul) and len(x.args) == 2 and all(isinstance(a, sympy.Symbol) for a in x.args))
+    """What an answer names rather than computes: a variable, ``f(x)`` (parsed as f*x), ``|AB|``,
+    a ratio of names ``NO/BO``, or a tuple of names ``(p, q)``."""
+    if isinstance(x, Seq):
+        return x.open == "(" and all(isinstance(item, sympy.Symbol) for item in x.items)
+    if isinstance(x, sympy.Abs):
+        return is_name(x.args[0])
+    if isinstance(x, sympy.Pow):
+        return x.exp in (1, -1) and is_name(x.base)
+    if isinstance(x, sympy.Mul):
+        return all(is_name(factor) for factor in x.args)
+    return isinstance(x, sympy.Symbol)
+
+
+def states_value(eq) -> bool:
+    """``name = value`` or ``computation = number``: the right side is the answer."""
+    return is_name(eq.lhs) or (eq.lhs.is_number and eq.rhs.is_number)
+
+
+def assigned_values(x, other):
+    """A list of assignments ``p=5, q=2; p=7, q=2`` read as values, unless ``other`` is one too:
+    names that repeat group the values into tuples, ``(5, 2), (7, 2)``."""
+    if not is_assignment_list(x) or is_assignment_list(other):
+        return x
+    names = [str(item.lhs) for item in x.items]
+    width = names.index(names[0], 1) if names.count(names[0]) > 1 else len(names)
+    if width == len(names) or names != names[:width] * (len(names) // width):
+        return Seq(tuple(item.rhs for item in x.items), "", "")
+    values = [item.rhs for item in x.items]
+    return Seq(tuple(Seq(tuple(values[i:i + width]), "(", ")") for i in range(0, len(values), width)), "", "")
+
+
+def is_assignment_list(x) -> bool:
+    return (isinstance(x, Seq) and not x.open and len(x.items) > 1
+            and all(isinstance(item, sympy.Eq) and is_name(item.lhs) for item in x.items))
+
+
+def is_vector(x) -> bool:
+    return isinstance(x, sympy.MatrixBase) and 1 in x.shape
+
+
+def as_seq(x):
+    return Seq(tuple(x), "[", "]") if isinstance(x, sympy.MatrixBase) else Seq(x.items, "[", "]")
 
 
 def is_pair(x) -> bool:
@@ -149,18 +236,26 @@ def is_set_like(x) -> bool:
 
 
 def sequences_equal(a, b, tol: float) -> bool:
+    """Tuples in order; sets, bare lists and plus-minus pairs as sets (a tuple is no set)."""
     a_items = a.items if isinstance(a, Seq) else (a,)
     b_items = b.items if isinstance(b, Seq) else (b,)
     if is_interval(a) or is_interval(b):
         return sets_equal(a, b, tol)
+    kinds = {s.open if isinstance(s, Seq) else "" for s in (a, b)}
+    if "{" in kinds and kinds & {"(", "["}:
+        return False  # '(3, 1)' is an ordered pair, '\\{1, 3\\}' a set
+    if kinds <= {"{", "", "pm"}:
+        return covers(a_items, b_items, tol) and covers(b_items, a_items, tol)
     if len(a_items) != len(b_items):
         return False
-    unordered = any(isinstance(s, Seq) and s.open in ("{", "", "pm") for s in (a, b))
-    if unordered:
-        return matched_unordered(list(a_items), list(b_items), tol)
-    if isinstance(a, Seq) and isinstance(b, Seq) and (a.open, a.close) != (b.open, b.close):
+    if isinstance(a, Seq) and isinstance(b, Seq) and a.open and b.open and (a.open, a.close) != (b.open, b.close):
         return False
     return all(objects_equal(x, y, tol) for x, y in zip(a_items, b_items))
+
+
+def covers(a_items, b_items, tol: float) -> bool:
+    """Every item of ``a_items`` equals some item of ``b_items`` (a set: repeats count once)."""
+    return all(any(objects_equal(x, y, tol) for y in b_items) for x in a_items)
 
 
 def is_interval(x) -> bool:
@@ -168,15 +263,6 @@ def is_interval(x) -> bool:
     return (isinstance(x, Seq) and len(x.items) == 2 and x.open in "([" and x.close in ")]"
             and ((x.open, x.close) in (("(", "]"), ("[", ")")) or any(
                 isinstance(v, sympy.Basic) and v.has(sympy.oo, -sympy.oo) for v in x.items)))
-
-
-def matched_unordered(a_items: list, b_items: list, tol: float) -> bool:
-    for x in a_items:
-        match = next((i for i, y in enumerate(b_items) if objects_equal(x, y, tol)), None)
-        if match is None:
-            return False
-        b_items.pop(match)
-    return not b_items
 
 
 def sets_equal(a, b, tol: float) -> bool:
@@ -202,8 +288,10 @@ def to_set(x):
 
 
 def chain_as_set(chain: Chain):
+    # '0 < f(x) < 1' bounds the value f(x): a name in the middle is the variable
+    operands = [sympy.Dummy("v") if is_name(o) and len(o.free_symbols) > 1 else o for o in chain.operands]
     result = sympy.S.Reals
-    for left, op, right in zip(chain.operands, chain.ops, chain.operands[1:]):
+    for left, op, right in zip(operands, chain.ops, operands[1:]):
         part = relation_as_set(relation(op, left, right))
         if part is None:
             return None
@@ -252,7 +340,7 @@ def set_part_equal(x, y, tol: float) -> bool:
         return (x.left_open == y.left_open and x.right_open == y.right_open
                 and expressions_equal(x.start, y.start, tol) and expressions_equal(x.end, y.end, tol))
     if isinstance(x, sympy.FiniteSet) and isinstance(y, sympy.FiniteSet):
-        return matched_unordered(list(x.args), list(y.args), tol)
+        return covers(x.args, y.args, tol) and covers(y.args, x.args, tol)
     return x == y
 
 
@@ -294,4 +382,5 @@ def sample_points(symbols) -> list[dict]:
 
 def numbers_close(a, b, tol: float) -> bool:
     va, vb = complex(sympy.N(a, 30)), complex(sympy.N(b, 30))
-    return abs(va - vb) <= tol * max(abs(vb), 1.0)
+    scale = max(abs(vb), 1.0) if tol <= REL_TOL else abs(vb)  # approximations: relative, however small
+    return abs(va - vb) <= tol * scale

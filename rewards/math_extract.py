@@ -1,168 +1,359 @@
 r"""Find the final answer in free-form model output.
 
-Extractors are tried in a configurable order; the first that finds something wins:
+Extractors are tried in a configurable order; the first that finds something wins. The
+default order reads a completion the way a grader does:
 
-- ``boxed``: the last ``\boxed{...}`` / ``\fbox{...}`` (nested braces; ``\boxed 5`` too)
-- ``answer_tags``: the last ``<answer>...</answer>``
-- ``final_answer``: ``**Final Answer:** ...``, ``Final answer: ...``
-- ``answer_phrase``: ``The answer is ...`` / ``Answer: ...``
-- ``gsm8k``: ``#### 72``
-- ``last_math``: the last ``$...$``, ``\(...\)`` or ``\[...\]`` span
-- ``last_number``: the last number in the text (not one glued inside a word)
+- ``marked``: whichever explicit answer comes last in the text: the boxes (``boxed``), a
+  final-answer sentence (``final_answer``), ``<answer>`` tags (``answer_tags``) or ``####``
+  (``gsm8k``);
+- ``answer_phrase``: ``The answer is ...`` / ``Answer: ...``;
+- ``bare``: the whole completion, when it is an answer with no prose around it (``1/2``,
+  ``\tfrac83``, ``x + \sqrt2 i``);
+- ``last_value``: the last math span or plain value (``3 1/4``, ``2/3``, ``12,000``, ``28%``),
+  whichever comes later (``last_math`` and ``last_number`` alone are also available).
 
-Every extractor is linear in the length of the text (no backtracking regexes), so 200 kB
-of output costs milliseconds.
+Boxes next to each other (``\boxed{1} and \boxed{2}``) form one answer, the list ``1, 2``. In
+a final-answer sentence the value follows its verb (``The largest $n$ is 34.`` -> ``34``), and a
+period followed by a space ends it (``The answer is 7. Done.`` -> ``7``).
+
+Every extractor is linear in the length of the text (one pass for braces, no backtracking
+regexes), so 200 kB of output costs milliseconds.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
-DEFAULT_ORDER = ("boxed", "answer_tags", "final_answer", "answer_phrase", "gsm8k", "last_math",
-                 "last_number")
+DEFAULT_ORDER = ("marked", "answer_phrase", "bare", "last_value")
+TAIL = 20_000  # plain-text fallbacks read the end of the output only
 
-_NUMBER = re.compile(r"(?<![A-Za-z\d])(?:-?(?:\d{1,3}(?:(?:,| )\d{3})+|\d+)(?:\.\d+)?|-?\.\d+)(?![A-Za-z]*\d)")
-_MATH_SPANS = re.compile(r"\$\$(.+?)\$\$|\$(.+?)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.S)
+# a plain value: a mixed number (3 1/4, 1 000 4/9), a fraction (2/3) or a number, maybe a percent
+_INTEGER = r"\d{1,3}(?:,\d{3})+(?!\d)|\d{1,3}(?:[ ]\d{3})+(?![\d/])|\d+"
+_VALUE = re.compile(rf"""(?<![A-Za-z\d.\\])[-+]?(?:
+      (?:{_INTEGER})[ \t]+\d+/\d+(?![\d/])
+    | \d+/\d+(?![\d/])
+    | (?:{_INTEGER})(?:\.\d+)?
+    | \.\d+
+    )(?![A-Za-z]*\d)(?:[ \t]*(?:\\?%|percent(?:age)?\b|pct\b))?""", re.X | re.I)
+_FRACTION_COMMAND = re.compile(r"-?\\[dtc]?frac\s*\{[^{}]{1,40}\}\s*\{[^{}]{1,40}\}")
+_SPAN_TOKENS = re.compile(r"\$\$|\$|\\\(|\\\[|\\.", re.S)  # openers, and escapes to step over
+_CLOSERS = {"$$": "$$", "$": "$", "\\(": "\\)", "\\[": "\\]"}
 _FINAL = re.compile(r"\**final\s+answer\**\s*(?:is)?\s*:?\**\s*:?", re.I)
-_PHRASE = re.compile(r"(?:the\s+(?:final\s+)?answer\s+is|answer\s*:)\s*:?", re.I)
-# where the stated answer ends and the explanation begins
-_CLAUSE_END = re.compile(r"(?<![\d\\])\.(?:\s|$)|,?\s+(?:since|because|as|which|so|where|when|for|given)\b|\s+[-\u2014]\s")
+_PHRASE = re.compile(r"(?:the\s+(?:final\s+)?answer\s+is|answer\s*:|answer(?=\s*(?:\$|\\\(|\\\[)))\s*:?", re.I)
+# where a stated answer ends: a period, ! or ? before a space, a blank line, or a reason
+_CLAUSE_END = re.compile(r"[.!?](?=\s|$)|\n\s*\n|,?\s+(?:since|because|as|which|so|where|when|for|given|"
+                         r"I hope)\b|\s+[-\u2014]\s")
+_COPULA = re.compile(r"\s(?:is|are|was|were|equals|be|becomes)\s+(?:equal\s+to\s+)?", re.I)
+_PROSE = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{2,}[ \t]+[A-Za-z]{2,}(?![A-Za-z])")
+_TEXT_COMMAND = re.compile(r"\\(?:text|mathrm|textbf|mbox|operatorname)\s*\{[^{}]{0,60}\}")
+_LETTER_CHOICE = re.compile(r"\(?\s*([A-E])\s*\)?")
+_CHOICE_AT_START = re.compile(r"\s*\**\(?([A-E])(?:\)|\.|:|\*\*)")
+_CHOICE_ANYWHERE = re.compile(r"(?<![\w\\$])\(?([A-E])\)?(?![\w'])")
 
 
-def braced(text: str, open_at: int) -> tuple[str, int] | None:
-    """Content of the brace group opening at ``text[open_at] == '{'`` and the index after it."""
-    depth = 0
-    for j in range(open_at, len(text)):
-        ch = text[j]
-        if ch == "\\" and j + 1 < len(text) and text[j + 1] in "{}":
+@dataclass(frozen=True)
+class Found:
+    answer: str
+    at: int  # where in the text the answer was stated, to tell which came last
+
+
+# ---------------------------------------------------------------- boxes
+
+
+def matching_braces(text: str) -> dict[int, int]:
+    """``{open index: close index}`` for every balanced, unescaped brace pair, in one pass."""
+    pairs, stack = {}, []
+    for i, ch in enumerate(text):
+        if ch in "{}" and i and text[i - 1] == "\\":
             continue
-        if ch == "{" and (j == 0 or text[j - 1] != "\\"):
-            depth += 1
-        elif ch == "}" and (j == 0 or text[j - 1] != "\\"):
-            depth -= 1
-            if depth == 0:
-                return text[open_at + 1:j], j + 1
-    return None
+        if ch == "{":
+            stack.append(i)
+        elif ch == "}" and stack:
+            pairs[stack.pop()] = i
+    return pairs
+
+
+def boxes(text: str) -> list[tuple[int, int, str]]:
+    r"""Top-level ``\boxed{...}`` / ``\fbox{...}`` (and ``\boxed 5``): (start, end, content)."""
+    pairs = matching_braces(text) if "\\boxed" in text or "\\fbox" in text else {}
+    found, end_of_last = [], -1
+    for match in re.finditer(r"\\(?:boxed|fbox)(\{| +([^\s$\\]+))", text):
+        if match.start() < end_of_last:
+            continue  # a box inside a box
+        if match.group(2) is not None:
+            found.append((match.start(), match.end(), match.group(2)))
+            end_of_last = match.end()
+        elif match.end() - 1 in pairs:
+            close = pairs[match.end() - 1]
+            found.append((match.start(), close + 1, text[match.end():close].strip()))
+            end_of_last = close + 1
+    return found
+
+
+def joins_boxes(between: str) -> bool:
+    r"""Is the text between two boxes only a joint (``, ``, ``\quad \text{and}``, ``papers and``)?"""
+    if len(between) > 80 or re.search(r"[.!?](?:\s|$)|\n\s*\n", between):
+        return False
+    rest = _TEXT_COMMAND.sub(" ", between)
+    words = re.sub(r"\\[A-Za-z]+|[^A-Za-z]", " ", rest).split()
+    if words and not {"and", "or"} & set(words) and not re.search(r"[,;&]", rest):
+        return False  # words with no 'and' or comma between the boxes: 'first ... then ...'
+    rest = re.sub(r"\\(?:q?quad|[,;:! ]|\(|\)|\[|\])|\$|[,;&]|\b(?:and|or)\b", " ", rest)
+    rest = re.sub(r"[A-Za-z](?:_\{?\w+\}?)?\s*=", " ", rest)  # 'y_2 =' naming the next value
+    return re.fullmatch(r"\s*(?:[A-Za-z]+\s*){0,3}", rest) is not None
+
+
+def boxed(text: str) -> Found | None:
+    r"""The last box, with the boxes joined to it: ``\boxed{1}, \boxed{2}`` -> ``1, 2``.
+
+    >>> boxed(r"so \boxed{\frac{1}{2}}. Then \boxed{3}.").answer
+    '3'
+    >>> boxed(r"The roots are \boxed{-2} \quad \text{and} \quad \boxed{1}.").answer
+    '-2, 1'
+    """
+    found = [b for b in boxes(text) if b[2]]
+    if not found:
+        return None
+    cluster = [found[-1]]
+    for previous in reversed(found[:-1]):
+        if not joins_boxes(text[previous[1]:cluster[0][0]]):
+            break
+        cluster.insert(0, previous)
+    return Found(", ".join(content for _, _, content in cluster), cluster[-1][0])
 
 
 def last_boxed(text: str) -> str | None:
-    r"""Content of the last ``\boxed{...}`` or ``\fbox{...}``.
+    found = boxed(text)
+    return found.answer if found else None
 
-    >>> last_boxed(r"so \boxed{\frac{1}{2}} and then \boxed{3}.")
-    '3'
-    >>> last_boxed(r"\boxed 5") , last_boxed("no box")
-    ('5', None)
+
+# ---------------------------------------------------------------- sentences that state the answer
+
+
+@dataclass(frozen=True)
+class Span:
+    start: int
+    end: int
+    content: str
+
+
+def math_spans(text: str) -> list[Span]:
+    r"""``$$...$$``, ``$...$`` (one line), ``\(...\)`` and ``\[...\]`` spans, left to right.
+
+    Linear: an escaped ``\$`` neither opens nor closes, and an opener with no closer anywhere
+    after it stops that kind of span from being looked for again.
+
+    >>> [s.content for s in math_spans(r"cost \$5, so $x=1$ and \[y\]")]
+    ['x=1', 'y']
     """
-    start = max(text.rfind("\\boxed"), text.rfind("\\fbox"))
-    while start >= 0:
-        after = start + (6 if text.startswith("\\boxed", start) else 5)
-        rest = text[after:after + 1]
-        if rest == "{":
-            found = braced(text, after)
-            if found is not None:
-                return found[0].strip()
-        elif rest == " ":
-            word = text[after + 1:].split("$")[0].split()
-            if word:
-                return word[0]
-        start = max(text.rfind("\\boxed", 0, start), text.rfind("\\fbox", 0, start))
-    return None
+    spans, resume, dead = [], 0, set()
+    for token in _SPAN_TOKENS.finditer(text):
+        opener = token.group()
+        if token.start() < resume or opener not in _CLOSERS or opener in dead:
+            continue
+        end = closing(text, _CLOSERS[opener], token.end())
+        if end < 0:
+            dead.add(opener)
+        elif opener != "$" or "\n" not in text[token.end():end]:  # inline math stays on its line
+            spans.append(Span(token.start(), end + len(_CLOSERS[opener]), text[token.end():end].strip()))
+            resume = spans[-1].end
+    return spans
 
 
-def answer_tags(text: str) -> str | None:
-    end = text.rfind("</answer>")
-    if end < 0:
-        return None
-    start = text.rfind("<answer>", 0, end)
-    return text[start + len("<answer>"):end].strip() if start >= 0 else None
+def closing(text: str, closer: str, start: int) -> int:
+    end = text.find(closer, start)
+    while end > 0 and closer[0] == "$" and text[end - 1] == "\\":
+        end = text.find(closer, end + 1)
+    return end
 
 
-def after_marker(pattern: re.Pattern, text: str) -> str | None:
-    """What follows the last match of ``pattern``, up to the end of its line or sentence."""
+def mask_math(text: str) -> str:
+    """``text`` with every math span's content blanked (same length), so prose rules skip math."""
+    parts, last = [], 0
+    for span in math_spans(text):
+        parts += [text[last:span.start + 1], " " * (span.end - span.start - 2)]
+        last = span.end - 1
+    return "".join(parts) + text[last:]
+
+
+def clause(text: str) -> str:
+    """The text up to where the stated answer ends (outside math)."""
+    text = text[:2000]
+    end = _CLAUSE_END.search(mask_math(text))
+    return (text[:end.start()] if end else text).strip()
+
+
+def stated_answer(sentence: str) -> str | None:
+    r"""The answer a sentence states: its boxes, else the value after its verb, else its last value.
+
+    >>> stated_answer("The largest $n$ is 34"), stated_answer("Jane started 3 hours ago")
+    ('34', '3')
+    >>> stated_answer(r"$(5, 8)$ and $(8, 5)$"), stated_answer("12,000,023")
+    ('(5, 8), (8, 5)', '12,000,023')
+    """
+    inside = boxed(sentence)
+    if inside:
+        return inside.answer
+    verbs = list(_COPULA.finditer(mask_math(sentence)))
+    if verbs and sentence[verbs[-1].end():].strip():
+        sentence = sentence[verbs[-1].end():].strip()
+    spans = [span for span in math_spans(sentence) if span.content]
+    if spans and not sentence[:spans[0].start].strip(" :*\"'`\\"):
+        joined = [spans[0].content]
+        for previous, span in zip(spans, spans[1:]):
+            if not re.fullmatch(r"\s*(?:,|;|,?\s*and|,?\s*or)?\s*", sentence[previous.end:span.start]):
+                break
+            joined.append(span.content)
+        return ", ".join(joined)
+    if is_bare(sentence):
+        return sentence.strip(" *.:") or None
+    value = last_value(sentence)
+    return value.answer if value else None
+
+
+def after_marker(pattern: re.Pattern, text: str) -> Found | None:
+    """The answer stated after the last match of ``pattern``."""
     last = None
     for last in pattern.finditer(text):
         pass
     if last is None:
         return None
-    rest = text[last.end():].strip()
-    line = rest.split("\n", 1)[0].strip()
-    inner = last_boxed(line) or math_span(line)
-    if inner is not None:
-        return inner
-    return _CLAUSE_END.split(line, maxsplit=1)[0].strip() or None
+    answer = stated_answer(clause(text[last.end():]))
+    return Found(answer, last.start()) if answer else None
 
 
-def math_span(line: str) -> str | None:
-    r"""The first ``$...$`` / ``\(...\)`` / ``\[...\]`` span of a line."""
-    for opener, closer in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
-        i = line.find(opener)
-        if i >= 0:
-            j = line.find(closer, i + len(opener))
-            if j > i:
-                return line[i + len(opener):j].strip()
-    return None
+def is_bare(text: str) -> bool:
+    r"""An answer with no prose around it: no two words in a row outside LaTeX commands."""
+    stripped = text.strip()
+    return (0 < len(stripped) <= 300 and not _PROSE.search(_TEXT_COMMAND.sub(" ", stripped))
+            and "\n\n" not in stripped)
 
 
-def gsm8k(text: str) -> str | None:
-    i = text.rfind("####")
-    if i < 0:
+def bare(text: str) -> Found | None:
+    r"""The whole text, when it is an answer (``\tfrac83``, ``x + 1.414i``), not a list of numbers.
+
+    >>> bare(r"\left(x-2\right)\left(x+2\right)").answer, bare("So it is 5."), bare("4 4/9 2")
+    ('\\left(x-2\\right)\\left(x+2\\right)', None, None)
+    """
+    stripped = text.strip()
+    if not is_bare(stripped) or re.fullmatch(r"[-+]?[\d\s,./%]*", stripped):
+        return None  # plain numbers side by side: the last one is read by last_value
+    return Found(stripped.rstrip(". "), 0)
+
+
+# ---------------------------------------------------------------- plain extractors
+
+
+def answer_tags(text: str) -> Found | None:
+    end = text.rfind("</answer>")
+    if end < 0:
         return None
-    tokens = text[i + 4:].split()
-    return tokens[0] if tokens else None  # GSM8K answers are one number
+    start = text.rfind("<answer>", 0, end)
+    inner = text[start + len("<answer>"):end].strip() if start >= 0 else ""
+    return Found(inner, start) if inner else None
 
 
-def last_math(text: str) -> str | None:
+def gsm8k(text: str) -> Found | None:
+    i = text.rfind("####")
+    tokens = text[i + 4:].split() if i >= 0 else []
+    return Found(tokens[0], i) if tokens else None  # GSM8K answers are one number
+
+
+def last_math(text: str) -> Found | None:
     r"""The last inline or display math span.
 
-    >>> last_math(r"so $k = 2$ and then $\frac{1}{3}$ follows")
+    >>> last_math(r"so $k = 2$ and then $\frac{1}{3}$ follows").answer
     '\\frac{1}{3}'
     """
+    offset = max(0, len(text) - TAIL)
+    spans = math_spans(text[offset:])
+    if not spans or not spans[-1].content:
+        return None
+    return Found(spans[-1].content, offset + spans[-1].start)
+
+
+def last_number(text: str) -> Found | None:
+    r"""The last plain value outside math: ``3 1/4``, ``2/3``, ``1,250``, ``28%``, ``\frac{10}{9}``.
+
+    >>> [last_number(t).answer for t in ("so x = 2/3.", "add 3 1/4 cups", "we get \\frac{10}{9}")]
+    ['2/3', '3 1/4', '\\frac{10}{9}']
+    """
+    offset = max(0, len(text) - TAIL)
+    masked = mask_math(text[offset:])
     found = None
-    for found in _MATH_SPANS.finditer(text[-20_000:]):
-        pass
+    for pattern in (_VALUE, _FRACTION_COMMAND):
+        for match in pattern.finditer(masked):
+            if found is None or match.end() > found.end() or (match.end() == found.end() and match.start() < found.start()):
+                found = match
     if found is None:
         return None
-    inner = next(g for g in found.groups() if g is not None).strip()
-    return inner or None
+    return Found(text[offset + found.start():offset + found.end()].strip(), offset + found.start())
 
 
-def last_number(text: str) -> str | None:
-    found = None
-    for found in _NUMBER.finditer(text[-10_000:]):
-        pass
-    return found.group(0) if found else None
+def last_value(text: str) -> Found | None:
+    """The last math span or plain value, whichever the text states later."""
+    candidates = [f for f in (last_math(text), last_number(text)) if f]
+    return max(candidates, key=lambda f: f.at) if candidates else None
 
 
-EXTRACTORS = {
-    "boxed": last_boxed,
-    "answer_tags": answer_tags,
+def marked(text: str) -> Found | None:
+    """Whichever explicit answer (boxes, final-answer sentence, tags, ####) comes last."""
+    candidates = [f for f in (boxed(text), after_marker(_FINAL, text), answer_tags(text), gsm8k(text)) if f]
+    return max(candidates, key=lambda f: f.at) if candidates else None
+
+
+_FINDERS = {
+    "marked": marked,
+    "boxed": boxed,
     "final_answer": lambda t: after_marker(_FINAL, t),
-    "answer_phrase": lambda t: after_marker(_PHRASE, t),
+    "answer_tags": answer_tags,
     "gsm8k": gsm8k,
+    "answer_phrase": lambda t: after_marker(_PHRASE, t),
+    "bare": bare,
+    "last_value": last_value,
     "last_math": last_math,
     "last_number": last_number,
 }
+EXTRACTORS = tuple(_FINDERS)
 
 
 def extract_answer(text: str, order: tuple[str, ...] | list[str] = DEFAULT_ORDER) -> str | None:
     r"""The final answer a completion commits to, or None.
 
-    >>> extract_answer("47+85=132")
-    '132'
-    >>> extract_answer("so #### 1,000")
-    '1,000'
-    >>> extract_answer("**Final Answer:** $\\frac{3}{4}$")
-    '\\frac{3}{4}'
-    >>> extract_answer("The answer is (B).")
-    '(B)'
+    >>> extract_answer("we add 47+85=132"), extract_answer("so #### 1,000"), extract_answer("1/2")
+    ('132', '1,000', '1/2')
+    >>> extract_answer("**Final Answer:** $\\frac{3}{4}$"), extract_answer("The answer is (B).")
+    ('\\frac{3}{4}', '(B)')
+    >>> extract_answer(r"\boxed{200} ... Final Answer: The final answer is $10,455$. I hope it is correct.")
+    '10,455'
     """
     for name in order:
-        if name not in EXTRACTORS:
+        if name not in _FINDERS:
             raise ValueError(f"unknown extractor {name!r}; choose from {', '.join(EXTRACTORS)}")
-        found = EXTRACTORS[name](text)
-        if found:
-            return found
+        found = _FINDERS[name](text)
+        if found and found.answer:
+            return found.answer
     return None
+
+
+def extract_choice(text: str, order: tuple[str, ...] | list[str] = DEFAULT_ORDER) -> str | None:
+    """A multiple-choice letter: the extracted answer if it is one, else a letter the text opens
+    with (``A. Because...``), else the last standalone capital A-E.
+
+    >>> extract_choice("A. Because B is not valid"), extract_choice("Because B is valid")
+    ('A', 'B')
+    """
+    answer = extract_answer(text, order)
+    if answer and (is_choice(answer) or _LETTER_CHOICE.fullmatch(answer.strip())):
+        return answer
+    start = _CHOICE_AT_START.match(text)
+    if start:
+        return start.group(1)
+    found = None
+    for found in _CHOICE_ANYWHERE.finditer(text[-TAIL:]):
+        pass
+    return found.group(1) if found else answer
 
 
 def gold_answer(gold) -> str | None:
@@ -170,13 +361,17 @@ def gold_answer(gold) -> str | None:
 
     >>> gold_answer("She sells 3 a day. #### 72"), gold_answer(r"\frac{3}{4}")
     ('72', '\\frac{3}{4}')
+    >>> gold_answer(r"\boxed{1} papers and \boxed{2} bins")
+    '1, 2'
     """
     if gold is None or not str(gold).strip():
         return None
-    text = str(gold)
-    boxed = last_boxed(text)
-    if boxed is not None:
-        return boxed
-    if "####" in text:
-        return gsm8k(text)
-    return text.strip()
+    text = str(gold).strip()
+    found = marked(text)
+    if found is None and not is_bare(text):
+        found = after_marker(_PHRASE, text)
+    return found.answer if found else text
+
+
+def is_choice(answer: str) -> bool:
+    return re.fullmatch(r"\(\s*[A-Ea-e]\s*\)|[A-E]|\\text\{\s*\(?[A-E]\)?\s*\}", answer.strip()) is not None
