@@ -40,10 +40,10 @@ test: install
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"
 
-# math_accuracy against Math-Verify on the labelled set, MATH-500 and GSM8K pairs
+# math_accuracy against Math-Verify: labelled set, MATH-500 and GSM8K pairs, the peers' own suites
 bench-math: install
 	$(BIN)/python -m pip install -q -e ".[bench]"
-	$(BIN)/python benchmarks/math_verifier.py --out benchmarks/math_verifier_results.json
+	$(BIN)/python benchmarks/math_verifier.py --out benchmarks/math_verifier_results.json --doc docs/math-verifier.md
 
 # math_accuracy on 100,000 seeded random (completion, gold) pairs: exceptions and slowest calls
 bench-math-fuzz: install

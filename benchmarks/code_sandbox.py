@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.provenance import commit, machine  # noqa: E402
 from rewards.code import code_accuracy  # noqa: E402
 from rewards.sandbox.client import shared  # noqa: E402
 
@@ -52,19 +52,6 @@ def sandboxed(rows: list[dict], workers: int) -> tuple[float, int]:
     started = time.perf_counter()
     scores = code_accuracy([r["canonical_solution"] for r in rows], workers=workers, **columns)
     return len(rows) / (time.perf_counter() - started), sum(s == 1.0 for s in scores)
-
-
-def commit() -> str:
-    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                           capture_output=True, text=True).stdout.strip()
-    return done.stdout.strip() + (" (with uncommitted changes)" if dirty else "")
-
-
-def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    return f"{os.cpu_count()} cores ({cpu}), Linux {platform.release()}, Python {platform.python_version()}"
 
 
 def runs(result: dict, key: str) -> str:

@@ -1,28 +1,36 @@
 """rlreason's math_accuracy against Hugging Face Math-Verify, side by side in one run.
 
-    python benchmarks/math_verifier.py [--data ../shared/data] [--out results.json]
+    python benchmarks/math_verifier.py [--data ../shared/data] [--out results.json] [--doc docs/math-verifier.md]
 
-Needs the bench extra (``pip install -e '.[bench]'``) for Math-Verify. For each row set it
-reports the share of correct verdicts and rows/s of each verifier (one process each, the same
-rows, the same order) and the speed ratio. Row sets:
+Needs the bench extra (``pip install -e '.[bench]'``) for Math-Verify. For each row set, each
+verifier runs in a process of its own (fresh interpreter, a few warm-up rows untimed, then every
+row of the set in the same order) and reports its verdicts' agreement with the labels and rows/s;
+the table gives the speed ratio. Row sets:
 
 - ``labelled``: benchmarks/math_cases.py, realistic completions in every answer category;
 - ``math500`` / ``gsm8k``: each reference solution against its own answer (equal) and
-  against the next problem's answer (unequal, unless the two answers are the same string).
+  against the next problem's answer (unequal, unless the two answers are the same string);
+- the peers' own suites in ``peer_math/`` (Math-Verify's tests, MARIO_EVAL's as ``\\boxed{pred}``,
+  MATH's ``is_equiv`` tests, verl's), each case fed as a completion and its ``answer`` column.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
-from benchmarks.math_cases import rows as labelled_rows  # noqa: E402
-from rewards.math_answer import math_accuracy  # noqa: E402
+from benchmarks.provenance import commit, machine  # noqa: E402
+
+VERIFIERS = ("rlreason", "math-verify")
+PEER_SUITES = ("mathverify_suite", "mario_eval_suite", "hendrycks_math_suite", "verl_math_suite")
+WARM_UP = 5
 
 
 def solution_pairs(path: Path, solution: str, answer: str, gsm8k: bool) -> list[dict]:
@@ -37,7 +45,27 @@ def solution_pairs(path: Path, solution: str, answer: str, gsm8k: bool) -> list[
     return pairs
 
 
+def peer_rows(data: Path, suite: str) -> list[dict]:
+    rows = [json.loads(line) for line in (data / "peer_math" / f"{suite}.jsonl").read_text().splitlines()]
+    boxed = suite == "mario_eval_suite"
+    return [{"completion": f"\\boxed{{{r['completion']}}}" if boxed else r["completion"], "answer": r["answer"],
+             "expected": bool(r["expected"])} for r in rows]
+
+
+def row_set(name: str, data: Path) -> list[dict]:
+    if name == "labelled":
+        from benchmarks.math_cases import rows
+        return rows()
+    if name == "math500":
+        return solution_pairs(data / "math500_test.jsonl", "solution", "answer", False)
+    if name == "gsm8k":
+        return solution_pairs(data / "gsm8k_test.jsonl", "answer", "answer", True)
+    return peer_rows(data, name)
+
+
 def run_rlreason(rows: list[dict]) -> list[bool]:
+    from rewards.math_answer import math_accuracy
+
     scores = math_accuracy([r["completion"] for r in rows], answer=[r["answer"] for r in rows])
     return [s == 1.0 for s in scores]
 
@@ -47,8 +75,9 @@ def run_math_verify(rows: list[dict]) -> list[bool]:
 
     verdicts = []
     for row in rows:
+        gold_text = row["answer"] if "$" in row["answer"] or "\\boxed" in row["answer"] else f"${row['answer']}$"
         try:
-            gold = parse(f"${row['answer']}$", extraction_config=[LatexExtractionConfig(), ExprExtractionConfig()])
+            gold = parse(gold_text, extraction_config=[LatexExtractionConfig(), ExprExtractionConfig()])
             predicted = parse(row["completion"])
             verdicts.append(bool(verify(gold, predicted)))
         except Exception:  # a verifier crash is a wrong verdict, not a crashed benchmark
@@ -56,36 +85,73 @@ def run_math_verify(rows: list[dict]) -> list[bool]:
     return verdicts
 
 
-def measure(name: str, fn, rows: list[dict]) -> dict:
+def measure(verifier: str, set_name: str, data: Path) -> dict:
+    """Runs in its own process (``--measure``): warm up, then time every row of the set."""
+    rows = row_set(set_name, data)
+    run = run_rlreason if verifier == "rlreason" else run_math_verify
+    run(rows[:WARM_UP])  # imports, caches and worker pools start before the clock
     started = time.perf_counter()
-    verdicts = fn(rows)
+    verdicts = run(rows)
     elapsed = time.perf_counter() - started
     correct = sum(v == r["expected"] for v, r in zip(verdicts, rows))
-    return {"verifier": name, "rows": len(rows), "correct": correct, "accuracy": correct / len(rows),
-            "seconds": elapsed, "rows_per_s": len(rows) / elapsed}
+    return {"verifier": verifier, "set": set_name, "rows": len(rows), "correct": correct,
+            "accuracy": correct / len(rows), "seconds": elapsed, "rows_per_s": len(rows) / elapsed}
+
+
+def in_own_process(verifier: str, set_name: str, data: Path) -> dict:
+    done = subprocess.run([sys.executable, __file__, "--measure", verifier, set_name, "--data", str(data)],
+                          capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def document(results: list[dict], sets: list[str]) -> str:
+    lines = ["# math_accuracy against Math-Verify", "",
+             "Made by `python benchmarks/math_verifier.py --doc docs/math-verifier.md` (`make bench-math`) on",
+             f"commit {results[0]['commit']}, {results[0]['machine']}. Hugging Face Math-Verify 0.9.0 with its",
+             "default `parse`/`verify` (gold read as LaTeX and expression); each verifier in its own process, a few",
+             "warm-up rows untimed, then every row of the set in one call (rlreason) or one loop (Math-Verify).", "",
+             "| rows | rlreason agrees | Math-Verify agrees | rlreason rows/s | Math-Verify rows/s | speed |",
+             "|---|---|---|---|---|---|"]
+    for name in sets:
+        ours, theirs = (next(r for r in results if r["set"] == name and r["verifier"] == v) for v in VERIFIERS)
+        lines.append(f"| {name} ({ours['rows']}) | {ours['correct']} ({ours['accuracy']:.1%}) | "
+                     f"{theirs['correct']} ({theirs['accuracy']:.1%}) | {ours['rows_per_s']:,.0f} | "
+                     f"{theirs['rows_per_s']:,.0f} | {ours['rows_per_s'] / theirs['rows_per_s']:.1f}x |")
+    total = {v: sum(r["rows"] for r in results if r["verifier"] == v) / sum(r["seconds"] for r in results
+             if r["verifier"] == v) for v in VERIFIERS}
+    lines += ["", f"Over all rows: rlreason {total['rlreason']:,.0f} rows/s, Math-Verify {total['math-verify']:,.0f} "
+              f"rows/s, **{total['rlreason'] / total['math-verify']:.1f}x**.", "",
+              "`labelled` is benchmarks/math_cases.py; MATH-500/GSM8K pair each reference solution with its own",
+              "answer and the next problem's. The peer suites' labels are their authors' (for Math-Verify's, under",
+              "the settings each test used); the cases where math_accuracy differs on purpose, with reasons, are",
+              "the table in tests/test_math_peer_suites.py.", ""]
+    return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parent.parent.parent / "shared" / "data")
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--doc", type=Path, default=None)
+    parser.add_argument("--measure", nargs=2, metavar=("VERIFIER", "SET"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    sets = {"labelled": labelled_rows(),
-            "math500": solution_pairs(args.data / "math500_test.jsonl", "solution", "answer", False),
-            "gsm8k": solution_pairs(args.data / "gsm8k_test.jsonl", "answer", "answer", True)}
-    results = []
-    print(f"{'set':10} {'verifier':12} {'rows':>5} {'correct':>8} {'accuracy':>9} {'rows/s':>9}")
-    for set_name, rows in sets.items():
-        pair = [measure("rlreason", run_rlreason, rows), measure("math-verify", run_math_verify, rows)]
-        for result in pair:
-            result["set"] = set_name
-            print(f"{set_name:10} {result['verifier']:12} {result['rows']:5d} {result['correct']:8d} "
-                  f"{result['accuracy']:9.3f} {result['rows_per_s']:9.0f}")
-        ratio = pair[0]["rows_per_s"] / pair[1]["rows_per_s"]
-        print(f"{set_name:10} speed ratio rlreason / math-verify: {ratio:.1f}x")
+    if args.measure:
+        print(json.dumps(measure(*args.measure, args.data)))
+        return
+    sets = ["labelled", "math500", "gsm8k", *PEER_SUITES]
+    results, provenance = [], {"commit": commit(), "machine": machine()}
+    print(f"{'set':22} {'verifier':12} {'rows':>5} {'correct':>8} {'accuracy':>9} {'rows/s':>9}")
+    for set_name in sets:
+        pair = [{**in_own_process(v, set_name, args.data), **provenance} for v in VERIFIERS]
+        for r in pair:
+            print(f"{set_name:22} {r['verifier']:12} {r['rows']:5d} {r['correct']:8d} {r['accuracy']:9.3f} "
+                  f"{r['rows_per_s']:9.0f}")
+        print(f"{set_name:22} speed ratio rlreason / math-verify: {pair[0]['rows_per_s'] / pair[1]['rows_per_s']:.1f}x")
         results += pair
     if args.out:
-        args.out.write_text(json.dumps(results, indent=2))
+        args.out.write_text(json.dumps(results, indent=2) + "\n")
+    if args.doc:
+        args.doc.write_text(document(results, sets))
 
 
 if __name__ == "__main__":
