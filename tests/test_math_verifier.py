@@ -155,3 +155,81 @@ def test_score_command_on_the_labelled_set_beats_97_percent(tmp_path):
 ])
 def test_zero_denominators_and_decimal_fractions_score_zero_instead_of_raising(completion, gold):
     assert math_accuracy([completion], answer=[gold]) == [0.0]
+
+
+@pytest.mark.parametrize("completion, gold, expected", [
+    # extraction: the last value, not a piece of it
+    ("so x = \\frac{10}{9}", "9", 0.0),  # not the denominator
+    ("so x = \\frac{10}{9}", "10/9", 1.0),
+    ("The probability is 2/3.", "3", 0.0),
+    ("The probability is 2/3.", "\\frac{2}{3}", 1.0),
+    ("Add 3 1/4 cups of flour.", "\\frac{13}{4}", 1.0),  # a mixed number in text
+    ("The answer is 7. Done.", "7", 1.0),  # a period ends the answer
+    ("Final Answer: The final answer is 12,000,023. I hope it is correct.", "12000023", 1.0),
+    ("Final Answer: The largest $n$ is 34.", "34", 1.0),  # the value after the verb, not '$n$'
+    ("We get $x=3$ and there are 12 ways.", "12", 1.0),  # a later plain number beats an earlier span
+    ("We get $x=3$ and there are 12 ways.", "3", 0.0),
+    ("The cost is \\$5 per item, so the total is $x = 7$", "7", 1.0),  # an escaped \$ closes nothing
+    # boxes: several are one answer; so are several golds
+    ("\\boxed{1} and \\boxed{2}", "\\{1,2\\}", 1.0),
+    ("The roots are \\boxed{-2} \\quad \\text{and} \\quad \\boxed{1}.", "1, -2", 1.0),
+    ("\\boxed{1}, \\boxed{2}, \\boxed{3}", "2", 0.0),  # many candidates are not the answer
+    ("first \\boxed{1} then \\boxed{2}", "2", 1.0),  # a later box, not a list
+    ("\\boxed{200} ... Final Answer: The final answer is $10,455$. I hope it is correct.", "10455", 1.0),
+    ("$\\boxed{1,2}$", "$\\boxed{1}\\boxed{2}$", 1.0),
+    # relations
+    ("$x >= 5$", "x \\geq 5", 1.0),
+    ("$x \\lt 3$", "x < 3", 1.0),
+    ("$x \\gt 5$", "x > 5", 1.0),
+    ("$x != 3$", "x \\neq 3", 1.0),
+    ("$-x >= -1$", "x \\le 1", 1.0),
+    ("$x <= 2$", "x < 2", 0.0),
+    # ordered vs unordered
+    ("$(3,1)$", "\\{1,3\\}", 0.0),  # a tuple is no set
+    ("$(3,1)$", "(1,3)", 0.0),
+    ("$\\{3,1\\}$", "\\{1,3\\}", 1.0),
+    ("$3, 1$", "1, 3", 1.0),  # a list of solutions has no order
+    ("$\\boxed{32, 349}$", "32349", 0.0),  # a list, not a thousands separator (both paths)
+    ("$\\boxed{32,\\! 349}$", "32349", 1.0),
+    # equation golds
+    ("$(3,2)$", "(p,q)=(3,2)", 1.0),
+    ("$(2,3)$", "(p,q)=(3,2)", 0.0),
+    ("$\\frac{1}{\\sqrt{6}}$", "\\frac{NO}{BO}=\\frac{1}{\\sqrt6}", 1.0),
+    ("$1$", "|AB|=1", 1.0),
+    ("$1$", "A:B=1", 1.0),
+    ("$\\boxed{x}$", "x=5", 0.0),
+    ("$11a+c$", "7 = 11a+c", 0.0),  # an equation, not a value
+    ("$7:32$", "S_{MBCN}:S=7:32", 1.0),
+    ("$(5,2),(7,2)$", "p=5,q=2;p=7,q=2", 1.0),
+    # the rest of the families
+    ("$19, 46, \\text{ and } 82$", "19, 46, 82", 1.0),
+    ("$x \\approx 11$", "11", 1.0),
+    ("$x = 1/3 \\approx 0.33$", "\\frac{1}{3}", 1.0),
+    ("$\\left[\\begin{array}{cc}1 & 2 \\\\ 3 & 4\\end{array}\\right]$", "\\begin{pmatrix}1 & 2\\\\3 & 4\\end{pmatrix}", 1.0),
+    ("$0<f(x)<1$", "(0,1)", 1.0),
+    ("$4210_7$", "4210_{7}", 1.0),
+    ("$\\sin(90^\\circ-x)$", "\\cos x", 1.0),
+    ("$F_n = \\sum_{k=0}^{n-1} F_{n-k-1} F_k$", "F_n = \\sum_{k=0}^{n-1} F_k F_{n-k-1}", 1.0),
+    ("$F_n = \\sum_{k=0}^{n-2} F_k F_{n-k-2}$", "F_n = \\sum_{k=0}^{n-1} F_k F_{n-k-1}", 0.0),
+    # percents and decimals
+    ("\\boxed{28\\%}", "28", 1.0),
+    ("It rose by 28%.", "0.28", 1.0),
+    ("4 4/9%", "40/9", 0.0),
+    ("$0.3333$", "\\frac{1}{3}", 1.0),  # four significant digits approximate an exact value
+    ("$3.14$", "\\pi", 0.0),  # three do not
+    # no number at all
+    ("\\boxed{3/0}", "1/0", 0.0),
+    ("The answer is 4 0/0.", "0", 0.0),
+    ("$12:00$", "1:00", 0.0),
+])
+def test_issue_families(completion, gold, expected):
+    assert math_accuracy([completion], answer=[gold]) == [expected]
+
+
+@pytest.mark.parametrize("completion, gold", [
+    ("A. Because B is not valid", "A"),
+    ("Because B is valid", "B"),
+    ("The answer is (C).", "\\text{(C)}"),
+])
+def test_multiple_choice_golds_read_the_letter(completion, gold):
+    assert math_accuracy([completion], answer=[gold]) == [1.0]
