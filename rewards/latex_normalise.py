@@ -51,6 +51,7 @@ def normalise(answer: str) -> str:
     ('5', 'Evelyn', '12')
     """
     s = _ESCAPED_COMMAND.sub(r"\\", answer.strip())  # '\\frac' from a twice-escaped string
+    s = re.sub(r"(?<=\d)\s*[a-zA-Z]{1,3}[²³]", "", s)  # 5 m², 2 cm³: units
     s = canonical_time(s).replace("\\\\", " \\cr ")  # row breaks, before '\ ' is read as a space
     for old, new in _REPLACE.items():
         s = s.replace(old, new)

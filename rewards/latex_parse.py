@@ -52,6 +52,27 @@ class Text:
     value: str
 
 
+@dataclass(frozen=True)
+class Decimals:
+    """The most significant digits and decimal places of the decimal numbers an answer writes
+    (0 and 0 when it writes none): how closely such an answer must match.
+
+    >>> Decimals.of("0.3333"), Decimals.of("125.663").digits
+    (Decimals(digits=4, places=4), 6)
+    """
+
+    digits: int = 0
+    places: int = 0
+
+    @classmethod
+    def of(cls, number: str) -> "Decimals":
+        whole, _, fraction = number.partition(".")
+        return cls(len(re.sub(r"\D", "", whole + fraction).lstrip("0")) or 1, len(fraction))
+
+    def merge(self, other: "Decimals") -> "Decimals":
+        return Decimals(max(self.digits, other.digits), max(self.places, other.places))
+
+
 # ---------------------------------------------------------------- tokens
 
 _TOKEN = re.compile(r"""
@@ -112,7 +133,7 @@ class Parser:
         self.tokens = tokenize(text)
         self.pos = 0
         self.abs_depth = 0
-        self.decimal_digits = 0  # most significant digits of a decimal written (0: none)
+        self.decimals = Decimals()  # the decimal numbers written, for how closely they must match
 
     # -- token helpers
     def peek(self, offset: int = 0) -> str | None:
@@ -261,8 +282,7 @@ class Parser:
         if kind == "num":
             self.take()
             if "." in token:
-                digits = len(token.replace(".", "").lstrip("0")) or 1
-                self.decimal_digits = max(self.decimal_digits, digits)
+                self.decimals = self.decimals.merge(Decimals.of(token))
             return Rational(token.rstrip(".") or "0")
         if kind == "word":
             return self.symbol()
@@ -384,7 +404,7 @@ class Parser:
                 if cell:
                     inner = Parser.from_tokens(cell)
                     row.append(inner.parse())
-                    self.decimal_digits = max(self.decimal_digits, inner.decimal_digits)
+                    self.decimals = self.decimals.merge(inner.decimals)
                 cell = []
                 if token == "\\cr" and row:
                     rows.append(row)
@@ -518,16 +538,12 @@ def is_fraction_of_integers(value) -> bool:
 
 
 def parse_answer(text: str):
-    """Parse a normalised answer; returns (object, decimal_digits). Raises ParseError.
-
-    ``decimal_digits`` is the most significant digits of a decimal number written in the
-    answer, 0 when none was written.
-    """
+    """Parse a normalised answer; returns (object, Decimals written). Raises ParseError."""
     text = stated_part(text)
     if re.fullmatch(r"[A-Za-z][A-Za-z ]+[A-Za-z]", text) and not set(text.split()) & set(FUNCTIONS):
-        return Text(text.lower()), 0
+        return Text(text.lower()), Decimals()
     parser = Parser(text)
-    return parser.parse(), parser.decimal_digits
+    return parser.parse(), parser.decimals
 
 
 def stated_part(text: str) -> str:

@@ -17,12 +17,13 @@ from __future__ import annotations
 import functools
 import random
 import re
+from dataclasses import dataclass
 from fractions import Fraction
 
 import sympy
 
 from rewards.latex_normalise import normalise
-from rewards.latex_parse import Chain, ParseError, Seq, Text, as_set, parse_answer, relation
+from rewards.latex_parse import Chain, Decimals, ParseError, Seq, Text, as_set, parse_answer, relation
 
 REL_TOL = 1e-6   # when a decimal number was written
 EXACT_TOL = 1e-12  # between exact expressions, compared numerically
@@ -31,7 +32,7 @@ APPROX_DIGITS = 4  # see tolerance()
 
 _PERCENT = re.compile(r"\$?\s*(.*?\S)\s*\$?\s*(?:\\%|%|\\text\{\s*\\?%\s*\}|percent(?:age)?|pct)\s*\$?\.?", re.I | re.S)
 _PLAIN_DECIMAL = re.compile(r"-?\d+(?:\.\d+)?")
-_PLAIN_NUMBER = re.compile(r"-?(?:\d+(?:\.\d*)?|\.\d+)(?:/\d+)?")
+_PLAIN_NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:/\d+)?")
 _CHOICE = re.compile(r"\(\s*([A-Ea-e])\s*\)|([A-E])")  # gold 'e' alone is Euler's number
 _PRED_CHOICE = re.compile(r"\(?\s*([A-Ea-e])\s*\)?")
 
@@ -69,13 +70,13 @@ def quick_verdict(predicted: str, gold: str, rel_tol: float = REL_TOL) -> bool |
     return plain_verdict(normalise(predicted), normalise_gold(gold), rel_tol)
 
 
-def plain_verdict(p: str, g: str, rel_tol: float) -> bool | None:
+def plain_verdict(p: str, g: str, rel_tol: Tolerance) -> bool | None:
     if p == g:
         return True
     return compare_plain_numbers(p, g, rel_tol)
 
 
-def same_answer(predicted: str, gold: str, rel_tol: float) -> bool:
+def same_answer(predicted: str, gold: str, rel_tol: Tolerance) -> bool:
     p, g = normalise(predicted), normalise_gold(gold)
     plain = plain_verdict(p, g, rel_tol)
     if plain is not None:
@@ -85,25 +86,42 @@ def same_answer(predicted: str, gold: str, rel_tol: float) -> bool:
         letter = _PRED_CHOICE.fullmatch(p)
         return bool(letter) and letter.group(1).upper() == (choice.group(1) or choice.group(2)).upper()
     try:
-        gold_obj, gold_digits = parse_gold(g)
-        pred_obj, pred_digits = parse_answer(p)
+        gold_obj, gold_decimals = parse_gold(g)
+        pred_obj, pred_decimals = parse_answer(p)
     except (ParseError, RecursionError, TypeError, ValueError, ZeroDivisionError, AttributeError):
         return False
     try:
-        verdict = objects_equal(pred_obj, gold_obj, tolerance(pred_digits, gold_digits, rel_tol))
+        verdict = objects_equal(pred_obj, gold_obj, tolerance(pred_decimals, gold_decimals, rel_tol))
         # sympy may answer with its own true/false atoms; anything undecided is not equal
         return bool(verdict) if isinstance(verdict, (bool, sympy.logic.boolalg.BooleanAtom)) else False
     except (TypeError, ValueError, AttributeError, RecursionError, ZeroDivisionError, NotImplementedError):
         return False
 
 
-def tolerance(pred_digits: int, gold_digits: int, rel_tol: float) -> float:
-    """Relative tolerance: exact between exact answers; ``rel_tol`` once a decimal is written;
-    a prediction's decimals of at least ``APPROX_DIGITS`` significant digits against an exact gold
-    may be off in their last digit (0.3333 for 1/3, 125.663 for 40\\pi; not 3.14 for \\pi)."""
-    if gold_digits == 0 and pred_digits >= APPROX_DIGITS:
-        return max(rel_tol, 10.0 ** (1 - pred_digits))
-    return rel_tol if (gold_digits or pred_digits) else EXACT_TOL
+@dataclass(frozen=True)
+class Tolerance:
+    """How closely values must agree: ``rel`` in numeric spot checks; when one side writes a decimal
+    of ``APPROX_DIGITS`` or more significant digits for the other's exact value, that decimal may be
+    its rounding or truncation: off by less than one unit of its last place (``10**-places``)."""
+
+    rel: float
+    places: int | None = None
+
+    def numbers(self, a, b) -> bool:
+        if self.places is not None:  # exact: 100.00001 is one unit away from 100, not less
+            return bool(abs(a - b) < sympy.Rational(1, 10 ** self.places))
+        return abs(a - b) <= self.rel * max(abs(b), 1)
+
+
+def tolerance(pred: Decimals, gold: Decimals, rel_tol: float) -> Tolerance:
+    """Exact between exact answers, and between numbers both written as decimals (1234567.88 is not
+    1234567.89); a decimal against an exact value passes when it rounds or truncates that value to
+    4+ significant digits (0.3333 and 125.663 for 1/3 and 40\\pi; not 3.14 for \\pi, nor 72.00005 for 72);
+    expressions with decimals in them are spot-checked to ``rel_tol``."""
+    for approx, exact in ((pred, gold), (gold, pred)):
+        if exact.digits == 0 and approx.digits >= APPROX_DIGITS:
+            return Tolerance(max(rel_tol, 10.0 ** (1 - approx.digits)), approx.places)
+    return Tolerance(rel_tol if (pred.digits or gold.digits) else EXACT_TOL)
 
 
 def split_percent(answer: str) -> tuple[str, bool]:
@@ -124,7 +142,7 @@ def parse_gold(gold: str):
     return parse_answer(gold)
 
 
-def compare_plain_numbers(p: str, g: str, rel_tol: float) -> bool | None:
+def compare_plain_numbers(p: str, g: str, rel_tol: Tolerance) -> bool | None:
     """Exact comparison when both sides are plain numbers; None when either is not."""
     if not (_PLAIN_NUMBER.fullmatch(p) and _PLAIN_NUMBER.fullmatch(g)):
         return None
@@ -132,30 +150,24 @@ def compare_plain_numbers(p: str, g: str, rel_tol: float) -> bool | None:
         a, b = Fraction(p), Fraction(g)
     except (ZeroDivisionError, ValueError):  # "3/0", "1.5/2": the full comparison decides
         return None
-    if a == b:
-        return True
-    tol = tolerance(decimal_digits(p), decimal_digits(g), rel_tol)
-    if tol <= EXACT_TOL:
-        return False
-    if tol > rel_tol:  # an approximation of an exact value: relative to it, however small
-        return abs(a - b) <= tol * abs(b)
-    return abs(a - b) <= tol * max(abs(b), 1)
+    tol = tolerance(written(p), written(g), rel_tol)
+    return a == b or (tol.places is not None and tol.numbers(a, b))
 
 
-def decimal_digits(number: str) -> int:
-    """Significant digits of a decimal number as written ('0.3333' -> 4); 0 for no decimal."""
-    if "." not in number:
-        return 0
-    return len(re.sub(r"\D", "", number.split("/")[0]).lstrip("0")) or 1
+def written(number: str) -> Decimals:
+    decimal = re.search(r"\d*\.\d*", number)
+    return Decimals.of(decimal.group()) if decimal else Decimals()
 
 
 # ---------------------------------------------------------------- structural comparison
 
 
-def objects_equal(a, b, tol: float) -> bool:
+def objects_equal(a, b, tol: Tolerance) -> bool:
     """Predicted object ``a`` against gold object ``b``."""
     if isinstance(a, Text) or isinstance(b, Text):
         return isinstance(a, Text) and isinstance(b, Text) and a.value == b.value
+    if is_assignment_list(a) and is_assignment_list(b):
+        return assignments_equal(a, b, tol)  # 'a=2, b=3': each name its value
     a, b = assigned_values(a, b), assigned_values(b, a)
     if isinstance(a, sympy.Eq) and isinstance(b, sympy.Eq) and is_name(a.lhs) and is_name(b.lhs):
         return objects_equal(a.rhs, b.rhs, tol)  # 'f(x) = 2x+3' against 'y = 2x+3'
@@ -163,7 +175,7 @@ def objects_equal(a, b, tol: float) -> bool:
         return objects_equal(a, b.rhs, tol)  # gold 'x = 5', '(p,q) = (3,2)', '|AB| = 1' against the value
     if isinstance(a, sympy.Eq) and states_value(a) and not isinstance(b, sympy.Eq):
         return objects_equal(a.rhs, b, tol)  # answer 'x = 5' or 'f(x) = ...' against a value
-    if (is_set_like(a) and is_pair(b)) or (is_set_like(b) and is_pair(a)):
+    if (is_set_like(a) and (is_pair(b) or is_relation_list(b))) or (is_set_like(b) and (is_pair(a) or is_relation_list(a))):
         return sets_equal(a, b, tol)  # '2 <= x <= 5' against '[2, 5]'
     if isinstance(a, Seq) and is_vector(b) or isinstance(b, Seq) and is_vector(a):
         return sequences_equal(as_seq(a), as_seq(b), tol)  # [0.5, 1] against a column vector
@@ -208,15 +220,31 @@ def assigned_values(x, other):
         return x
     names = [str(item.lhs) for item in x.items]
     width = names.index(names[0], 1) if names.count(names[0]) > 1 else len(names)
-    if width == len(names) or names != names[:width] * (len(names) // width):
+    if width in (1, len(names)) or names != names[:width] * (len(names) // width):
         return Seq(tuple(item.rhs for item in x.items), "", "")
     values = [item.rhs for item in x.items]
     return Seq(tuple(Seq(tuple(values[i:i + width]), "(", ")") for i in range(0, len(values), width)), "", "")
 
 
+def assignments_equal(a: Seq, b: Seq, tol: Tolerance) -> bool:
+    """The same names, each with the same values (a name may hold several: x = 1, x = -2)."""
+    def by_name(x: Seq) -> dict:
+        values: dict = {}
+        for item in x.items:
+            values.setdefault(str(item.lhs), []).append(item.rhs)
+        return values
+    va, vb = by_name(a), by_name(b)
+    return va.keys() == vb.keys() and all(covers(va[n], vb[n], tol) and covers(vb[n], va[n], tol) for n in va)
+
+
 def is_assignment_list(x) -> bool:
     return (isinstance(x, Seq) and not x.open and len(x.items) > 1
             and all(isinstance(item, sympy.Eq) and is_name(item.lhs) for item in x.items))
+
+
+def is_relation_list(x) -> bool:
+    """'x < -1 or x > 2' (read as a list): a union of the relations' solution sets."""
+    return isinstance(x, Seq) and not x.open and all(is_set_like(item) for item in x.items)
 
 
 def is_vector(x) -> bool:
@@ -235,7 +263,7 @@ def is_set_like(x) -> bool:
     return isinstance(x, (sympy.Set, Chain)) or (isinstance(x, sympy.Rel) and not isinstance(x, sympy.Eq))
 
 
-def sequences_equal(a, b, tol: float) -> bool:
+def sequences_equal(a, b, tol: Tolerance) -> bool:
     """Tuples in order; sets, bare lists and plus-minus pairs as sets (a tuple is no set)."""
     a_items = a.items if isinstance(a, Seq) else (a,)
     b_items = b.items if isinstance(b, Seq) else (b,)
@@ -253,7 +281,7 @@ def sequences_equal(a, b, tol: float) -> bool:
     return all(objects_equal(x, y, tol) for x, y in zip(a_items, b_items))
 
 
-def covers(a_items, b_items, tol: float) -> bool:
+def covers(a_items, b_items, tol: Tolerance) -> bool:
     """Every item of ``a_items`` equals some item of ``b_items`` (a set: repeats count once)."""
     return all(any(objects_equal(x, y, tol) for y in b_items) for x in a_items)
 
@@ -265,7 +293,7 @@ def is_interval(x) -> bool:
                 isinstance(v, sympy.Basic) and v.has(sympy.oo, -sympy.oo) for v in x.items)))
 
 
-def sets_equal(a, b, tol: float) -> bool:
+def sets_equal(a, b, tol: Tolerance) -> bool:
     sa, sb = to_set(a), to_set(b)
     if sa is None or sb is None:
         return False
@@ -282,6 +310,8 @@ def to_set(x):
             return relation_as_set(x)
         if isinstance(x, Seq) and x.open == "{":
             return sympy.FiniteSet(*x.items)
+        if is_relation_list(x):
+            return sympy.Union(*(to_set(item) for item in x.items))
         return as_set(x)
     except (ParseError, TypeError, ValueError, NotImplementedError, AttributeError):
         return None
@@ -322,7 +352,7 @@ def relation_as_set(rel):
     return rel.as_set()
 
 
-def set_parts_equal(sa, sb, tol: float) -> bool:
+def set_parts_equal(sa, sb, tol: Tolerance) -> bool:
     parts_a = list(sa.args) if isinstance(sa, sympy.Union) else [sa]
     parts_b = list(sb.args) if isinstance(sb, sympy.Union) else [sb]
     if len(parts_a) != len(parts_b):
@@ -335,7 +365,7 @@ def set_parts_equal(sa, sb, tol: float) -> bool:
     return True
 
 
-def set_part_equal(x, y, tol: float) -> bool:
+def set_part_equal(x, y, tol: Tolerance) -> bool:
     if isinstance(x, sympy.Interval) and isinstance(y, sympy.Interval):
         return (x.left_open == y.left_open and x.right_open == y.right_open
                 and expressions_equal(x.start, y.start, tol) and expressions_equal(x.end, y.end, tol))
@@ -344,7 +374,7 @@ def set_part_equal(x, y, tol: float) -> bool:
     return x == y
 
 
-def equations_equal(a: sympy.Eq, b: sympy.Eq, tol: float) -> bool:
+def equations_equal(a: sympy.Eq, b: sympy.Eq, tol: Tolerance) -> bool:
     """Same equation, possibly rearranged or scaled: (la - ra) = c * (lb - rb), c != 0."""
     if expressions_equal(a.lhs, b.lhs, tol) and expressions_equal(a.rhs, b.rhs, tol):
         return True
@@ -357,13 +387,13 @@ def equations_equal(a: sympy.Eq, b: sympy.Eq, tol: float) -> bool:
     return abs(first) > 1e-12 and all(abs(r - first) <= 1e-9 * abs(first) for r in ratios)
 
 
-def expressions_equal(a, b, tol: float) -> bool:
+def expressions_equal(a, b, tol: Tolerance) -> bool:
     if not isinstance(a, sympy.Basic) or not isinstance(b, sympy.Basic):
         return False
     if a == b:
         return True
     if a.is_Rational and b.is_Rational:
-        return a == b if tol <= EXACT_TOL else abs(a - b) <= tol * max(abs(b), 1)
+        return tol.places is not None and tol.numbers(a, b)  # equal Rationals were caught above
     if a.has(sympy.oo, -sympy.oo, sympy.zoo) or b.has(sympy.oo, -sympy.oo, sympy.zoo):
         return sympy.simplify(a - b) == 0
     symbols = a.free_symbols | b.free_symbols
@@ -371,7 +401,8 @@ def expressions_equal(a, b, tol: float) -> bool:
         return numbers_close(a, b, tol)
     # identities hold everywhere: three seeded points in (0.5, 2.5) tell polynomial, rational
     # and elementary expressions apart with probability ~1
-    return all(numbers_close(a.subs(p), b.subs(p), max(tol, 1e-9)) for p in sample_points(symbols))
+    spot = Tolerance(max(tol.rel, 1e-9))
+    return all(numbers_close(a.subs(p), b.subs(p), spot) for p in sample_points(symbols))
 
 
 def sample_points(symbols) -> list[dict]:
@@ -380,7 +411,5 @@ def sample_points(symbols) -> list[dict]:
     return [{s: sympy.Float(rng.uniform(0.5, 2.5), 20) for s in ordered} for _ in range(3)]
 
 
-def numbers_close(a, b, tol: float) -> bool:
-    va, vb = complex(sympy.N(a, 30)), complex(sympy.N(b, 30))
-    scale = max(abs(vb), 1.0) if tol <= REL_TOL else abs(vb)  # approximations: relative, however small
-    return abs(va - vb) <= tol * scale
+def numbers_close(a, b, tol: Tolerance) -> bool:
+    return tol.numbers(complex(sympy.N(a, 30)), complex(sympy.N(b, 30)))

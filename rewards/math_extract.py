@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-DEFAULT_ORDER = ("marked", "answer_phrase", "bare", "last_value")
+DEFAULT_ORDER = ("marked", "conclusion", "bare", "last_value")
 TAIL = 20_000  # plain-text fallbacks read the end of the output only
 
 # a plain value: a mixed number (3 1/4, 1 000 4/9), a fraction (2/3) or a number, maybe a percent
@@ -40,12 +40,20 @@ _FRACTION_COMMAND = re.compile(r"-?\\[dtc]?frac\s*\{[^{}]{1,40}\}\s*\{[^{}]{1,40
 _SPAN_TOKENS = re.compile(r"\$\$|\$|\\\(|\\\[|\\.", re.S)  # openers, and escapes to step over
 _CLOSERS = {"$$": "$$", "$": "$", "\\(": "\\)", "\\[": "\\]"}
 _FINAL = re.compile(r"\**final\s+answer\**\s*(?:is)?\s*:?\**\s*:?", re.I)
-_PHRASE = re.compile(r"(?:the\s+(?:final\s+)?answer\s+is|answer\s*:|answer(?=\s*(?:\$|\\\(|\\\[)))\s*:?", re.I)
+# 'the answer is' anywhere; 'Answer:' (or 'Answer $...$') only where a line starts, not 'check our answer: ...'
+_PHRASE = re.compile(r"(?:the\s+(?:final\s+|correct\s+|right\s+)?answer\s+is|"
+                     r"(?:^|\n)[ \t*#_]*answer[ \t*_]*(?::|(?=\s*(?:\$|\\\(|\\\[))))\s*:?", re.I)
 # where a stated answer ends: a period, ! or ? before a space, a blank line, or a reason
 _CLAUSE_END = re.compile(r"[.!?](?=\s|$)|\n\s*\n|,?\s+(?:since|because|as|which|so|where|when|for|given|"
-                         r"I hope)\b|\s+[-\u2014]\s")
+                         r"I hope|i\.e\.|e\.g\.|that is|or equivalently)(?!\w)|\s+[-\u2014]\s")
+_CONCLUSION = re.compile(r"(?:so|thus|hence|therefore|finally|total|in total|altogether|overall)\b\s*[,:]?\s*", re.I)
+_SENTENCE_END = re.compile(r"[.!?](?=\s)|\n")
+# words an answer itself may contain (others mean prose around it)
+_ANSWER_WORDS = {"and", "or", "sin", "cos", "tan", "cot", "sec", "csc", "log", "ln", "exp", "mod", "arcsin",
+                 "arccos", "arctan", "sinh", "cosh", "tanh", "pi", "sqrt", "max", "min", "gcd", "lcm", "det",
+                 "infty", "inf"}
 _COPULA = re.compile(r"\s(?:is|are|was|were|equals|be|becomes)\s+(?:equal\s+to\s+)?", re.I)
-_PROSE = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{2,}[ \t]+[A-Za-z]{2,}(?![A-Za-z])")
+_WORD = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{2,}")
 _TEXT_COMMAND = re.compile(r"\\(?:text|mathrm|textbf|mbox|operatorname)\s*\{[^{}]{0,60}\}")
 _LETTER_CHOICE = re.compile(r"\(?\s*([A-E])\s*\)?")
 _CHOICE_AT_START = re.compile(r"\s*\**\(?([A-E])(?:\)|\.|:|\*\*)")
@@ -86,7 +94,13 @@ def boxes(text: str) -> list[tuple[int, int, str]]:
             end_of_last = match.end()
         elif match.end() - 1 in pairs:
             close = pairs[match.end() - 1]
-            found.append((match.start(), close + 1, text[match.end():close].strip()))
+            content = text[match.end():close].strip()
+            while re.fullmatch(r"\\(?:boxed|fbox)\{.*\}", content, re.S):  # \boxed{\boxed{2}}
+                inner = boxes(content)
+                if len(inner) != 1 or inner[0][1] != len(content):
+                    break
+                content = inner[0][2]
+            found.append((match.start(), close + 1, content))
             end_of_last = close + 1
     return found
 
@@ -95,10 +109,10 @@ def joins_boxes(between: str) -> bool:
     r"""Is the text between two boxes only a joint (``, ``, ``\quad \text{and}``, ``papers and``)?"""
     if len(between) > 80 or re.search(r"[.!?](?:\s|$)|\n\s*\n", between):
         return False
-    rest = _TEXT_COMMAND.sub(" ", between)
-    words = re.sub(r"\\[A-Za-z]+|[^A-Za-z]", " ", rest).split()
-    if words and not {"and", "or"} & set(words) and not re.search(r"[,;&]", rest):
+    words = re.sub(r"\\[A-Za-z]+|[^A-Za-z]", " ", between).split()
+    if words and not {"and", "or"} & set(words) and not re.search(r"[,;&]", between):
         return False  # words with no 'and' or comma between the boxes: 'first ... then ...'
+    rest = _TEXT_COMMAND.sub(" ", between)
     rest = re.sub(r"\\(?:q?quad|[,;:! ]|\(|\)|\[|\])|\$|[,;&]|\b(?:and|or)\b", " ", rest)
     rest = re.sub(r"[A-Za-z](?:_\{?\w+\}?)?\s*=", " ", rest)  # 'y_2 =' naming the next value
     return re.fullmatch(r"\s*(?:[A-Za-z]+\s*){0,3}", rest) is not None
@@ -200,12 +214,12 @@ def stated_answer(sentence: str) -> str | None:
         sentence = sentence[verbs[-1].end():].strip()
     spans = [span for span in math_spans(sentence) if span.content]
     if spans and not sentence[:spans[0].start].strip(" :*\"'`\\"):
-        joined = [spans[0].content]
+        first = [spans[0]]
         for previous, span in zip(spans, spans[1:]):
             if not re.fullmatch(r"\s*(?:,|;|,?\s*and|,?\s*or)?\s*", sentence[previous.end:span.start]):
                 break
-            joined.append(span.content)
-        return ", ".join(joined)
+            first.append(span)
+        return joined_spans(sentence, first)
     if is_bare(sentence):
         return sentence.strip(" *.:") or None
     value = last_value(sentence)
@@ -224,10 +238,33 @@ def after_marker(pattern: re.Pattern, text: str) -> Found | None:
 
 
 def is_bare(text: str) -> bool:
-    r"""An answer with no prose around it: no two words in a row outside LaTeX commands."""
+    r"""An answer with no prose around it: no word outside LaTeX commands but 'and', 'or', 'sin'..."""
     stripped = text.strip()
-    return (0 < len(stripped) <= 300 and not _PROSE.search(_TEXT_COMMAND.sub(" ", stripped))
-            and "\n\n" not in stripped)
+    if not 0 < len(stripped) <= 300 or "\n\n" in stripped:
+        return False
+    return all(w.lower() in _ANSWER_WORDS for w in _WORD.findall(_TEXT_COMMAND.sub(" ", stripped)))
+
+
+def looks_like_answer(answer: str) -> bool:
+    """A digit, LaTeX, a math sign or a letter or two: not 'correct' after 'The answer is'."""
+    return bool(re.search(r"[\d\\=<>^()+\-]", answer)) or len(answer.strip(" ().")) <= 2
+
+
+def conclusion(text: str) -> Found | None:
+    r"""The last sentence, when it concludes: 'So x != 2.', 'Therefore $x \geq 5$.', 'Total: 42'.
+
+    >>> conclusion("2x >= 10.\nTherefore x >= 5.").answer, conclusion("So we add them up.")
+    ('x >= 5', None)
+    """
+    tail = text.rstrip()[-2000:].rstrip(" .!")
+    masked = mask_math(tail)
+    ends = [m.end() for m in _SENTENCE_END.finditer(masked)]
+    start = ends[-1] if ends else 0
+    opening = _CONCLUSION.match(tail, start + len(tail[start:]) - len(tail[start:].lstrip()))
+    if opening is None:
+        return None
+    answer = stated_answer(tail[opening.end():])
+    return Found(answer, len(text) - len(tail) + start) if answer and looks_like_answer(answer) else None
 
 
 def bare(text: str) -> Found | None:
@@ -292,14 +329,33 @@ def last_number(text: str) -> Found | None:
 
 
 def last_value(text: str) -> Found | None:
-    """The last math span or plain value, whichever the text states later."""
-    candidates = [f for f in (last_math(text), last_number(text)) if f]
-    return max(candidates, key=lambda f: f.at) if candidates else None
+    """The last math span or plain value, whichever the text states later; spans joined by 'and'
+    or a comma are one list ('$x = 1$ and $x = -2$')."""
+    math, number = last_math(text), last_number(text)
+    if math is None or (number is not None and number.at > math.at):
+        return number
+    tail = text[max(0, len(text) - TAIL):]
+    return Found(joined_spans(tail, [s for s in math_spans(tail) if s.content]) or math.answer, math.at)
+
+
+def joined_spans(text: str, spans: list[Span]) -> str | None:
+    """The last span with the spans before it that 'and', 'or' or a comma join to it."""
+    if not spans:
+        return None
+    joined = [spans[-1].content]
+    for previous, span in zip(reversed(spans[:-1]), reversed(spans)):
+        if not re.fullmatch(r"\s*(?:,|;|,?\s*and|,?\s*or)?\s*", text[previous.end:span.start]):
+            break
+        joined.insert(0, previous.content)
+    return ", ".join(joined)
 
 
 def marked(text: str) -> Found | None:
-    """Whichever explicit answer (boxes, final-answer sentence, tags, ####) comes last."""
-    candidates = [f for f in (boxed(text), after_marker(_FINAL, text), answer_tags(text), gsm8k(text)) if f]
+    """Whichever explicit answer (boxes, final-answer sentence, tags, ####, 'The answer is')
+    comes last: '\\boxed{24} is wrong. The answer is 72.' answers 72."""
+    phrase = after_marker(_PHRASE, text)
+    phrase = phrase if phrase and looks_like_answer(phrase.answer) else None
+    candidates = [f for f in (boxed(text), after_marker(_FINAL, text), answer_tags(text), gsm8k(text), phrase) if f]
     return max(candidates, key=lambda f: f.at) if candidates else None
 
 
@@ -310,6 +366,7 @@ _FINDERS = {
     "answer_tags": answer_tags,
     "gsm8k": gsm8k,
     "answer_phrase": lambda t: after_marker(_PHRASE, t),
+    "conclusion": conclusion,
     "bare": bare,
     "last_value": last_value,
     "last_math": last_math,
@@ -328,12 +385,16 @@ def extract_answer(text: str, order: tuple[str, ...] | list[str] = DEFAULT_ORDER
     >>> extract_answer(r"\boxed{200} ... Final Answer: The final answer is $10,455$. I hope it is correct.")
     '10,455'
     """
-    for name in order:
-        if name not in _FINDERS:
-            raise ValueError(f"unknown extractor {name!r}; choose from {', '.join(EXTRACTORS)}")
-        found = _FINDERS[name](text)
-        if found and found.answer:
-            return found.answer
+    unknown = [name for name in order if name not in _FINDERS]
+    if unknown:
+        raise ValueError(f"unknown extractor {unknown[0]!r}; choose from {', '.join(EXTRACTORS)}")
+    end_of_thought = text.rfind("</think>")
+    parts = [text[end_of_thought + len("</think>"):], text] if end_of_thought >= 0 else [text]
+    for part in parts:  # what follows the reasoning first; the reasoning only when nothing does
+        for name in order:
+            found = _FINDERS[name](part)
+            if found and found.answer:
+                return found.answer
     return None
 
 

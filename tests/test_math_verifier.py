@@ -217,6 +217,34 @@ def test_zero_denominators_and_decimal_fractions_score_zero_instead_of_raising(c
     ("4 4/9%", "40/9", 0.0),
     ("$0.3333$", "\\frac{1}{3}", 1.0),  # four significant digits approximate an exact value
     ("$3.14$", "\\pi", 0.0),  # three do not
+    # a later plain answer outranks an earlier box; the reasoning yields to what follows it
+    ("\\boxed{24} is wrong. The answer is 72.", "72", 1.0),
+    ("\\boxed{24} is wrong. The answer is 72.", "24", 0.0),
+    ("<think>Maybe \\boxed{24}?</think>\nThe answer is 72.", "24", 0.0),
+    ("\\boxed{5}. The answer is correct because we checked it.", "5", 1.0),  # 'correct' is no answer
+    ("At first I got \\boxed{5}, but the correct answer is 7.", "7", 1.0),
+    # names keep their values; decimals both written match exactly
+    ("$\\boxed{a=3, b=2}$", "a=2, b=3", 0.0),
+    ("$\\boxed{b=3, a=2}$", "a=2, b=3", 1.0),
+    ("$\\boxed{a=2, c=3}$", "a=2, b=3", 0.0),
+    ("$d = \\boxed{15\\frac{39}{40}},$ or $\\boxed{\\frac{639}{40}}$ inches.", "\\frac{639}{40}", 1.0),  # one value twice
+    ("Therefore $17^{-1} \\equiv \\boxed{44}$. We may check our answer: $17 \\cdot 44 = 748$.", "44", 1.0),
+    ("The solutions are $x = 1$ and $x = -2$.", "1, -2", 1.0),
+    ("The solutions are $x = \\boxed{-2} \\quad \\text{and} \\quad x = \\boxed{1}$.", "1, -2", 1.0),
+    ("Her balance is \\$1,234,567.88.", "1234567.89", 0.0),
+    ("So $\\boxed{72.00005}$", "72", 0.0),
+    ("$\\boxed{100.00001}$", "100", 0.0),
+    ("So $\\boxed{0.0000001}$", "0", 0.0),
+    ("The answer is 0.125, i.e. 1/8.", "\\frac{1}{8}", 1.0),
+    # one-line conclusions and plain text
+    ("So x != 2.", "x \\neq 2", 1.0),
+    ("Solving 2x - 3 >= 7 gives 2x >= 10.\nTherefore x >= 5.", "x \\geq 5", 1.0),
+    ("Pants: 30\nTotal: 42", "42", 1.0),
+    ("Numerically, $x \\approx 11$.", "11", 1.0),
+    ("Rounding, the answer is approximately 11.", "11", 1.0),
+    ("Total: $3 \\times 4 = 12$ dollars.", "12", 1.0),
+    ("\\boxed{\\boxed{\\boxed{2}}}", "2", 1.0),
+    ("So $\\boxed{x<-1 \\text{ or } x>2}$.", "(-\\infty,-1)\\cup(2,\\infty)", 1.0),
     # no number at all
     ("\\boxed{3/0}", "1/0", 0.0),
     ("The answer is 4 0/0.", "0", 0.0),
