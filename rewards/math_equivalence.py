@@ -2,14 +2,16 @@ r"""Are two answers the same mathematical object?
 
 ``answers_equal(predicted, gold)`` compares extracted answers (LaTeX strings):
 
-1. equal after normalisation, or exactly equal as plain numbers (fast path, no sympy);
+0. a percent on one side only: ``28%`` is ``0.28``, and ``28`` where the gold is the bare number;
+1. equal after normalisation, or equal as plain numbers (the quick path, no sympy; it is the
+   first step of the full comparison, so the two never disagree);
 2. multiple-choice letters (``(B)`` = ``B`` = ``\text{(B)}``);
 3. otherwise both are parsed (gold parses are cached) and compared structurally:
-   numbers exactly, or with relative tolerance ``rel_tol`` when a decimal was written;
-   expressions by exact difference then seeded numeric spot checks; tuples in order;
-   sets, bare lists and ``\pm`` unordered; intervals and unions by endpoints; inequalities
-   against intervals; equations up to a constant factor; matrices entry by entry; an
-   equation ``x = 5`` against a value ``5``.
+   numbers exactly (see ``tolerance`` for decimals); expressions by exact difference then seeded
+   numeric spot checks; tuples in order and never equal to a set; sets, solution lists and
+   ``\pm`` as sets; intervals and unions by endpoints; inequalities and chains against intervals;
+   equations up to a constant factor; matrices entry by entry; ``name = value`` (``x = 5``,
+   ``(p,q) = (3,2)``, ``|AB| = 1``) against the value; lists of assignments name by name.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from fractions import Fraction
 import sympy
 
 from rewards.latex_normalise import normalise
-from rewards.latex_parse import Chain, Decimals, ParseError, Seq, Text, as_set, parse_answer, relation
+from rewards.latex_objects import Chain, Decimals, ParseError, Seq, Text, as_set, relation
+from rewards.latex_parse import parse_answer
 
 REL_TOL = 1e-6   # when a decimal number was written
 EXACT_TOL = 1e-12  # between exact expressions, compared numerically

@@ -4,9 +4,9 @@ Extractors are tried in a configurable order; the first that finds something win
 default order reads a completion the way a grader does:
 
 - ``marked``: whichever explicit answer comes last in the text: the boxes (``boxed``), a
-  final-answer sentence (``final_answer``), ``<answer>`` tags (``answer_tags``) or ``####``
-  (``gsm8k``);
-- ``answer_phrase``: ``The answer is ...`` / ``Answer: ...``;
+  final-answer sentence (``final_answer``), ``<answer>`` tags (``answer_tags``), ``####``
+  (``gsm8k``) or ``The answer is ...`` / ``Answer: ...`` at a line start (``answer_phrase``);
+- ``conclusion``: a last sentence that concludes (``So x != 2.``, ``Total: 42``);
 - ``bare``: the whole completion, when it is an answer with no prose around it (``1/2``,
   ``\tfrac83``, ``x + \sqrt2 i``);
 - ``last_value``: the last math span or plain value (``3 1/4``, ``2/3``, ``12,000``, ``28%``),
@@ -14,7 +14,8 @@ default order reads a completion the way a grader does:
 
 Boxes next to each other (``\boxed{1} and \boxed{2}``) form one answer, the list ``1, 2``. In
 a final-answer sentence the value follows its verb (``The largest $n$ is 34.`` -> ``34``), and a
-period followed by a space ends it (``The answer is 7. Done.`` -> ``7``).
+period followed by a space ends it (``The answer is 7. Done.`` -> ``7``). When the text has a
+``</think>``, what follows it is read first; the reasoning only when nothing follows.
 
 Every extractor is linear in the length of the text (one pass for braces, no backtracking
 regexes), so 200 kB of output costs milliseconds.
@@ -24,6 +25,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+
+from rewards.latex_spans import TEXT_COMMAND, boxes, joined_spans, joins_boxes, mask_math, math_spans
 
 DEFAULT_ORDER = ("marked", "conclusion", "bare", "last_value")
 TAIL = 20_000  # plain-text fallbacks read the end of the output only
@@ -37,8 +40,6 @@ _VALUE = re.compile(rf"""(?<![A-Za-z\d.\\])[-+]?(?:
     | \.\d+
     )(?![A-Za-z]*\d)(?:[ \t]*(?:\\?%|percent(?:age)?\b|pct\b))?""", re.X | re.I)
 _FRACTION_COMMAND = re.compile(r"-?\\[dtc]?frac\s*\{[^{}]{1,40}\}\s*\{[^{}]{1,40}\}")
-_SPAN_TOKENS = re.compile(r"\$\$|\$|\\\(|\\\[|\\.", re.S)  # openers, and escapes to step over
-_CLOSERS = {"$$": "$$", "$": "$", "\\(": "\\)", "\\[": "\\]"}
 _FINAL = re.compile(r"\**final\s+answer\**\s*(?:is)?\s*:?\**\s*:?", re.I)
 # 'the answer is' anywhere; 'Answer:' (or 'Answer $...$') only where a line starts, not 'check our answer: ...'
 _PHRASE = re.compile(r"(?:the\s+(?:final\s+|correct\s+|right\s+)?answer\s+is|"
@@ -54,7 +55,6 @@ _ANSWER_WORDS = {"and", "or", "sin", "cos", "tan", "cot", "sec", "csc", "log", "
                  "infty", "inf"}
 _COPULA = re.compile(r"\s(?:is|are|was|were|equals|be|becomes)\s+(?:equal\s+to\s+)?", re.I)
 _WORD = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{2,}")
-_TEXT_COMMAND = re.compile(r"\\(?:text|mathrm|textbf|mbox|operatorname)\s*\{[^{}]{0,60}\}")
 _LETTER_CHOICE = re.compile(r"\(?\s*([A-E])\s*\)?")
 _CHOICE_AT_START = re.compile(r"\s*\**\(?([A-E])(?:\)|\.|:|\*\*)")
 _CHOICE_ANYWHERE = re.compile(r"(?<![\w\\$])\(?([A-E])\)?(?![\w'])")
@@ -67,55 +67,6 @@ class Found:
 
 
 # ---------------------------------------------------------------- boxes
-
-
-def matching_braces(text: str) -> dict[int, int]:
-    """``{open index: close index}`` for every balanced, unescaped brace pair, in one pass."""
-    pairs, stack = {}, []
-    for i, ch in enumerate(text):
-        if ch in "{}" and i and text[i - 1] == "\\":
-            continue
-        if ch == "{":
-            stack.append(i)
-        elif ch == "}" and stack:
-            pairs[stack.pop()] = i
-    return pairs
-
-
-def boxes(text: str) -> list[tuple[int, int, str]]:
-    r"""Top-level ``\boxed{...}`` / ``\fbox{...}`` (and ``\boxed 5``): (start, end, content)."""
-    pairs = matching_braces(text) if "\\boxed" in text or "\\fbox" in text else {}
-    found, end_of_last = [], -1
-    for match in re.finditer(r"\\(?:boxed|fbox)(\{| +([^\s$\\]+))", text):
-        if match.start() < end_of_last:
-            continue  # a box inside a box
-        if match.group(2) is not None:
-            found.append((match.start(), match.end(), match.group(2)))
-            end_of_last = match.end()
-        elif match.end() - 1 in pairs:
-            close = pairs[match.end() - 1]
-            content = text[match.end():close].strip()
-            while re.fullmatch(r"\\(?:boxed|fbox)\{.*\}", content, re.S):  # \boxed{\boxed{2}}
-                inner = boxes(content)
-                if len(inner) != 1 or inner[0][1] != len(content):
-                    break
-                content = inner[0][2]
-            found.append((match.start(), close + 1, content))
-            end_of_last = close + 1
-    return found
-
-
-def joins_boxes(between: str) -> bool:
-    r"""Is the text between two boxes only a joint (``, ``, ``\quad \text{and}``, ``papers and``)?"""
-    if len(between) > 80 or re.search(r"[.!?](?:\s|$)|\n\s*\n", between):
-        return False
-    words = re.sub(r"\\[A-Za-z]+|[^A-Za-z]", " ", between).split()
-    if words and not {"and", "or"} & set(words) and not re.search(r"[,;&]", between):
-        return False  # words with no 'and' or comma between the boxes: 'first ... then ...'
-    rest = _TEXT_COMMAND.sub(" ", between)
-    rest = re.sub(r"\\(?:q?quad|[,;:! ]|\(|\)|\[|\])|\$|[,;&]|\b(?:and|or)\b", " ", rest)
-    rest = re.sub(r"[A-Za-z](?:_\{?\w+\}?)?\s*=", " ", rest)  # 'y_2 =' naming the next value
-    return re.fullmatch(r"\s*(?:[A-Za-z]+\s*){0,3}", rest) is not None
 
 
 def boxed(text: str) -> Found | None:
@@ -143,52 +94,6 @@ def last_boxed(text: str) -> str | None:
 
 
 # ---------------------------------------------------------------- sentences that state the answer
-
-
-@dataclass(frozen=True)
-class Span:
-    start: int
-    end: int
-    content: str
-
-
-def math_spans(text: str) -> list[Span]:
-    r"""``$$...$$``, ``$...$`` (one line), ``\(...\)`` and ``\[...\]`` spans, left to right.
-
-    Linear: an escaped ``\$`` neither opens nor closes, and an opener with no closer anywhere
-    after it stops that kind of span from being looked for again.
-
-    >>> [s.content for s in math_spans(r"cost \$5, so $x=1$ and \[y\]")]
-    ['x=1', 'y']
-    """
-    spans, resume, dead = [], 0, set()
-    for token in _SPAN_TOKENS.finditer(text):
-        opener = token.group()
-        if token.start() < resume or opener not in _CLOSERS or opener in dead:
-            continue
-        end = closing(text, _CLOSERS[opener], token.end())
-        if end < 0:
-            dead.add(opener)
-        elif opener != "$" or "\n" not in text[token.end():end]:  # inline math stays on its line
-            spans.append(Span(token.start(), end + len(_CLOSERS[opener]), text[token.end():end].strip()))
-            resume = spans[-1].end
-    return spans
-
-
-def closing(text: str, closer: str, start: int) -> int:
-    end = text.find(closer, start)
-    while end > 0 and closer[0] == "$" and text[end - 1] == "\\":
-        end = text.find(closer, end + 1)
-    return end
-
-
-def mask_math(text: str) -> str:
-    """``text`` with every math span's content blanked (same length), so prose rules skip math."""
-    parts, last = [], 0
-    for span in math_spans(text):
-        parts += [text[last:span.start + 1], " " * (span.end - span.start - 2)]
-        last = span.end - 1
-    return "".join(parts) + text[last:]
 
 
 def clause(text: str) -> str:
@@ -242,7 +147,7 @@ def is_bare(text: str) -> bool:
     stripped = text.strip()
     if not 0 < len(stripped) <= 300 or "\n\n" in stripped:
         return False
-    return all(w.lower() in _ANSWER_WORDS for w in _WORD.findall(_TEXT_COMMAND.sub(" ", stripped)))
+    return all(w.lower() in _ANSWER_WORDS for w in _WORD.findall(TEXT_COMMAND.sub(" ", stripped)))
 
 
 def looks_like_answer(answer: str) -> bool:
@@ -336,18 +241,6 @@ def last_value(text: str) -> Found | None:
         return number
     tail = text[max(0, len(text) - TAIL):]
     return Found(joined_spans(tail, [s for s in math_spans(tail) if s.content]) or math.answer, math.at)
-
-
-def joined_spans(text: str, spans: list[Span]) -> str | None:
-    """The last span with the spans before it that 'and', 'or' or a comma join to it."""
-    if not spans:
-        return None
-    joined = [spans[-1].content]
-    for previous, span in zip(reversed(spans[:-1]), reversed(spans)):
-        if not re.fullmatch(r"\s*(?:,|;|,?\s*and|,?\s*or)?\s*", text[previous.end:span.start]):
-            break
-        joined.insert(0, previous.content)
-    return ", ".join(joined)
 
 
 def marked(text: str) -> Found | None:

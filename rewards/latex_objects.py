@@ -1,0 +1,155 @@
+r"""What the answer parser builds, and how it builds it safely.
+
+- ``Seq(items, open, close)`` for bracketed or bare comma lists (tuples, intervals, lists);
+- ``Chain`` for ``a < x <= b``; ``Text`` for word answers; ``Decimals`` for how precisely an
+  answer's decimal numbers were written;
+- constructors that refuse what has no value to compare (``1/0``, ``9999999999^9999999999``,
+  ``R^9999999999``) instead of building it, and that never evaluate anything huge.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+import sympy
+
+MAX_DIGITS = 2000  # a power whose result has more digits is no answer to compare
+MAX_SET_POWER = 16  # R^n, a product of n sets
+
+
+class ParseError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Seq:
+    """Comma-separated items with their brackets: '(' ')', '[' ']', '{' '}' (a set), '' '' (bare)."""
+
+    items: tuple
+    open: str
+    close: str
+
+
+@dataclass(frozen=True)
+class Chain:
+    """A chain of relations, e.g. ``1 < x <= 5``: operands and the operators between them."""
+
+    operands: tuple
+    ops: tuple
+
+
+@dataclass(frozen=True)
+class Text:
+    value: str
+
+
+@dataclass(frozen=True)
+class Decimals:
+    """The most significant digits and decimal places of the decimal numbers an answer writes
+    (0 and 0 when it writes none): how closely such an answer must match.
+
+    >>> Decimals.of("0.3333"), Decimals.of("125.663").digits
+    (Decimals(digits=4, places=4), 6)
+    """
+
+    digits: int = 0
+    places: int = 0
+
+    @classmethod
+    def of(cls, number: str) -> "Decimals":
+        whole, _, fraction = number.partition(".")
+        return cls(len(re.sub(r"\D", "", whole + fraction).lstrip("0")) or 1, len(fraction))
+
+    def merge(self, other: "Decimals") -> "Decimals":
+        return Decimals(max(self.digits, other.digits), max(self.places, other.places))
+
+RELATIONS = {"=": sympy.Eq, "<": sympy.Lt, ">": sympy.Gt, "\\le": sympy.Le, "\\ge": sympy.Ge,
+             "\\ne": sympy.Ne}
+
+
+def combine(a, b, op):
+    """Apply ``op`` to expressions; lift over Seq items only for plus-minus sets."""
+    if isinstance(a, Seq) and a.open == "pm":
+        return Seq(tuple(combine(x, b, op) for x in a.items), "pm", "pm")
+    if isinstance(b, Seq) and b.open == "pm":
+        return Seq(tuple(combine(a, y, op) for y in b.items), "pm", "pm")
+    if not isinstance(a, sympy.Basic) or (b is not None and not isinstance(b, sympy.Basic)):
+        raise ParseError("arithmetic on a list")
+    return op(a, b)
+
+
+def divide(a, b):
+    if b == 0:
+        raise ParseError("division by zero")  # 1/0 and 12:00 are no numbers to compare
+    return a / b
+
+
+def plus_minus(a, b):
+    return Seq((combine(a, b, lambda x, y: x + y), combine(a, b, lambda x, y: x - y)), "pm", "pm")
+
+
+def digits_estimate(base, exponent) -> float:
+    return abs(float(exponent)) * math.log10(abs(float(base)) + 1)
+
+
+def safe_pow(base, exponent):
+    if not isinstance(base, sympy.Basic) or not isinstance(exponent, sympy.Basic):
+        raise ParseError("power of a list")
+    if isinstance(base, sympy.Set) and not (exponent.is_Integer and 0 < exponent <= MAX_SET_POWER):
+        raise ParseError("a set to a power that is no small count")  # R^9999999999 would build that product
+    if base.is_number and exponent.is_number:
+        if exponent.has(sympy.Pow) and not exponent.is_Rational:
+            return sympy.Pow(base, exponent, evaluate=False)
+        # kept unevaluated, such a power is still expanded by the first product it enters
+        # (9999999999^9999999999 in a term stalled the parse): no answer to compare
+        try:
+            too_big = exponent.is_Rational and base.is_Rational and digits_estimate(base, exponent) > MAX_DIGITS
+        except (OverflowError, ValueError, TypeError):
+            too_big = True
+        if too_big:
+            raise ParseError("a power too large to compare")
+    return base ** exponent
+
+
+def safe_factorial(n):
+    if isinstance(n, sympy.Integer) and n > 1000:
+        return sympy.factorial(n, evaluate=False)
+    return sympy.factorial(n)
+
+
+def safe_binomial(n, k):
+    if isinstance(n, sympy.Integer) and n > 10_000:
+        return sympy.binomial(n, k, evaluate=False)
+    return sympy.binomial(n, k)
+
+
+def relation(op: str, left, right):
+    if op == "=" and isinstance(left, Seq) and left.open == "(" and all(isinstance(v, sympy.Symbol) for v in left.items):
+        return right  # '(p, q) = (3, 2)' states the pair
+    if not isinstance(left, sympy.Basic) or not isinstance(right, sympy.Basic):
+        raise ParseError("relation between lists")
+    return RELATIONS[op](left, right, evaluate=False)
+
+
+def as_set(value):
+    """An interval-like Seq or a set Seq as a sympy set (for unions)."""
+    if isinstance(value, sympy.Set):
+        return value
+    if isinstance(value, Seq) and len(value.items) == 2 and value.open in "([" and value.close in ")]":
+        lo, hi = value.items
+        return sympy.Interval(lo, hi, left_open=value.open == "(", right_open=value.close == ")")
+    if isinstance(value, Seq) and value.open == "{":
+        return sympy.FiniteSet(*value.items)
+    if isinstance(value, sympy.Basic) and value.is_number:
+        return sympy.FiniteSet(value)
+    raise ParseError("not a set")
+
+
+def is_integer_literal(value) -> bool:
+    return isinstance(value, sympy.Integer)
+
+
+def is_fraction_of_integers(value) -> bool:
+    return isinstance(value, sympy.Rational) and not isinstance(value, sympy.Integer) and value > 0

@@ -1,0 +1,121 @@
+r"""Where math sits in model output: boxes, math spans and the joints between them.
+
+Everything here is one linear pass (a brace matcher, a token scan with no backtracking), so
+200 kB of output costs milliseconds whatever it contains.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_SPAN_TOKENS = re.compile(r"\$\$|\$|\\\(|\\\[|\\.", re.S)  # openers, and escapes to step over
+_CLOSERS = {"$$": "$$", "$": "$", "\\(": "\\)", "\\[": "\\]"}
+TEXT_COMMAND = re.compile(r"\\(?:text|mathrm|textbf|mbox|operatorname)\s*\{[^{}]{0,60}\}")
+
+
+def matching_braces(text: str) -> dict[int, int]:
+    """``{open index: close index}`` for every balanced, unescaped brace pair, in one pass."""
+    pairs, stack = {}, []
+    for i, ch in enumerate(text):
+        if ch in "{}" and i and text[i - 1] == "\\":
+            continue
+        if ch == "{":
+            stack.append(i)
+        elif ch == "}" and stack:
+            pairs[stack.pop()] = i
+    return pairs
+
+
+def boxes(text: str) -> list[tuple[int, int, str]]:
+    r"""Top-level ``\boxed{...}`` / ``\fbox{...}`` (and ``\boxed 5``): (start, end, content)."""
+    pairs = matching_braces(text) if "\\boxed" in text or "\\fbox" in text else {}
+    found, end_of_last = [], -1
+    for match in re.finditer(r"\\(?:boxed|fbox)(\{| +([^\s$\\]+))", text):
+        if match.start() < end_of_last:
+            continue  # a box inside a box
+        if match.group(2) is not None:
+            found.append((match.start(), match.end(), match.group(2)))
+            end_of_last = match.end()
+        elif match.end() - 1 in pairs:
+            close = pairs[match.end() - 1]
+            content = text[match.end():close].strip()
+            while re.fullmatch(r"\\(?:boxed|fbox)\{.*\}", content, re.S):  # \boxed{\boxed{2}}
+                inner = boxes(content)
+                if len(inner) != 1 or inner[0][1] != len(content):
+                    break
+                content = inner[0][2]
+            found.append((match.start(), close + 1, content))
+            end_of_last = close + 1
+    return found
+
+
+def joins_boxes(between: str) -> bool:
+    r"""Is the text between two boxes only a joint (``, ``, ``\quad \text{and}``, ``papers and``)?"""
+    if len(between) > 80 or re.search(r"[.!?](?:\s|$)|\n\s*\n", between):
+        return False
+    words = re.sub(r"\\[A-Za-z]+|[^A-Za-z]", " ", between).split()
+    if words and not {"and", "or"} & set(words) and not re.search(r"[,;&]", between):
+        return False  # words with no 'and' or comma between the boxes: 'first ... then ...'
+    rest = TEXT_COMMAND.sub(" ", between)
+    rest = re.sub(r"\\(?:q?quad|[,;:! ]|\(|\)|\[|\])|\$|[,;&]|\b(?:and|or)\b", " ", rest)
+    rest = re.sub(r"[A-Za-z](?:_\{?\w+\}?)?\s*=", " ", rest)  # 'y_2 =' naming the next value
+    return re.fullmatch(r"\s*(?:[A-Za-z]+\s*){0,3}", rest) is not None
+
+
+@dataclass(frozen=True)
+class Span:
+    start: int
+    end: int
+    content: str
+
+
+def math_spans(text: str) -> list[Span]:
+    r"""``$$...$$``, ``$...$`` (one line), ``\(...\)`` and ``\[...\]`` spans, left to right.
+
+    Linear: an escaped ``\$`` neither opens nor closes, and an opener with no closer anywhere
+    after it stops that kind of span from being looked for again.
+
+    >>> [s.content for s in math_spans(r"cost \$5, so $x=1$ and \[y\]")]
+    ['x=1', 'y']
+    """
+    spans, resume, dead = [], 0, set()
+    for token in _SPAN_TOKENS.finditer(text):
+        opener = token.group()
+        if token.start() < resume or opener not in _CLOSERS or opener in dead:
+            continue
+        end = closing(text, _CLOSERS[opener], token.end())
+        if end < 0:
+            dead.add(opener)
+        elif opener != "$" or "\n" not in text[token.end():end]:  # inline math stays on its line
+            spans.append(Span(token.start(), end + len(_CLOSERS[opener]), text[token.end():end].strip()))
+            resume = spans[-1].end
+    return spans
+
+
+def closing(text: str, closer: str, start: int) -> int:
+    end = text.find(closer, start)
+    while end > 0 and closer[0] == "$" and text[end - 1] == "\\":
+        end = text.find(closer, end + 1)
+    return end
+
+
+def mask_math(text: str) -> str:
+    """``text`` with every math span's content blanked (same length), so prose rules skip math."""
+    parts, last = [], 0
+    for span in math_spans(text):
+        parts += [text[last:span.start + 1], " " * (span.end - span.start - 2)]
+        last = span.end - 1
+    return "".join(parts) + text[last:]
+
+
+def joined_spans(text: str, spans: list[Span]) -> str | None:
+    """The last span with the spans before it that 'and', 'or' or a comma join to it."""
+    if not spans:
+        return None
+    joined = [spans[-1].content]
+    for previous, span in zip(reversed(spans[:-1]), reversed(spans)):
+        if not re.fullmatch(r"\s*(?:,|;|,?\s*and|,?\s*or)?\s*", text[previous.end:span.start]):
+            break
+        joined.insert(0, previous.content)
+    return ", ".join(joined)
