@@ -287,6 +287,8 @@ class Parser:
                 index = self.expr()
                 self.take("]")
             radicand = self.argument()
+            if not isinstance(radicand, sympy.Expr) or (index is not None and not isinstance(index, sympy.Expr)):
+                raise ParseError("root of a set or list")
             return sympy.sqrt(radicand) if index is None else sympy.root(radicand, index)
         if name == "binom":
             n, k = self.argument(), self.argument()

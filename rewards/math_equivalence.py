@@ -28,12 +28,13 @@ from rewards.latex_normalise import normalise
 from rewards.latex_objects import Chain, Decimals, ParseError, Seq, Text, as_set, relation
 from rewards.latex_parse import parse_answer
 
-REL_TOL = 1e-6   # when a decimal number was written
+REL_TOL = 1e-9   # numeric checks where a decimal is written inside an expression (decimals are exact)
 EXACT_TOL = 1e-12  # between exact expressions, compared numerically
 
 APPROX_DIGITS = 4  # see tolerance()
 
 _PERCENT = re.compile(r"\$?\s*(.*?\S)\s*\$?\s*(?:\\%|%|\\text\{\s*\\?%\s*\}|percent(?:age)?|pct)\s*\$?\.?", re.I | re.S)
+_BASE_NUMERAL = re.compile(r"^([0-9A-Fa-f]+)_\{?\d+\}?$")
 _PLAIN_DECIMAL = re.compile(r"-?\d+(?:\.\d+)?")
 _PLAIN_NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:/\d+)?")
 _CHOICE = re.compile(r"\(\s*([A-Ea-e])\s*\)|([A-E])")  # gold 'e' alone is Euler's number
@@ -73,13 +74,13 @@ def quick_verdict(predicted: str, gold: str, rel_tol: float = REL_TOL) -> bool |
     return plain_verdict(normalise(predicted), normalise_gold(gold), rel_tol)
 
 
-def plain_verdict(p: str, g: str, rel_tol: Tolerance) -> bool | None:
-    if p == g:
+def plain_verdict(p: str, g: str, rel_tol: float) -> bool | None:
+    if p == g or _BASE_NUMERAL.sub(r"\1", p) == _BASE_NUMERAL.sub(r"\1", g):  # 1011 for 1011_2
         return True
     return compare_plain_numbers(p, g, rel_tol)
 
 
-def same_answer(predicted: str, gold: str, rel_tol: Tolerance) -> bool:
+def same_answer(predicted: str, gold: str, rel_tol: float) -> bool:
     p, g = normalise(predicted), normalise_gold(gold)
     plain = plain_verdict(p, g, rel_tol)
     if plain is not None:
@@ -120,10 +121,11 @@ def tolerance(pred: Decimals, gold: Decimals, rel_tol: float) -> Tolerance:
     """Exact between exact answers, and between numbers both written as decimals (1234567.88 is not
     1234567.89); a decimal against an exact value passes when it rounds or truncates that value to
     4+ significant digits (0.3333 and 125.663 for 1/3 and 40\\pi; not 3.14 for \\pi, nor 72.00005 for 72);
-    expressions with decimals in them are spot-checked to ``rel_tol``."""
+    a decimal inside an expression is a number like any other; expressions with decimals in them
+    are spot-checked to ``rel_tol``."""
     for approx, exact in ((pred, gold), (gold, pred)):
         if exact.digits == 0 and approx.digits >= APPROX_DIGITS:
-            return Tolerance(max(rel_tol, 10.0 ** (1 - approx.digits)), approx.places)
+            return Tolerance(rel_tol, approx.places)
     return Tolerance(rel_tol if (pred.digits or gold.digits) else EXACT_TOL)
 
 
@@ -145,7 +147,7 @@ def parse_gold(gold: str):
     return parse_answer(gold)
 
 
-def compare_plain_numbers(p: str, g: str, rel_tol: Tolerance) -> bool | None:
+def compare_plain_numbers(p: str, g: str, rel_tol: float) -> bool | None:
     """Exact comparison when both sides are plain numbers; None when either is not."""
     if not (_PLAIN_NUMBER.fullmatch(p) and _PLAIN_NUMBER.fullmatch(g)):
         return None
@@ -212,8 +214,19 @@ def is_name(x) -> bool:
 
 
 def states_value(eq) -> bool:
-    """``name = value`` or ``computation = number``: the right side is the answer."""
-    return is_name(eq.lhs) or (eq.lhs.is_number and eq.rhs.is_number)
+    """``name = value``, ``computation = number`` or ``quantity = number`` (``x + y = 9``, not
+    ``2x + 3 = 9``): the right side is the answer."""
+    return is_name(eq.lhs) or (eq.rhs.is_number and (eq.lhs.is_number or is_quantity(eq.lhs)))
+
+
+def is_quantity(x) -> bool:
+    """A sum of names or products of names, unit coefficients, no constant: ``x + y``, ``mn``
+    (not ``a^2 + b``, an equation to solve)."""
+    if not isinstance(x, sympy.Expr) or not x.free_symbols:
+        return False
+    terms = x.as_coefficients_dict()
+    return sympy.S.One not in terms and all(
+        abs(c) == 1 and all(isinstance(f, sympy.Symbol) for f in sympy.Mul.make_args(t)) for t, c in terms.items())
 
 
 def assigned_values(x, other):
@@ -223,7 +236,9 @@ def assigned_values(x, other):
         return x
     names = [str(item.lhs) for item in x.items]
     width = names.index(names[0], 1) if names.count(names[0]) > 1 else len(names)
-    if width in (1, len(names)) or names != names[:width] * (len(names) // width):
+    if width == len(names):  # distinct names: their values in the names' order, x before y
+        return Seq(tuple(item.rhs for item in sorted(x.items, key=lambda item: str(item.lhs))), "", "")
+    if width == 1 or names != names[:width] * (len(names) // width):
         return Seq(tuple(item.rhs for item in x.items), "", "")
     values = [item.rhs for item in x.items]
     return Seq(tuple(Seq(tuple(values[i:i + width]), "(", ")") for i in range(0, len(values), width)), "", "")
@@ -395,23 +410,42 @@ def expressions_equal(a, b, tol: Tolerance) -> bool:
         return False
     if a == b:
         return True
+    standalone = a.is_Rational or b.is_Rational  # a decimal written as the value itself
     if a.is_Rational and b.is_Rational:
         return tol.places is not None and tol.numbers(a, b)  # equal Rationals were caught above
     if a.has(sympy.oo, -sympy.oo, sympy.zoo) or b.has(sympy.oo, -sympy.oo, sympy.zoo):
         return sympy.simplify(a - b) == 0
     symbols = a.free_symbols | b.free_symbols
     if not symbols:
-        return numbers_close(a, b, tol)
-    # identities hold everywhere: three seeded points in (0.5, 2.5) tell polynomial, rational
-    # and elementary expressions apart with probability ~1
-    spot = Tolerance(max(tol.rel, 1e-9))
-    return all(numbers_close(a.subs(p), b.subs(p), spot) for p in sample_points(symbols))
+        return numbers_close(a, b, tol if standalone else Tolerance(tol.rel))
+    # identities hold everywhere: three seeded points in (0.5, 2.5) tell polynomial, rational and
+    # elementary expressions apart; rational functions of modest degree take rational points and
+    # are compared exactly ((x+1)^40 + 1 is not (x+1)^40 to any float precision), the rest numerically
+    spot = Tolerance(max(tol.rel, EXACT_TOL))
+    exact = is_modest_rational_function(a) and is_modest_rational_function(b)
+    for point in sample_points(symbols, exact):
+        va, vb = a.subs(point), b.subs(point)
+        if va.is_Rational and vb.is_Rational:
+            if va != vb:
+                return False
+        elif not numbers_close(va, vb, spot):
+            return False
+    return True
 
 
-def sample_points(symbols) -> list[dict]:
+def sample_points(symbols, exact: bool = False) -> list[dict]:
     rng = random.Random(0)
     ordered = sorted(symbols, key=str)
-    return [{s: sympy.Float(rng.uniform(0.5, 2.5), 20) for s in ordered} for _ in range(3)]
+    if exact:
+        return [{s: sympy.Rational(rng.randint(500, 2500), 1000) + sympy.Rational(1, 7919) for s in ordered}
+                for _ in range(3)]
+    return [{s: sympy.Float(rng.uniform(0.5, 2.5), 30) for s in ordered} for _ in range(3)]
+
+
+def is_modest_rational_function(x) -> bool:
+    """Integer powers up to 200 and no functions: exact rational values stay cheap."""
+    return not x.atoms(sympy.Function) and all(
+        p.exp.is_Integer and abs(p.exp) <= 200 for p in x.atoms(sympy.Pow))
 
 
 def numbers_close(a, b, tol: Tolerance) -> bool:

@@ -55,6 +55,10 @@ DISAGREEMENTS = {  # (suite, source, completion, answer): why we differ on purpo
     ("mathverify_suite", "tests/test_mixed_number_extraction.py::test_line_separator_does_not_form_a_mixed_number",
      "11\r\n5/6", "5"):
         "label debatable, as the '\\n' case",
+    ("mario_eval_suite", "MARIO-Math-Reasoning/MARIO_EVAL@13584f2 math_evaluation/tests/test_is_equiv.py::"
+     "TestIsEquiv.test_are_equal_under_sympy", "x + 1.414I", "x + \\sqrt2I"):
+        "a decimal inside an expression is read as the number it is (else \\sqrt{20.0001} would pass for "
+        "2\\sqrt5); only a decimal standing for a whole value may round (1.414 for \\sqrt2)",
     ("hendrycks_math_suite", "hendrycks/math@985bdc1 modeling/math_equivalence_test.py::TestIsEquiv.test_order",
      "10, 4, -2", "4, 10, -2"):
         "a list of solutions has no order (MARIO_EVAL labels '-5,-2,7' equal to '7, -2, and -5'); MATH's "

@@ -94,6 +94,12 @@ PATHOLOGICAL = [
     r"\boxed{" + "(" * 300 + "3" + ")" * 300 + "}",        # 300 nested parentheses
     r"\boxed{" + r"\frac{1}{" * 400 + "3" + "}" * 400 + "}",
     r"\boxed{" + "{" * 5000 + "}",                         # unbalanced
+    "*" * 200_000,                                         # runs of one character: no regex rescans them
+    ("*" * 1000 + "final") * 200,
+    "$" * 200_000,
+    " " * 200_000 + "1",
+    "\\(" * 100_000,
+    "1 " * 100_000,
 ]
 
 
@@ -223,6 +229,8 @@ def test_zero_denominators_and_decimal_fractions_score_zero_instead_of_raising(c
     ("<think>Maybe \\boxed{24}?</think>\nThe answer is 72.", "24", 0.0),
     ("\\boxed{5}. The answer is correct because we checked it.", "5", 1.0),  # 'correct' is no answer
     ("At first I got \\boxed{5}, but the correct answer is 7.", "7", 1.0),
+    ("<think>\nthe answer is 5\n</think>\n\nI am not sure.", "5", 0.0),  # an answer left in thought is none
+    ("the answer is 5\n</think>\n\n", "5", 0.0),
     # names keep their values; decimals both written match exactly
     ("$\\boxed{a=3, b=2}$", "a=2, b=3", 0.0),
     ("$\\boxed{b=3, a=2}$", "a=2, b=3", 1.0),
@@ -236,6 +244,13 @@ def test_zero_denominators_and_decimal_fractions_score_zero_instead_of_raising(c
     ("$\\boxed{100.00001}$", "100", 0.0),
     ("So $\\boxed{0.0000001}$", "0", 0.0),
     ("The answer is 0.125, i.e. 1/8.", "\\frac{1}{8}", 1.0),
+    ("The answer is $\\boxed{\\sqrt{20.0001}}$.", "2\\sqrt5", 0.0),  # a decimal inside an expression is exact
+    ("The answer is $\\boxed{x^2+7.0001x+10}$.", "x^2+7x+10", 0.0),
+    ("The answer is $\\boxed{(x+1)^{40}+1}$.", "(x+1)^{40}", 0.0),  # rational points compare exactly
+    ("**Answer:** $x + y = 9$", "9", 1.0),  # a quantity and its value
+    ("**Answer:** $2x + 3 = 9$", "9", 0.0),  # an equation is no value
+    ("In base 2, $11 = \\boxed{1011}$.", "1011_2", 1.0),
+    ("Solving the system, $\\boxed{y = 2, x = 3}$.", "(3,2)", 1.0),
     # one-line conclusions and plain text
     ("So x != 2.", "x \\neq 2", 1.0),
     ("Solving 2x - 3 >= 7 gives 2x >= 10.\nTherefore x >= 5.", "x \\geq 5", 1.0),
