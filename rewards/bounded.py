@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any, Callable, Sequence
 
-CHUNK = 32
+CHUNK = 32  # at most this many inputs per message; fewer when that leaves a worker idle
 
 
 def _serve(conn: Connection) -> None:
@@ -70,13 +70,14 @@ class BoundedPool:
         """``[fn(*args) for args in inputs]``, each bounded by ``timeout`` seconds (else ``default``)."""
         results = [default] * len(inputs)
         todo = deque(range(len(inputs)))
+        chunk_size = max(1, min(CHUNK, -(-len(inputs) // self.size)))  # 16 inputs, 2 workers: 8 each
         while len(self.workers) < self.size:
             self.workers.append(self.start_worker())
         busy: list[Worker] = []
         while todo or busy:
             for worker in self.workers:
                 if not worker.indices and todo:
-                    chunk = [todo.popleft() for _ in range(min(CHUNK, len(todo)))]
+                    chunk = [todo.popleft() for _ in range(min(chunk_size, len(todo)))]
                     worker.indices.extend(chunk)
                     worker.conn.send((fn, [inputs[i] for i in chunk]))
                     worker.deadline = time.monotonic() + timeout

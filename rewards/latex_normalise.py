@@ -37,6 +37,7 @@ _GLUED_OR = re.compile(r"(?<=[)\]])\s*or\s*(?=[(\[])")
 _SIMPLE_SUBSCRIPT = re.compile(r"_\{(\w+)\}")
 # a whole number (maybe grouped by spaces), a space, a fraction: 3 1/4, 1 000 4/9 (not 11.0 4/9)
 _MIXED_NUMBER = re.compile(r"(?<![\w.,/}])(-?)(\d{1,3}(?: \d{3})+|\d+) +(\d+)/(\d+)(?![\w./])")
+_WHOLE_FRACTION = re.compile(r"(-?)\\frac\{(\d+)\}\{(\d+)\}|(-?)\\frac(\d)(\d)")
 _THOUSANDS = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 
 
@@ -68,6 +69,10 @@ def normalise(answer: str) -> str:
     s = re.sub(r"(?:,\s*)+,", ",", s).strip().rstrip(".;,:").strip()
     if _THOUSANDS.fullmatch(s) or re.fullmatch(r"-?\d{1,3}(?: \d{3})+(?:\.\d+)?", s):
         s = s.replace(",", "").replace(" ", "")
+    fraction = _WHOLE_FRACTION.fullmatch(s)  # '\frac{1}{2}' -> '1/2': a plain number, no parse needed
+    if fraction:
+        sign, numerator, denominator = (g for g in fraction.groups() if g is not None)
+        s = f"{sign}{numerator}/{denominator}"
     return drop_trailing_words(s)
 
 

@@ -32,6 +32,7 @@ REL_TOL = 1e-9   # numeric checks where a decimal is written inside an expressio
 EXACT_TOL = 1e-12  # between exact expressions, compared numerically
 
 APPROX_DIGITS = 4  # see tolerance()
+MAX_EXACT_DEGREE = 200  # rational functions up to this degree are spot-checked exactly
 
 _PERCENT = re.compile(r"\$?\s*(.*?\S)\s*\$?\s*(?:\\%|%|\\text\{\s*\\?%\s*\}|percent(?:age)?|pct)\s*\$?\.?", re.I | re.S)
 _BASE_NUMERAL = re.compile(r"^([0-9A-Fa-f]+)_\{?\d+\}?$")
@@ -51,27 +52,47 @@ def answers_equal(predicted: str, gold: str, rel_tol: float = REL_TOL) -> bool:
     >>> answers_equal(r"28\\%", "28"), answers_equal("28%", "0.28"), answers_equal("4 4/9%", "40/9")
     (True, True, False)
     """
-    p_body, p_percent = split_percent(predicted)
-    g_body, g_percent = split_percent(gold)
-    if p_percent == g_percent:
-        return same_answer(p_body, g_body, rel_tol)
-    if p_percent:  # 28% is 0.28, and also 28 where the gold writes the bare number
-        return (same_answer(f"\\frac{{{p_body}}}{{100}}", gold, rel_tol)
-                or (bool(_PLAIN_DECIMAL.fullmatch(normalise_gold(gold))) and same_answer(p_body, gold, rel_tol)))
-    return same_answer(predicted, g_body, rel_tol) or same_answer(predicted, f"\\frac{{{g_body}}}{{100}}", rel_tol)
+    return any(same_answer(p, g, rel_tol) for p, g in readings(predicted, gold))
 
 
 def quick_verdict(predicted: str, gold: str, rel_tol: float = REL_TOL) -> bool | None:
     """The verdict of the first, linear-time step of ``answers_equal`` (normalised strings, plain
-    numbers), or None when that step cannot decide and parsing is needed.
+    numbers) when that step decides every reading of the pair, else None (parsing is needed).
 
     >>> quick_verdict("1,000.", "1000"), quick_verdict("41", "42"), quick_verdict("x+1", "1+x")
     (True, False, None)
-    >>> quick_verdict("32, 349", "32349")  # a list, not a thousands separator
+    >>> quick_verdict("32, 349", "32349"), quick_verdict("28%", "0.28")  # a list, not 32349
+    (None, True)
     """
-    if split_percent(predicted)[1] or split_percent(gold)[1]:
-        return None
-    return plain_verdict(normalise(predicted), normalise_gold(gold), rel_tol)
+    verdicts = [plain_verdict(normalise(p), normalise_gold(g), rel_tol) for p, g in readings(predicted, gold)]
+    if True in verdicts:
+        return True
+    return False if all(v is False for v in verdicts) else None
+
+
+def readings(predicted: str, gold: str) -> list[tuple[str, str]]:
+    """The (predicted, gold) pairs to compare: one, or two when one side has a percent sign
+    (28% is 0.28, and also 28 where the gold writes the bare number)."""
+    p_body, p_percent = split_percent(predicted)
+    g_body, g_percent = split_percent(gold)
+    if p_percent == g_percent:
+        return [(p_body, g_body)]
+    if p_percent:
+        bare_gold = bool(_PLAIN_DECIMAL.fullmatch(normalise_gold(gold)))
+        return [(hundredth(p_body), gold)] + ([(p_body, gold)] if bare_gold else [])
+    return [(predicted, g_body), (predicted, hundredth(g_body))]
+
+
+def hundredth(answer: str) -> str:
+    """``answer / 100``, as a plain fraction when the answer is a plain number."""
+    plain = normalise(answer)
+    if _PLAIN_NUMBER.fullmatch(plain):
+        try:
+            value = Fraction(plain) / 100
+            return f"{value.numerator}/{value.denominator}"
+        except (ValueError, ZeroDivisionError):
+            pass
+    return f"\\frac{{{answer}}}{{100}}"
 
 
 def plain_verdict(p: str, g: str, rel_tol: float) -> bool | None:
@@ -443,9 +464,21 @@ def sample_points(symbols, exact: bool = False) -> list[dict]:
 
 
 def is_modest_rational_function(x) -> bool:
-    """Integer powers up to 200 and no functions: exact rational values stay cheap."""
-    return not x.atoms(sympy.Function) and all(
-        p.exp.is_Integer and abs(p.exp) <= 200 for p in x.atoms(sympy.Pow))
+    """A rational function of total degree up to 200: its exact rational values stay cheap
+    (((x^100)^100)^100 would not)."""
+    return degree_bound(x) <= MAX_EXACT_DEGREE
+
+
+def degree_bound(x) -> float:
+    """An upper bound of the total degree of a rational function; infinite for anything else."""
+    if isinstance(x, sympy.Symbol) or x.is_Rational:
+        return 1 if isinstance(x, sympy.Symbol) else 0
+    if isinstance(x, sympy.Pow):
+        return degree_bound(x.base) * abs(x.exp) if x.exp.is_Integer else float("inf")
+    if isinstance(x, (sympy.Add, sympy.Mul)):
+        parts = [degree_bound(arg) for arg in x.args]
+        return (max if isinstance(x, sympy.Add) else sum)(parts)
+    return float("inf")
 
 
 def numbers_close(a, b, tol: Tolerance) -> bool:

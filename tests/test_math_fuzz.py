@@ -3,7 +3,9 @@
 A policy writes whatever it writes; a reward that raises or stalls on it ends or holds up a step.
 """
 
+import signal
 import time
+from contextlib import contextmanager
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -24,10 +26,29 @@ texts = st.one_of(latex, st.text(max_size=80))
 MAX_SECONDS = 1.0
 
 
+class Stalled(Exception):
+    pass
+
+
+@contextmanager
+def stall_alarm(seconds: float = 10.0):
+    """A stall fails the example (hypothesis then shows it) instead of hanging the suite."""
+    def stalled(*_):
+        raise Stalled(f"over {seconds} s")
+    previous = signal.signal(signal.SIGALRM, stalled)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def score_both(completion: str, gold: str) -> float:
     started = time.perf_counter()
-    math_accuracy([completion], answer=[gold])
-    answers_equal(completion, gold)
+    with stall_alarm():
+        math_accuracy([completion], answer=[gold])
+        answers_equal(completion, gold)
     return time.perf_counter() - started
 
 
@@ -41,5 +62,6 @@ def test_random_answers_neither_raise_nor_stall(completion, gold):
 @settings(max_examples=2000, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 @given(texts, texts)
 def test_the_quick_path_never_contradicts_the_full_comparison(predicted, gold):
-    quick = quick_verdict(predicted, gold)
-    assert quick is None or quick == answers_equal(predicted, gold)
+    with stall_alarm():
+        quick = quick_verdict(predicted, gold)
+        assert quick is None or quick == answers_equal(predicted, gold)
