@@ -32,6 +32,7 @@ REL_TOL = 1e-9   # numeric checks where a decimal is written inside an expressio
 EXACT_TOL = 1e-12  # between exact expressions, compared numerically
 
 APPROX_DIGITS = 4  # see tolerance()
+MAX_QUICK_ITEMS = 64  # longer lists of numbers are compared in the worker pool
 MAX_EXACT_DEGREE = 200  # rational functions up to this degree are spot-checked exactly
 
 _PERCENT = re.compile(r"\$?\s*(.*?\S)\s*\$?\s*(?:\\%|%|\\text\{\s*\\?%\s*\}|percent(?:age)?|pct)\s*\$?\.?", re.I | re.S)
@@ -62,7 +63,7 @@ def quick_verdict(predicted: str, gold: str, rel_tol: float = REL_TOL) -> bool |
     >>> quick_verdict("1,000.", "1000"), quick_verdict("41", "42"), quick_verdict("x+1", "1+x")
     (True, False, None)
     >>> quick_verdict("32, 349", "32349"), quick_verdict("28%", "0.28")  # a list, not 32349
-    (None, True)
+    (False, True)
     """
     verdicts = [plain_verdict(normalise(p), normalise_gold(g), rel_tol) for p, g in readings(predicted, gold)]
     if True in verdicts:
@@ -169,20 +170,34 @@ def parse_gold(gold: str):
 
 
 def compare_plain_numbers(p: str, g: str, rel_tol: float) -> bool | None:
-    """Exact comparison when both sides are plain numbers; None when either is not."""
-    if not (_PLAIN_NUMBER.fullmatch(p) and _PLAIN_NUMBER.fullmatch(g)):
+    """The comparison of plain numbers, or of comma lists of them (as sets, like the full
+    comparison's solution lists); None when either side is anything else.
+
+    >>> compare_plain_numbers("10, 4, -2", "4, 10, -2", REL_TOL), compare_plain_numbers("2", "4, 2", REL_TOL)
+    (True, False)
+    """
+    p_items, g_items = p.split(","), g.split(",")
+    if len(p_items) + len(g_items) > MAX_QUICK_ITEMS or not all(
+            _PLAIN_NUMBER.fullmatch(item.strip()) for item in p_items + g_items):
         return None
     try:
-        a, b = Fraction(p), Fraction(g)
+        a, b = [Fraction(x.strip()) for x in p_items], [Fraction(y.strip()) for y in g_items]
     except (ZeroDivisionError, ValueError):  # "3/0", "1.5/2": the full comparison decides
         return None
-    tol = tolerance(written(p), written(g), rel_tol)
-    return a == b or (tol.places is not None and tol.numbers(a, b))
+    tol = tolerance(written(p_items), written(g_items), rel_tol)
+
+    def same(x: Fraction, y: Fraction) -> bool:
+        return x == y or (tol.places is not None and tol.numbers(x, y))
+    return all(any(same(x, y) for y in b) for x in a) and all(any(same(x, y) for x in a) for y in b)
 
 
-def written(number: str) -> Decimals:
-    decimal = re.search(r"\d*\.\d*", number)
-    return Decimals.of(decimal.group()) if decimal else Decimals()
+def written(numbers: list[str]) -> Decimals:
+    """The decimals a list of plain numbers writes, as the parser counts them."""
+    found = Decimals()
+    for number in numbers:
+        decimal = re.search(r"\d*\.\d*", number)
+        found = found.merge(Decimals.of(decimal.group())) if decimal else found
+    return found
 
 
 # ---------------------------------------------------------------- structural comparison
