@@ -276,3 +276,13 @@ def test_issue_families(completion, gold, expected):
 ])
 def test_multiple_choice_golds_read_the_letter(completion, gold):
     assert math_accuracy([completion], answer=[gold]) == [1.0]
+
+
+def test_hand_written_attack_completions_are_all_judged_right():
+    """benchmarks/math_attack_cases.jsonl: completions two independent testers wrote against
+    math_accuracy as a black box (their ambiguous cases left out), in every style they tried."""
+    rows = [json.loads(line) for line in (ROOT / "benchmarks" / "math_attack_cases.jsonl").read_text().splitlines()]
+    scores = math_accuracy([r["completion"] for r in rows], answer=[r["answer"] for r in rows])
+    wrong = [(r["style"], r["completion"][-120:], r["answer"], r["expected"]) for r, s in zip(rows, scores)
+             if (s == 1.0) != r["expected"]]
+    assert len(rows) > 700 and not wrong, wrong
