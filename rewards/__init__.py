@@ -8,6 +8,6 @@ one value per completion (e.g. ``answer``), plus ``prompts`` and, in training,
 
 from rewards.registry import RewardError, available, resolve, reward
 from rewards.suite import RewardSuite
-from rewards import code, length, math_answer, r1_format, repetition  # noqa: F401  (registers the built-ins)
+from rewards import code, length, math_answer, partial_credit, r1_format, repetition  # noqa: F401  (registers the built-ins)
 
 __all__ = ["RewardError", "RewardSuite", "available", "resolve", "reward"]

@@ -91,3 +91,23 @@ def test_weighted_r1_rewards_in_one_suite_are_logged_per_function():
     batch = RewardSuite(specs).score([R1, "12"], {"answer": ["12", "12"]})
     assert batch.per_function == {"math_accuracy": [1.0, 1.0], "format": [1.0, 0.0], "tag_count": [1.0, 0.0]}
     assert batch.total == [1.75, 1.0]
+
+
+@pytest.mark.parametrize("completion, gold, expected", [
+    ("140", "140", 1.0),
+    ("141", "140", 2 / 3),        # the units digit is wrong
+    ("40", "140", 2 / 3),         # the carry into the hundreds is missing
+    ("so it is 131", "140", 1 / 3),
+    ("-140", "140", 0.0),         # a wrong sign is wrong everywhere
+    ("1,400", "140", 0.25),
+    ("no number", "140", 0.0),
+    ("140", "3/4", None),         # only integer golds get partial credit
+])
+def test_digit_match_is_the_share_of_digits_in_place(completion, gold, expected):
+    score = resolve("digit_match")([completion], answer=[gold])[0]
+    assert score == (None if expected is None else pytest.approx(expected))
+
+
+def test_digit_match_ranks_near_misses_between_exact_and_wrong():
+    scores = resolve("digit_match")(["132", "122", "22", "7"], answer=["132"] * 4)
+    assert scores[0] == 1.0 > scores[1] > scores[2] > scores[3] == 0.0
