@@ -81,8 +81,9 @@ def document(results: list[dict], args) -> str:
     overrides = " ".join(f"`--set {o}`" for o in args.sft_set + args.grpo_set) or "none"
     return f"""# The demo over seeds
 
-Made by `python benchmarks/demo_seeds.py --doc docs/demo-seeds.md` (`make bench-demo`) on commit
-{commit()}, {machine()}; rollouts on `{args.backend}`; overrides: {overrides}.
+Made by `python benchmarks/demo_seeds.py --sft-seeds {' '.join(map(str, args.sft_seeds))} --grpo-seeds
+{' '.join(map(str, args.grpo_seeds))} --backend {args.backend} --doc docs/demo-seeds.md` (`make bench-demo` runs
+5 x 2) on commit {commit()}, {machine()}; overrides: {overrides}.
 
 Each row is `make demo` with one SFT seed (the tiny model's initialisation and the cold start's
 data order) and one GRPO seed; accuracy is greedy on the 200 held-out problems.
