@@ -37,17 +37,15 @@ def math_accuracy(completions: list[str], answer: list, extractors: list[str] | 
         if reference is None:
             scores.append(None)
             continue
-        extract = extract_choice if is_choice(reference) else extract_answer
+        extract = extract_choice if is_choice(reference) else extract_answer  # a letter gold reads a letter
         predicted = extract(completion, order)
-        if reference is None:
-            scores.append(None)
-        elif predicted is None or len(predicted) > MAX_ANSWER_CHARS:
+        if predicted is None or len(predicted) > MAX_ANSWER_CHARS:
             scores.append(0.0)
-        else:
-            verdict = quick_verdict(predicted, reference, rel_tol)
-            scores.append(None if verdict is None else float(verdict))
-            if verdict is None:
-                pending.append((i, (predicted, reference, rel_tol)))
+            continue
+        verdict = quick_verdict(predicted, reference, rel_tol)
+        scores.append(None if verdict is None else float(verdict))
+        if verdict is None:
+            pending.append((i, (predicted, reference, rel_tol)))
     if pending:
         pool = shared_pool(workers)
         verdicts = pool.map(answers_equal, [args for _, args in pending], timeout, default=False)

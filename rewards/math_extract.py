@@ -89,11 +89,6 @@ def boxed(text: str) -> Found | None:
     return Found(", ".join(content for _, _, content in cluster), cluster[-1][0])
 
 
-def last_boxed(text: str) -> str | None:
-    found = boxed(text)
-    return found.answer if found else None
-
-
 # ---------------------------------------------------------------- sentences that state the answer
 
 
