@@ -48,7 +48,8 @@ def run_all(args) -> list[dict]:
         sft_seconds = stage("sft", "recipes/demo/sft.yaml",
                             [f"output_dir={sft_dir}", f"trainer.seed={sft_seed}", f"model.tiny.seed={sft_seed}",
                              *args.sft_set], args.workdir / f"sft-{sft_seed}.log")
-        sft_accuracy = accuracies(sft_dir)[max(accuracies(sft_dir))]
+        sft_curve = accuracies(sft_dir)
+        sft_accuracy = sft_curve[max(sft_curve)]
         for grpo_seed in args.grpo_seeds:
             grpo_dir = args.workdir / f"grpo-{sft_seed}-{grpo_seed}"
             grpo_seconds = stage("train", "recipes/demo/grpo.yaml",

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 _SPAN_TOKENS = re.compile(r"\$\$|\$|\\\(|\\\[|\\.", re.S)  # openers, and escapes to step over
 _CLOSERS = {"$$": "$$", "$": "$", "\\(": "\\)", "\\[": "\\]"}
+_SPAN_JOINT = re.compile(r"\s*(?:,|;|,?\s*and|,?\s*or)?\s*")
 TEXT_COMMAND = re.compile(r"\\(?:text|mathrm|textbf|mbox|operatorname)\s*\{[^{}]{0,60}\}")
 
 
@@ -100,13 +101,19 @@ def closing(text: str, closer: str, start: int) -> int:
     return end
 
 
-def mask_math(text: str) -> str:
-    """``text`` with every math span's content blanked (same length), so prose rules skip math."""
+def mask_math(text: str, spans: list[Span] | None = None) -> str:
+    """``text`` with every math span's content blanked (same length), so prose rules skip math;
+    ``spans`` when the caller has found them already."""
     parts, last = [], 0
-    for span in math_spans(text):
+    for span in math_spans(text) if spans is None else spans:
         parts += [text[last:span.start + 1], " " * (span.end - span.start - 2)]
         last = span.end - 1
     return "".join(parts) + text[last:]
+
+
+def spans_joined(text: str, previous: Span, span: Span) -> bool:
+    """Only 'and', 'or', a comma or nothing stands between two spans: they are one list."""
+    return _SPAN_JOINT.fullmatch(text, previous.end, span.start) is not None
 
 
 def joined_spans(text: str, spans: list[Span]) -> str | None:
@@ -115,7 +122,7 @@ def joined_spans(text: str, spans: list[Span]) -> str | None:
         return None
     joined = [spans[-1].content]
     for previous, span in zip(reversed(spans[:-1]), reversed(spans)):
-        if not re.fullmatch(r"\s*(?:,|;|,?\s*and|,?\s*or)?\s*", text[previous.end:span.start]):
+        if not spans_joined(text, previous, span):
             break
         joined.insert(0, previous.content)
     return ", ".join(joined)

@@ -138,6 +138,10 @@ class Tolerance:
             return bool(abs(a - b) < sympy.Rational(1, 10 ** self.places))
         return abs(a - b) <= self.rel * max(abs(b), 1)
 
+    def rationals(self, a, b) -> bool:
+        """Two exact numbers: equal, or one a written decimal that rounds the other."""
+        return a == b or (self.places is not None and self.numbers(a, b))
+
 
 def tolerance(pred: Decimals, gold: Decimals, rel_tol: float) -> Tolerance:
     """Exact between exact answers, and between numbers both written as decimals (1234567.88 is not
@@ -184,11 +188,7 @@ def compare_plain_numbers(p: str, g: str, rel_tol: float) -> bool | None:
         a, b = [Fraction(x.strip()) for x in p_items], [Fraction(y.strip()) for y in g_items]
     except (ZeroDivisionError, ValueError):  # "3/0", "1.5/2": the full comparison decides
         return None
-    tol = tolerance(written(p_items), written(g_items), rel_tol)
-
-    def same(x: Fraction, y: Fraction) -> bool:
-        return x == y or (tol.places is not None and tol.numbers(x, y))
-    return all(any(same(x, y) for y in b) for x in a) and all(any(same(x, y) for x in a) for y in b)
+    return same_set(a, b, tolerance(written(p_items), written(g_items), rel_tol).rationals)
 
 
 def written(numbers: list[str]) -> Decimals:
@@ -288,7 +288,7 @@ def assignments_equal(a: Seq, b: Seq, tol: Tolerance) -> bool:
             values.setdefault(str(item.lhs), []).append(item.rhs)
         return values
     va, vb = by_name(a), by_name(b)
-    return va.keys() == vb.keys() and all(covers(va[n], vb[n], tol) and covers(vb[n], va[n], tol) for n in va)
+    return va.keys() == vb.keys() and all(same_set(va[n], vb[n], equal_objects(tol)) for n in va)
 
 
 def is_assignment_list(x) -> bool:
@@ -327,7 +327,7 @@ def sequences_equal(a, b, tol: Tolerance) -> bool:
     if "{" in kinds and kinds & {"(", "["}:
         return False  # '(3, 1)' is an ordered pair, '\\{1, 3\\}' a set
     if kinds <= {"{", "", "pm"}:
-        return covers(a_items, b_items, tol) and covers(b_items, a_items, tol)
+        return same_set(a_items, b_items, equal_objects(tol))
     if len(a_items) != len(b_items):
         return False
     if isinstance(a, Seq) and isinstance(b, Seq) and a.open and b.open and (a.open, a.close) != (b.open, b.close):
@@ -335,9 +335,14 @@ def sequences_equal(a, b, tol: Tolerance) -> bool:
     return all(objects_equal(x, y, tol) for x, y in zip(a_items, b_items))
 
 
-def covers(a_items, b_items, tol: Tolerance) -> bool:
-    """Every item of ``a_items`` equals some item of ``b_items`` (a set: repeats count once)."""
-    return all(any(objects_equal(x, y, tol) for y in b_items) for x in a_items)
+def same_set(a_items, b_items, equal) -> bool:
+    """Every item of each side equals some item of the other (sets: repeats count once)."""
+    return (all(any(equal(x, y) for y in b_items) for x in a_items)
+            and all(any(equal(x, y) for x in a_items) for y in b_items))
+
+
+def equal_objects(tol: Tolerance):
+    return lambda x, y: objects_equal(x, y, tol)
 
 
 def is_interval(x) -> bool:
@@ -424,7 +429,7 @@ def set_part_equal(x, y, tol: Tolerance) -> bool:
         return (x.left_open == y.left_open and x.right_open == y.right_open
                 and expressions_equal(x.start, y.start, tol) and expressions_equal(x.end, y.end, tol))
     if isinstance(x, sympy.FiniteSet) and isinstance(y, sympy.FiniteSet):
-        return covers(x.args, y.args, tol) and covers(y.args, x.args, tol)
+        return same_set(x.args, y.args, equal_objects(tol))
     return x == y
 
 
@@ -448,7 +453,7 @@ def expressions_equal(a, b, tol: Tolerance) -> bool:
         return True
     standalone = a.is_Rational or b.is_Rational  # a decimal written as the value itself
     if a.is_Rational and b.is_Rational:
-        return tol.places is not None and tol.numbers(a, b)  # equal Rationals were caught above
+        return tol.rationals(a, b)
     if a.has(sympy.oo, -sympy.oo, sympy.zoo) or b.has(sympy.oo, -sympy.oo, sympy.zoo):
         return sympy.simplify(a - b) == 0
     symbols = a.free_symbols | b.free_symbols

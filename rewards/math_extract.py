@@ -23,10 +23,12 @@ regexes), so 200 kB of output costs milliseconds.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
-from rewards.latex_spans import TEXT_COMMAND, boxes, joined_spans, joins_boxes, mask_math, math_spans
+from rewards.latex_spans import (TEXT_COMMAND, Span, boxes, joined_spans, joins_boxes, mask_math, math_spans,
+                                 spans_joined)
 
 DEFAULT_ORDER = ("marked", "conclusion", "bare", "last_value")
 TAIL = 20_000  # plain-text fallbacks read the end of the output only
@@ -117,10 +119,10 @@ def stated_answer(sentence: str) -> str | None:
     if spans and not sentence[:spans[0].start].strip(" :*\"'`\\"):
         first = [spans[0]]
         for previous, span in zip(spans, spans[1:]):
-            if not re.fullmatch(r"\s*(?:,|;|,?\s*and|,?\s*or)?\s*", sentence[previous.end:span.start]):
+            if not spans_joined(sentence, previous, span):
                 break
             first.append(span)
-        return joined_spans(sentence, first)
+        return ", ".join(span.content for span in first)
     if is_bare(sentence):
         return sentence.strip(" *.:") or None
     value = last_value(sentence)
@@ -205,7 +207,10 @@ def last_math(text: str) -> Found | None:
     '\\frac{1}{3}'
     """
     offset = max(0, len(text) - TAIL)
-    spans = math_spans(text[offset:])
+    return last_span(math_spans(text[offset:]), offset)
+
+
+def last_span(spans: list[Span], offset: int) -> Found | None:
     if not spans or not spans[-1].content:
         return None
     return Found(spans[-1].content, offset + spans[-1].start)
@@ -218,7 +223,11 @@ def last_number(text: str) -> Found | None:
     ['2/3', '3 1/4', '\\frac{10}{9}']
     """
     offset = max(0, len(text) - TAIL)
-    masked = mask_math(text[offset:])
+    return last_plain_value(text[offset:], offset)
+
+
+def last_plain_value(tail: str, offset: int, spans: list[Span] | None = None) -> Found | None:
+    masked = mask_math(tail, spans)
     found = None
     for pattern in (_VALUE, _FRACTION_COMMAND):
         for match in pattern.finditer(masked):
@@ -226,17 +235,19 @@ def last_number(text: str) -> Found | None:
                 found = match
     if found is None:
         return None
-    return Found(text[offset + found.start():offset + found.end()].strip(), offset + found.start())
+    return Found(tail[found.start():found.end()].strip(), offset + found.start())
 
 
 def last_value(text: str) -> Found | None:
     """The last math span or plain value, whichever the text states later; spans joined by 'and'
     or a comma are one list ('$x = 1$ and $x = -2$')."""
-    math, number = last_math(text), last_number(text)
+    offset = max(0, len(text) - TAIL)
+    tail = text[offset:]
+    spans = math_spans(tail)  # once, for the last span, the masking and the joining
+    math, number = last_span(spans, offset), last_plain_value(tail, offset, spans)
     if math is None or (number is not None and number.at > math.at):
         return number
-    tail = text[max(0, len(text) - TAIL):]
-    return Found(joined_spans(tail, [s for s in math_spans(tail) if s.content]) or math.answer, math.at)
+    return Found(joined_spans(tail, [s for s in spans if s.content]) or math.answer, math.at)
 
 
 def marked(text: str) -> Found | None:
@@ -315,7 +326,12 @@ def gold_answer(gold) -> str | None:
     """
     if gold is None or not str(gold).strip():
         return None
-    text = str(gold).strip()
+    return reference_in(str(gold).strip())
+
+
+@functools.lru_cache(maxsize=65536)
+def reference_in(text: str) -> str:
+    """``gold_answer`` of a non-empty gold; cached, as each gold comes once per sample of its group."""
     found = marked(text)
     if found is None and not is_bare(text):
         found = after_marker(_PHRASE, text)
