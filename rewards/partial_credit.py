@@ -18,8 +18,8 @@ _INTEGER = re.compile(r"-?\d+")
 
 @reward("digit_match")
 def digit_match(completions: list[str], answer: list | None = None, **columns) -> list[float | None]:
-    """Digits of the completion's final answer in the right place (aligned from the units), over
-    the longer of the two numbers; a wrong sign or a non-integer answer scores 0.0, a row whose
+    """Digits of the completion's final answer in the right place (aligned from the units, leading
+    zeros dropped), over the longer of the two numbers; a wrong sign or a non-integer answer scores 0.0, a row whose
     gold is no integer ``None``.
 
     >>> digit_match(["140", "141", "so 131", "40", "1400", "-140", "x"], answer=["140"] * 7)
@@ -42,6 +42,6 @@ def digit_match(completions: list[str], answer: list | None = None, **columns) -
 def digits_in_place(predicted: str, gold: str) -> float:
     if predicted.startswith("-") != gold.startswith("-"):
         return 0.0
-    p, g = predicted.lstrip("-"), gold.lstrip("-")
+    p, g = (text.lstrip("-").lstrip("0") or "0" for text in (predicted, gold))  # "092" is 92
     same = sum(a == b for a, b in zip(reversed(p), reversed(g)))
     return same / max(len(p), len(g))

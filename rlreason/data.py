@@ -98,7 +98,8 @@ def render_completion(example: Example, cfg: DataConfig) -> str:
 
 
 def arithmetic_problems(cfg: SyntheticConfig, num_eval: int) -> tuple[list[dict], list[dict]]:
-    """Deterministic 'a+b=' problems; a fixed tenth of all problems (by hash) is held out.
+    """Deterministic 'a+b=' problems ('07+85=' -> '092' with ``zero_pad``); a fixed tenth of all
+    problems (by hash) is held out.
 
     Each row also carries a ``demonstration``: the answer of a sloppy teacher who, with
     probability ``teacher_error_rate``, adds or subtracts column by column without carrying.
@@ -107,6 +108,9 @@ def arithmetic_problems(cfg: SyntheticConfig, num_eval: int) -> tuple[list[dict]
     rng = random.Random(cfg.seed)
     train, held_out, seen_eval = [], [], set()
     ops = sorted(set(cfg.operations))
+    width = len(str(cfg.max_operand)) if cfg.zero_pad else 0  # 0: no padding
+    answer_width = {op: len(str(abs(eval_operation(cfg.max_operand, op, 0 if op == "-" else cfg.max_operand))))
+                    if cfg.zero_pad else 0 for op in ops}
     attempts = 0
     while len(train) < cfg.num_train or len(held_out) < num_eval:
         attempts += 1
@@ -114,10 +118,11 @@ def arithmetic_problems(cfg: SyntheticConfig, num_eval: int) -> tuple[list[dict]
             raise RecipeError("data.synthetic: too few distinct problems for num_train/num_eval; "
                               "raise max_operand or add operations")
         a, b, op = rng.randint(0, cfg.max_operand), rng.randint(0, cfg.max_operand), rng.choice(ops)
-        question = f"{a}{op}{b}="
+        question = f"{a:0{width}d}{op}{b:0{width}d}="
         sloppy = rng.random() < cfg.teacher_error_rate
+        demonstration = without_carry(a, op, b) if sloppy else eval_operation(a, op, b)
         row = {"question": question, "answer": str(eval_operation(a, op, b)),
-               "demonstration": str(without_carry(a, op, b) if sloppy else eval_operation(a, op, b))}
+               "demonstration": f"{demonstration:0{answer_width[op] + (demonstration < 0)}d}"}
         if is_held_out(question):
             if len(held_out) < num_eval and question not in seen_eval:
                 seen_eval.add(question)

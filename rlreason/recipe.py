@@ -100,6 +100,10 @@ class SyntheticConfig:
     teacher_error_rate: float = option(
         0.0, "Share of 'demonstration' answers (the SFT targets) in which the teacher forgets "
         "to carry or borrow; 'answer' is always exact.", lambda v: 0 <= v <= 1, "in [0, 1]")
+    zero_pad: bool = option(
+        False, "Fixed-width problems: operands at max_operand's width and the teacher's answers at "
+        "the widest result's, with leading zeros ('07+85=' -> '092'), so each digit of a place "
+        "sits at the same position in every row ('answer' stays the plain integer).")
     seed: int = option(0, "Seed of the problem generator.")
 
 

@@ -45,7 +45,8 @@ def right_padded(prompt_ids: list[list[int]], completion_ids: list[list[int]], p
 
 
 def sequence_logprobs(model: torch.nn.Module, batch: TokenBatch, temperature: float = 1.0) -> torch.Tensor:
-    """(N, L-1) logprob of each next token under ``model`` (temperature-scaled)."""
+    """(N, L-1) logprob of each completion token under ``model`` (temperature-scaled); zero at
+    positions before the batch's first completion token."""
     return policy_forward(model, batch, temperature, with_entropy=False).logprobs
 
 
@@ -68,14 +69,28 @@ class Forward:
 
 def policy_forward(model: torch.nn.Module, batch: TokenBatch, temperature: float = 1.0,
                    with_entropy: bool = True, router_outputs: bool = False) -> Forward:
-    """Forward the batch; logprobs (and entropies) of every next token, router outputs if asked."""
+    """Forward the batch; logprobs (and entropies) of the completion tokens, router outputs if asked.
+
+    Logits are computed only from the first position that predicts a completion token on
+    (``logits_to_keep``): the prompt's positions never reach the output layer. Logprobs and
+    entropies before that position are zero, like padding."""
+    start = first_completion_target(batch.completion_mask)
     extra = {"output_router_logits": True} if router_outputs else {}
-    out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False, **extra)
-    logprobs, entropy = token_logprobs_and_entropy(out.logits[:, :-1], batch.input_ids[:, 1:],
+    out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False,
+                logits_to_keep=batch.input_ids.shape[1] - start, **extra)  # (N, L - start, V)
+    logprobs, entropy = token_logprobs_and_entropy(out.logits[:, :-1], batch.input_ids[:, start + 1:],
                                                    temperature, with_entropy=with_entropy)
+    logprobs = torch.nn.functional.pad(logprobs, (start, 0))  # (N, L-1)
+    entropy = None if entropy is None else torch.nn.functional.pad(entropy, (start, 0))
     if not router_outputs:
         return Forward(logprobs, entropy)
     return Forward(logprobs, entropy, out.aux_loss, out.router_logits)
+
+
+def first_completion_target(completion_mask: torch.Tensor) -> int:
+    """The first target position that is a completion token in any row (0 when none is)."""
+    columns = completion_mask.any(dim=0).nonzero()
+    return int(columns[0]) if len(columns) else 0
 
 
 def completion_values(values: list[list[float]], mask: torch.Tensor) -> torch.Tensor:

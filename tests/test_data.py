@@ -14,6 +14,16 @@ def test_synthetic_problems_are_deterministic_and_exact():
         assert int(row["answer"]) == eval(row["question"].rstrip("="))
 
 
+def test_zero_padded_operands_line_up_their_digits():
+    train, held_out = arithmetic_problems(SyntheticConfig(num_train=500, operations="+-", zero_pad=True),
+                                          num_eval=50)
+    for row in train + held_out:
+        a, op, b = row["question"][:2], row["question"][2], row["question"][3:-1]
+        assert len(row["question"]) == 6 and a.isdigit() and b.isdigit()
+        assert int(row["answer"]) == eval(f"{int(a)}{op}{int(b)}")
+    assert any(row["question"].startswith("0") for row in train)
+
+
 def test_held_out_problems_never_appear_in_training():
     train, held_out = arithmetic_problems(SyntheticConfig(num_train=5000), num_eval=200)
     assert len(held_out) == 200 and len({r["question"] for r in held_out}) == 200

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from rlreason.recipe import HFGenerateConfig, RolloutConfig
-from rlreason.rollout.hf import HFRollout
+from rlreason.rollout.hf import HFRollout, inverse_cdf_sample
 from rlreason.sequences import right_padded, sequence_logprobs
 
 
@@ -114,3 +114,16 @@ def test_static_cache_under_accelerates_bf16_autocast(tiny_model, tokenizer):
         assert model.forward == autocast_forward
     finally:
         AcceleratorState._reset_state(reset_partial_state=True)
+
+
+def test_inverse_cdf_sampling_follows_the_probabilities_and_never_draws_a_zero():
+    probs = torch.tensor([[0.0, 0.5, 0.0, 0.2, 0.3, 0.0]]).expand(40_000, 6)
+    drawn = inverse_cdf_sample(probs, torch.rand(40_000, generator=torch.Generator().manual_seed(3)))
+    frequencies = torch.bincount(drawn.flatten(), minlength=6) / 40_000
+    assert torch.allclose(frequencies, probs[0], atol=0.01)
+    assert frequencies[[0, 2, 5]].sum() == 0
+    below_one = torch.nextafter(torch.tensor(1.0), torch.tensor(0.0))
+    edges = inverse_cdf_sample(probs[:3], torch.stack([torch.tensor(0.0), below_one, torch.tensor(0.5)]))
+    assert edges.flatten().tolist() == [1, 4, 3]  # u = 0: the first positive token; u -> 1: the last
+    unnormalised = inverse_cdf_sample(torch.tensor([[2.0, 0.0, 6.0, 0.0]] * 2), torch.tensor([0.2, 0.3]))
+    assert unnormalised.flatten().tolist() == [0, 2]  # u is scaled by the row's total

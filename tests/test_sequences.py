@@ -1,7 +1,8 @@
 import torch
 
+from rlreason.logprobs import token_logprobs
 from rlreason.losses import BatchTotals, LossConfig, policy_loss
-from rlreason.sequences import right_padded, sequence_logprobs
+from rlreason.sequences import policy_forward, right_padded, sequence_logprobs
 
 
 def test_completion_mask_marks_exactly_the_completion_targets():
@@ -41,3 +42,20 @@ def test_padding_token_value_is_irrelevant(tiny_model):
         b = sequence_logprobs(tiny_model, right_padded(prompts, completions, pad_id=42))
     mask = right_padded(prompts, completions, pad_id=0).completion_mask.bool()
     assert torch.allclose(a[mask], b[mask], atol=1e-6)
+
+
+def test_completion_only_logits_give_the_full_forwards_logprobs_and_entropies(tiny_model):
+    tiny_model.eval()
+    prompts, completions = [[10, 11, 12, 13], [14, 15], [16, 17, 18]], [[19, 20], [21, 22, 23, 24], []]
+    batch = right_padded(prompts, completions, pad_id=0)
+    with torch.no_grad():
+        scored = policy_forward(tiny_model, batch, temperature=0.7)
+        logits = tiny_model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits[:, :-1]
+    full = token_logprobs(logits, batch.input_ids[:, 1:], temperature=0.7)
+    mask = batch.completion_mask.bool()
+    assert torch.allclose(scored.logprobs[mask], full[mask], atol=1e-5)
+    probs = torch.softmax(logits / 0.7, dim=-1)
+    entropy = -(probs * torch.log(probs)).sum(dim=-1)
+    assert torch.allclose(scored.entropy[mask], entropy[mask], atol=1e-4)
+    # the shortest prompt (2 tokens) sets the first kept position: target 1; before it, zeros
+    assert scored.logprobs[:, :1].abs().sum() == 0 and scored.logprobs[1, 1] != 0

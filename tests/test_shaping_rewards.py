@@ -102,6 +102,9 @@ def test_weighted_r1_rewards_in_one_suite_are_logged_per_function():
     ("1,400", "140", 0.25),
     ("no number", "140", 0.0),
     ("140", "3/4", None),         # only integer golds get partial credit
+    ("092", "92", 1.0),           # leading zeros (a fixed-width answer) are no digits
+    ("040", "140", 2 / 3),
+    ("000", "0", 1.0),
 ])
 def test_digit_match_is_the_share_of_digits_in_place(completion, gold, expected):
     score = resolve("digit_match")([completion], answer=[gold])[0]
