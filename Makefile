@@ -40,7 +40,7 @@ test: install
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"
 
-# the whole demo (SFT, then GRPO) over 5 SFT seeds x 2 GRPO seeds: held-out accuracy, min/median/max
+# the whole demo (SFT, then GRPO) over 5 SFT seeds x 2 GRPO seeds (3 also with hf rollouts): held-out accuracy, min/median/max
 bench-demo: install
 	$(BIN)/python benchmarks/demo_seeds.py --out benchmarks/demo_seeds_results.json --doc docs/demo-seeds.md
 
