@@ -88,10 +88,10 @@ def demo_sft(tmp_path_factory) -> Path:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("launcher", [[sys.executable], accelerate_launch("cpu")], ids=["one", "two_processes"])
-def test_demo_grpo_beats_its_cold_start_by_15_points(demo_sft, tmp_path, launcher):
-    """The README's demo numbers: GRPO after SFT, held-out greedy accuracy, seeded; the same
-    recipe under ``accelerate launch --cpu --num_processes 2`` (each process with its own rollout
-    engine) learns as well."""
+def test_demo_grpo_repairs_its_cold_start_to_90_percent(demo_sft, tmp_path, launcher):
+    """The README's demo claim: GRPO after SFT ends at 90% or more held-out greedy accuracy; the
+    same recipe under ``accelerate launch --cpu --num_processes 2`` (each process with its own
+    rollout engine) learns as well."""
     grpo_dir = tmp_path / "grpo"
     done = subprocess.run([*launcher, "-m", "cli", "train", "recipes/demo/grpo.yaml", "--set",
                            f"model.name_or_path={demo_sft}", "--set", f"output_dir={grpo_dir}"],
@@ -99,7 +99,7 @@ def test_demo_grpo_beats_its_cold_start_by_15_points(demo_sft, tmp_path, launche
     assert done.returncode == 0, done.stderr
     evals = [json.loads(x) for x in (grpo_dir / "metrics.jsonl").read_text().splitlines()]
     accuracy = {e["step"]: e["eval/accuracy"] for e in evals if "eval/accuracy" in e}
-    assert accuracy[300] - accuracy[0] >= 0.15, accuracy
+    assert accuracy[300] >= 0.9 and accuracy[300] - accuracy[0] >= 0.4, accuracy
     assert done.stdout.count("held-out accuracy:") == 1  # reported once, by the main process
     assert f"{grpo_dir}, {1 if launcher == [sys.executable] else 2} process" in done.stderr
     if launcher != [sys.executable]:
