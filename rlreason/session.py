@@ -77,8 +77,9 @@ def open_session(recipe: Recipe, description: str, with_reference: bool = False,
         log.warning("moe.freeze_router: the model has no trainable MoE routers")
     t = recipe.trainer
     trainable = [p for p in loaded.model.parameters() if p.requires_grad]
+    # fused: one kernel for all parameters, 0.28x foreach's step time on CPU (docs/adamw-step.md)
     optimizer = torch.optim.AdamW(trainable, lr=t.learning_rate, betas=tuple(t.adam_betas),
-                                  weight_decay=t.weight_decay)
+                                  weight_decay=t.weight_decay, fused=True)
     scheduler = get_scheduler(t.lr_scheduler, optimizer, num_warmup_steps=t.warmup_steps,
                               num_training_steps=t.max_steps * recipe.algo.num_iterations)
     reference = reference_model(loaded.model, recipe.model, recipe.algo.beta) if with_reference else None
