@@ -6,14 +6,28 @@ import functools
 import logging
 import math
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from rlreason.types import RewardBatch
 from rewards import tally
 from rewards.registry import RewardError, RewardFn, resolve
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RewardBatch:
+    """Scores of B*G completions.
+
+    Attributes:
+        per_function: name -> list of B*G rewards; None where a function did not apply.
+        total: weighted sum over functions per completion (None counts as 0). len B*G.
+        counts: name -> what the function counted during the call (e.g. ``sandbox_errors``).
+    """
+
+    per_function: dict[str, list[float | None]]
+    total: list[float]
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 import torch
 
-from rlreason.types import RewardBatch, Rollouts
+from rewards.suite import RewardBatch
+from rlreason.types import Rollouts
 
 
 @dataclass(frozen=True)

@@ -97,6 +97,16 @@ def render_completion(example: Example, cfg: DataConfig) -> str:
         raise RecipeError(f"data.completion_template: unknown field {err}") from None
 
 
+def columns_of(examples: list[Example], repeat: int, completion_ids: list[list[int]]) -> dict[str, list]:
+    """Reward columns for ``repeat`` completions per example: each row field, plus prompts and
+    the completions' token ids."""
+    names = list(examples[0].columns)
+    columns = {name: [e.columns.get(name) for e in examples for _ in range(repeat)] for name in names}
+    columns["prompts"] = [e.prompt for e in examples for _ in range(repeat)]
+    columns["completion_ids"] = completion_ids
+    return columns
+
+
 def arithmetic_problems(cfg: SyntheticConfig, num_eval: int) -> tuple[list[dict], list[dict]]:
     """Deterministic 'a+b=' problems ('07+85=' -> '092' with ``zero_pad``); a fixed tenth of all
     problems (by hash) is held out.

@@ -7,11 +7,12 @@ from dataclasses import dataclass
 
 from rewards import RewardSuite
 from rewards.math_extract import extract_answer
-from rlreason.data import Example, load_eval_examples
+from rlreason.data import Example, columns_of, load_eval_examples
 from rlreason.models import load_policy
 from rlreason.pass_at_k import k_values, majority_correct, pass_at_k
+from rlreason.preflight import check_recipe
 from rlreason.recipe import Recipe
-from rlreason.rollout import RolloutEngine, make_engine, resolve_backend
+from rlreason.rollout import RolloutEngine, make_engine
 
 
 @dataclass(frozen=True)
@@ -96,8 +97,8 @@ def reward_and_length_means(scores, completion_ids: list[list[int]]) -> dict[str
 def evaluate_recipe(recipe: Recipe, k: int | None = None) -> EvalResult:
     """The recipe's model on its evaluation data: greedy accuracy, or with ``k`` samples per
     problem pass@k and maj@k (see ``evaluate_sampled``); writes nothing."""
+    check_recipe(recipe)
     suite, examples = RewardSuite(recipe.rewards), load_eval_examples(recipe.data)
-    resolve_backend(recipe.rollout.backend)
     loaded = load_policy(recipe.model)
     engine = make_engine(recipe, loaded.model, loaded.tokenizer, [e.prompt for e in examples])
     if k is not None:
@@ -105,16 +106,6 @@ def evaluate_recipe(recipe: Recipe, k: int | None = None) -> EvalResult:
                                 recipe.evaluation.batch_size, recipe.rollout.max_new_tokens, recipe.trainer.seed)
     return evaluate(engine, loaded.tokenizer, examples, suite, recipe.evaluation.metric,
                     recipe.evaluation.batch_size, recipe.rollout.max_new_tokens)
-
-
-def columns_of(examples: list[Example], repeat: int, completion_ids: list[list[int]]) -> dict[str, list]:
-    """Reward columns for ``repeat`` completions per example: each row field, plus prompts and
-    the completions' token ids."""
-    names = list(examples[0].columns)
-    columns = {name: [e.columns.get(name) for e in examples for _ in range(repeat)] for name in names}
-    columns["prompts"] = [e.prompt for e in examples for _ in range(repeat)]
-    columns["completion_ids"] = completion_ids
-    return columns
 
 
 def mean(values: list[float | None]) -> float:

@@ -27,10 +27,11 @@ from rlreason.evaluate import EvalResult, evaluate
 from rlreason.logging import RunLog
 from rlreason.models import count_parameters, load_policy, reference_model
 from rlreason.moe import freeze_routers
+from rlreason.preflight import check_recipe
 from rlreason.recipe import Recipe, to_dict
 from rlreason.resume import restore_training, restore_weights, training_state
-from rlreason.rollout import RolloutEngine, make_engine, resolve_backend
-from rlreason.sinks import check_available, open_sinks
+from rlreason.rollout import RolloutEngine, make_engine
+from rlreason.sinks import open_sinks
 from rlreason.stopping import RunInterrupted, StopRequests
 
 log = logging.getLogger(__name__)
@@ -64,10 +65,9 @@ def open_session(recipe: Recipe, description: str, with_reference: bool = False,
                  resume: Path | None = None) -> Session:
     """Validate inputs, then load the model and build everything a training loop needs;
     ``resume``: a checkpoint of this run to continue from."""
+    check_recipe(recipe)
     suite = RewardSuite(recipe.rewards)
     splits = load_splits(recipe.data)
-    resolve_backend(recipe.rollout.backend)
-    check_available(recipe.trainer.report_to)
     accelerator = make_accelerator(recipe.trainer.micro_batch_size, recipe.trainer.max_grad_norm)
     set_seed(recipe.trainer.seed)
     loaded = load_policy(recipe.model)

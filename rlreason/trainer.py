@@ -8,14 +8,14 @@ from pathlib import Path
 
 import torch
 
+from rewards.suite import RewardBatch
 from rlreason.advantages import group_advantages, total_rewards
 from rlreason.batches import ScoredBatch, concatenate, summed_counts
+from rlreason.data import columns_of
 from rlreason.distributed import gathered, gathered_objects
-from rlreason.evaluate import columns_of
 from rlreason.recipe import Recipe
 from rlreason.session import (RunResult, Session, open_session, run_steps, sync_engine,
                               tokenize_prompts)
-from rlreason.types import RewardBatch
 from rlreason.update import update_policy
 
 

@@ -6,7 +6,7 @@ these (``dataclasses.replace``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -30,18 +30,3 @@ class Rollouts:
 
     def __len__(self) -> int:
         return len(self.completion_ids)
-
-
-@dataclass(frozen=True)
-class RewardBatch:
-    """Scores of B*G completions.
-
-    Attributes:
-        per_function: name -> list of B*G rewards; None where a function did not apply.
-        total: weighted sum over functions per completion (None counts as 0). len B*G.
-        counts: name -> what the function counted during the call (e.g. ``sandbox_errors``).
-    """
-
-    per_function: dict[str, list[float | None]]
-    total: list[float]
-    counts: dict[str, dict[str, int]] = field(default_factory=dict)

@@ -15,7 +15,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from rlreason.batches import ScoredBatch  # noqa: E402
 from rlreason.recipe import Recipe, build  # noqa: E402
 from rlreason.session import open_session  # noqa: E402
-from rlreason.types import RewardBatch, Rollouts  # noqa: E402
+from rewards.suite import RewardBatch  # noqa: E402
+from rlreason.types import Rollouts  # noqa: E402
 from rlreason.advantages import group_advantages  # noqa: E402
 from rlreason.update import update_policy  # noqa: E402
 from tests.conftest import TINY  # noqa: E402

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from rlreason.recipe import RecipeError, RolloutConfig
+from rlreason.recipe import RolloutConfig
 from rlreason.rollout.weights import checkpoint_weights
 from rlreason.types import Rollouts
 
@@ -46,9 +46,6 @@ class VLLMRollout:
         self.policy, self.tokenizer, self.cfg, self.seed = policy, tokenizer, cfg, seed
         self.calls = 0
         on_cpu = not torch.cuda.is_available()
-        if on_cpu and cfg.vllm.sleep_mode:
-            raise RecipeError("rollout.vllm.sleep_mode: needs a GPU (vLLM's sleep mode manages "
-                              "accelerator memory); set it to false on CPU")
         if on_cpu:
             keep_cpu_weights_loadable()
         threads = torch.get_num_threads()  # vLLM lowers torch's thread count for serving

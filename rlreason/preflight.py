@@ -1,0 +1,37 @@
+"""Every check a recipe can fail before a model loads, in one place.
+
+Each raises ``RecipeError`` naming the key; ``open_session`` and ``evaluate_recipe`` call
+``check_recipe`` first, so a bad recipe fails in about a second, never after the model and the
+rollout engine have loaded.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from rewards.suite import RewardSuite
+from rlreason.recipe import Recipe, RecipeError
+from rlreason.rollout import resolve_backend
+from rlreason.sinks import check_available
+
+
+def check_recipe(recipe: Recipe, num_processes: int | None = None) -> str:
+    """Cross-field and environment checks of ``recipe`` for a launch of ``num_processes``
+    (default: the launcher's ``WORLD_SIZE``); returns the rollout backend that will run."""
+    names = RewardSuite(recipe.rewards).names  # unknown reward names fail here
+    metric = recipe.evaluation.metric
+    if metric is not None and metric not in names:
+        raise RecipeError(f"evaluation.metric: {metric!r} is not one of the rewards ({', '.join(names)}); "
+                          "name one of them, or leave it null for the first")
+    processes = num_processes or int(os.environ.get("WORLD_SIZE", "1"))
+    if recipe.trainer.prompts_per_step % processes:
+        raise RecipeError(f"trainer.prompts_per_step: {recipe.trainer.prompts_per_step} prompts cannot be "
+                          f"shared evenly by {processes} processes; make it a multiple of {processes}")
+    backend = resolve_backend(recipe.rollout.backend)
+    if backend == "vllm" and recipe.rollout.vllm.sleep_mode and not torch.cuda.is_available():
+        raise RecipeError("rollout.vllm.sleep_mode: needs a GPU (vLLM's sleep mode manages accelerator "
+                          "memory); set it to false on CPU")
+    check_available(recipe.trainer.report_to)
+    return backend

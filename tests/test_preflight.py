@@ -1,0 +1,48 @@
+"""Recipe errors that need more than one key: each stops the command in one line naming the key,
+before any model loads (the model path below does not exist: reaching it would say so)."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from rlreason.preflight import check_recipe
+from rlreason.recipe import RecipeError, load_recipe
+from tests.conftest import ROOT
+
+ABSENT_MODEL = "--set=model.name_or_path=/nonexistent/model"
+
+
+@pytest.mark.parametrize("command, overrides, env, message", [
+    ("train", ["evaluation.metric=accuracy"], {},
+     "evaluation.metric: 'accuracy' is not one of the rewards (math_accuracy)"),
+    ("eval", ["evaluation.metric=accuracy"], {},
+     "evaluation.metric: 'accuracy' is not one of the rewards (math_accuracy)"),
+    ("train", ["trainer.prompts_per_step=32"], {"WORLD_SIZE": "3"},
+     "trainer.prompts_per_step: 32 prompts cannot be shared evenly by 3 processes"),
+    ("train", ["rollout.backend=vllm", "rollout.vllm.sleep_mode=true"], {"CUDA_VISIBLE_DEVICES": ""},
+     "rollout.vllm.sleep_mode: needs a GPU"),
+    ("train", ["rollout.backend=tpu"], {}, "rollout.backend: must be one of"),
+    ("sft", ["rewards=[{name: math_acuracy}]"], {}, "math_acuracy"),
+], ids=["metric", "metric-eval", "processes", "sleep-mode", "backend", "reward"])
+def test_recipe_error_is_one_line_naming_the_key_before_the_model_loads(tmp_path, command, overrides, env, message):
+    recipe = "recipes/demo/sft.yaml" if command == "sft" else "recipes/demo/grpo.yaml"
+    args = [sys.executable, "-m", "cli", command, recipe, ABSENT_MODEL, f"--set=output_dir={tmp_path / 'run'}",
+            *(f"--set={o}" for o in overrides)]
+    if command == "eval":
+        args = [sys.executable, "-m", "cli", "eval", recipe, "--model", "/nonexistent/model",
+                *(f"--set={o}" for o in overrides)]
+    done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=120, env={**os.environ, **env})
+    assert done.returncode != 0
+    assert message in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and "nonexistent" not in done.stderr, done.stderr
+    assert len([line for line in done.stderr.splitlines() if line.strip()]) == 1, done.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_sound_recipe_passes_and_names_its_backend():
+    recipe = load_recipe(ROOT / "recipes/demo/grpo.yaml", ["rollout.backend=hf"])
+    assert check_recipe(recipe, num_processes=2) == "hf"
+    with pytest.raises(RecipeError, match="by 3 processes; make it a multiple of 3"):
+        check_recipe(recipe, num_processes=3)
