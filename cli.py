@@ -134,7 +134,7 @@ def resume_point(run_dir: Path, resume: str | None) -> Path | None:
 @click.option("--model", "model_path", default=None, help="Checkpoint to evaluate instead of the recipe's model.")
 @click.option("--dataset", default=None,
               help="Evaluate on gsm8k, math500 or humaneval (from the hub), or a local file of one of them "
-                   "(e.g. ../shared/data/gsm8k_test.jsonl), with that set's prompt template.")
+                   "(e.g. gsm8k_test.jsonl), with that set's prompt template.")
 @click.option("--split", default=None, help="Split of a --dataset from the hub (default: test).")
 @click.option("--limit", default=None, type=click.IntRange(min=1), help="Only the first N problems of --dataset.")
 @click.option("--keep-template", is_flag=True,

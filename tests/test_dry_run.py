@@ -14,9 +14,8 @@ BIG_HARDWARE = sorted((ROOT / "recipes").glob("*.yaml")) + sorted((ROOT / "recip
 
 
 @pytest.mark.parametrize("path", BIG_HARDWARE, ids=lambda p: p.name)
-def test_recipe_takes_a_step_on_its_tiny_stand_in(path, shared_data, monkeypatch):
-    monkeypatch.chdir(ROOT)  # recipes name data relative to the repository root
-    recipe = load_recipe(path)
+def test_recipe_takes_a_step_on_its_tiny_stand_in(path, shared_data):
+    recipe = on_local_rows(load_recipe(path), shared_data)
     copy = stand_in(recipe, "unused")
     assert copy.model.tiny.architecture == recipe.model.tiny.architecture
     same_algo = dataclasses.replace(copy.algo, max_sampling_rounds=recipe.algo.max_sampling_rounds)
@@ -26,10 +25,18 @@ def test_recipe_takes_a_step_on_its_tiny_stand_in(path, shared_data, monkeypatch
     assert len(result.evals) == 2 and not result.run_dir.exists()  # a step ran; nothing was left
 
 
+def test_shipped_recipes_name_no_path_outside_the_repository():
+    for path in sorted((ROOT / "recipes").rglob("*.yaml")):
+        assert "../" not in path.read_text(), path
+
+
 def test_cli_dry_run_reports_the_stand_in_and_writes_nothing(shared_data, tmp_path):
     recipe = ROOT / "recipes" / "moe" / "deepseek-v2-lite-gsm8k.yaml"
+    gsm8k = shared_data / "gsm8k_test.jsonl"  # the hub's GSM8K, offline: a local file of its columns
     before = sorted(p for p in ROOT.rglob("*") if ".venv" not in p.parts and ".git" not in p.parts)
-    done = subprocess.run([sys.executable, "-m", "cli", "train", str(recipe), "--dry-run"], cwd=ROOT,
+    done = subprocess.run([sys.executable, "-m", "cli", "train", str(recipe), "--dry-run",
+                           f"--set=data.source={gsm8k}", "--set=data.subset=null",
+                           f"--set=data.eval_source={gsm8k}", "--set=data.eval_subset=null"], cwd=ROOT,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     assert "tiny deepseek_v2 stand-in" in done.stdout
@@ -58,29 +65,32 @@ MBPP_ROWS = [
 REAL_WORK = sorted((ROOT / "recipes" / "r1").glob("*.yaml"))
 
 
-def local_copy(source: str | None, shared_data, mbpp_file) -> str | None:
-    return {"openai/gsm8k": str(shared_data / "gsm8k_test.jsonl"),
-            "DigitalLearningGmbH/MATH-lighteval": str(shared_data / "math500_test.jsonl"),
-            "google-research-datasets/mbpp": str(mbpp_file)}.get(source, source)
+def on_local_rows(recipe, shared_data, mbpp_file=None):
+    """The recipe with each hub dataset replaced by a local file of the same columns."""
+    local = {"openai/gsm8k": shared_data / "gsm8k_test.jsonl",
+             "DigitalLearningGmbH/MATH-lighteval": shared_data / "math500_test.jsonl",
+             "HuggingFaceH4/MATH-500": shared_data / "math500_test.jsonl",
+             "google-research-datasets/mbpp": mbpp_file}
+    data = dataclasses.replace(recipe.data, source=str(local.get(recipe.data.source, recipe.data.source)),
+                               eval_source=recipe.data.eval_source and str(local.get(recipe.data.eval_source,
+                                                                                     recipe.data.eval_source)),
+                               subset=None, eval_subset=None)
+    assert not any(s and "/" in s and not s.startswith("/") for s in (data.source, data.eval_source)), data
+    return dataclasses.replace(recipe, data=data)
 
 
 @pytest.mark.parametrize("path", REAL_WORK, ids=lambda p: p.name)
-def test_recipe_for_real_work_takes_a_step_on_local_rows_of_its_data(path, shared_data, tmp_path, monkeypatch):
+def test_recipe_for_real_work_takes_a_step_on_local_rows_of_its_data(path, shared_data, tmp_path):
     """Hub data cannot be fetched here: the same recipe runs on local rows with the same columns
     (the shared GSM8K / MATH-500 files, or MBPP-format rows), template and rewards unchanged."""
     import json
 
     from rlreason.sft import sft
 
-    monkeypatch.chdir(ROOT)
     mbpp = tmp_path / "mbpp.jsonl"
     mbpp.write_text("".join(json.dumps(row) + "\n" for row in MBPP_ROWS))
     recipe = load_recipe(path)
-    data = dataclasses.replace(recipe.data, source=local_copy(recipe.data.source, shared_data, mbpp),
-                               eval_source=local_copy(recipe.data.eval_source, shared_data, mbpp),
-                               subset=None, eval_subset=None)
-    assert not any(s and "/" in s and not s.startswith(("..", "/")) for s in (data.source, data.eval_source))
-    local = dataclasses.replace(recipe, data=data)
+    local = on_local_rows(recipe, shared_data, mbpp)
     header = path.read_text().split("\nname:")[0]
     if "Run: rlreason sft" in header:
         result = sft(stand_in(local, str(tmp_path / "run")))
