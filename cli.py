@@ -242,7 +242,7 @@ def score(name: str, input_path: str, output_path: str | None) -> None:
     """Score each row's completion with reward NAME; print a summary."""
     from rewards import resolve
 
-    rows = [json.loads(line) for line in Path(input_path).read_text().splitlines() if line.strip()]
+    rows = jsonl_rows(input_path)
     missing = [i for i, row in enumerate(rows) if "completion" not in row]
     if missing:
         raise click.ClickException(f"{input_path}: row {missing[0]} has no 'completion' field")
@@ -282,6 +282,23 @@ def score_rows(fn, rows: list[dict], names: list[str]) -> tuple[list, list]:
                 values.append(None)
                 errors.append(f"{type(err).__name__}: {err}")
         return values, errors
+
+
+def jsonl_rows(path: str) -> list[dict]:
+    """The JSON objects of a JSONL file, one per non-empty line; a bad line is a one-line error
+    naming the file and the line."""
+    rows = []
+    for number, line in enumerate(Path(path).read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise click.ClickException(f"{path}:{number}: not valid JSON ({err.msg}: column {err.colno})") from None
+        if not isinstance(row, dict):
+            raise click.ClickException(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
+        rows.append(row)
+    return rows
 
 
 if __name__ == "__main__":

@@ -67,14 +67,29 @@ def load_rows(source: str, split: str, key: str, subset: str | None = None) -> l
     if path.suffix in FILE_FORMATS:
         if not path.is_file():
             raise RecipeError(f"{key}: dataset file not found: {path}")
-        dataset = datasets.load_dataset(FILE_FORMATS[path.suffix], data_files=str(path), split="train")
+        where, positional, split = f"dataset file {path}", (FILE_FORMATS[path.suffix],), "train"
+        keywords = {"data_files": str(path)}
     elif path.is_dir():
-        dataset = datasets.load_dataset(str(path), split=split)
+        where, positional, keywords = f"dataset directory {path}", (str(path),), {}
     elif source.startswith((".", "/", "~")):
         raise RecipeError(f"{key}: dataset path not found: {path}")
     else:
-        dataset = datasets.load_dataset(source, subset, split=split)
-    return list(dataset)
+        where = f"hub dataset {source!r} (split {split!r}" + (f", subset {subset!r})" if subset else ")")
+        positional, keywords = (source, subset), {}
+    try:
+        return list(datasets.load_dataset(*positional, split=split, **keywords))
+    except Exception as err:  # offline hub, unknown name or split, malformed file: one line naming it
+        raise RecipeError(f"{key}: cannot load the {where}: {first_lines(err)}") from None
+
+
+def first_lines(err: BaseException) -> str:
+    """``Type: first line`` of an error, and of the error that caused it (e.g. a JSON parse
+    error behind datasets' DatasetGenerationError)."""
+    said = []
+    while err is not None and len(said) < 2:
+        said.append(f"{type(err).__name__}: " + (str(err).strip().splitlines() or [""])[0])
+        err = err.__cause__ or err.__context__
+    return "; caused by ".join(said)
 
 
 def to_example(row: dict, cfg: DataConfig, index: int) -> Example:

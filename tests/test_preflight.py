@@ -46,3 +46,33 @@ def test_a_sound_recipe_passes_and_names_its_backend():
     assert check_recipe(recipe, num_processes=2) == "hf"
     with pytest.raises(RecipeError, match="by 3 processes; make it a multiple of 3"):
         check_recipe(recipe, num_processes=3)
+
+
+def one_line_error(*args, env=None):
+    done = subprocess.run([sys.executable, "-m", "cli", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300, env={**os.environ, **(env or {})})
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.startswith("Error: ")]
+    assert len(lines) == 1, done.stderr
+    return lines[0]
+
+
+def test_prompts_past_the_models_context_are_refused_before_the_engine_starts():
+    line = one_line_error("eval", "recipes/demo/grpo.yaml", "--set=model.name_or_path=null",
+                          "--set=model.tiny.max_position_embeddings=16", "--set=rollout.max_new_tokens=20")
+    assert "rollout.max_new_tokens: the longest prompt has 6 tokens; with max_new_tokens 20 that is 26, " \
+           "past the model's context of 16 tokens" in line
+
+
+def test_a_hub_set_that_cannot_be_reached_is_named():
+    line = one_line_error("eval", "recipes/demo/grpo.yaml", "--set=model.name_or_path=null", "--dataset", "gsm8k",
+                          env={"HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"})
+    assert "cannot load the hub dataset 'openai/gsm8k'" in line
+
+
+def test_a_malformed_jsonl_line_is_named_by_file_and_line(tmp_path):
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text('{"completion": "12", "answer": "12"}\n{"completion": "1\n')
+    line = one_line_error("rewards", "score", "math_accuracy", "--input", str(rows))
+    assert f"{rows}:2: not valid JSON" in line

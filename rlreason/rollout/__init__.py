@@ -36,13 +36,24 @@ def make_engine(recipe: Recipe, policy, tokenizer, prompts: list[str], sharded: 
     """
     cfg = recipe.rollout
     backend = resolve_backend(cfg.backend)
+    longest = max((len(ids) for ids in tokenizer(prompts).input_ids), default=0) if prompts else 0
+    check_context(longest, cfg.max_new_tokens, getattr(policy, "config", None))
     if backend == "hf":
         from rlreason.rollout.hf import HFRollout
 
         return HFRollout(policy, tokenizer, cfg, synced=sharded)
     from rlreason.rollout.vllm import VLLMRollout
 
-    max_model_len = cfg.vllm.max_model_len or (
-        max(len(ids) for ids in tokenizer(prompts).input_ids) + cfg.max_new_tokens)
+    max_model_len = cfg.vllm.max_model_len or longest + cfg.max_new_tokens
     return VLLMRollout(policy, tokenizer, cfg, source=recipe.model.name_or_path, dtype=recipe.model.dtype,
                        seed=recipe.trainer.seed, max_model_len=max_model_len)
+
+
+def check_context(longest_prompt: int, max_new_tokens: int, config) -> None:
+    """Refuse, before any engine starts, prompts that with ``max_new_tokens`` do not fit the
+    model's context (``max_position_embeddings``), naming what to change."""
+    context = getattr(config, "max_position_embeddings", None)
+    if context and longest_prompt + max_new_tokens > context:
+        raise RecipeError(f"rollout.max_new_tokens: the longest prompt has {longest_prompt} tokens; with "
+                          f"max_new_tokens {max_new_tokens} that is {longest_prompt + max_new_tokens}, past the "
+                          f"model's context of {context} tokens; shorten the prompts or lower max_new_tokens")
