@@ -1,0 +1,22 @@
+"""The examples in the rewards' docstrings run, and say what they print."""
+
+import doctest
+import importlib
+
+import pytest
+
+from tests.conftest import ROOT
+
+MODULES = sorted(".".join(path.relative_to(ROOT).with_suffix("").parts)
+                 for path in (ROOT / "rewards").rglob("*.py") if path.name != "__main__.py")
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name):
+    result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0, f"{result.failed} of {result.attempted} examples in {name} failed"
+
+
+def test_the_examples_exist():
+    attempted = sum(doctest.testmod(importlib.import_module(name)).attempted for name in MODULES)
+    assert attempted >= 20
