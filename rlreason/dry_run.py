@@ -15,13 +15,19 @@ from rlreason.recipe import Recipe
 from rlreason.session import RunResult
 
 
+STAND_IN_CONTEXT = 8192
+
+
 def stand_in(recipe: Recipe, output_dir: str) -> Recipe:
     """The same recipe on the tiny model of its family, with a single short step."""
     r = dataclasses.replace
     return r(
         recipe,
         output_dir=output_dir,
-        model=r(recipe.model, name_or_path=None, dtype="float32"),
+        # the character tokenizer spells a real prompt in hundreds of tokens: a context that fits them
+        model=r(recipe.model, name_or_path=None, dtype="float32",
+                tiny=r(recipe.model.tiny, max_position_embeddings=max(recipe.model.tiny.max_position_embeddings,
+                                                                      STAND_IN_CONTEXT))),
         data=r(recipe.data, num_eval=4),
         rollout=r(recipe.rollout, backend="hf", num_generations=2, max_new_tokens=8),
         trainer=r(recipe.trainer, max_steps=1, prompts_per_step=2, micro_batch_size=4, save_every=0),
