@@ -36,7 +36,7 @@ def make_engine(recipe: Recipe, policy, tokenizer, prompts: list[str], sharded: 
     """
     cfg = recipe.rollout
     backend = resolve_backend(cfg.backend)
-    longest = max((len(ids) for ids in tokenizer(prompts).input_ids), default=0) if prompts else 0
+    longest = max(len(ids) for ids in tokenizer(prompts).input_ids) if prompts else 0
     check_context(longest, cfg.max_new_tokens, getattr(policy, "config", None))
     if backend == "hf":
         from rlreason.rollout.hf import HFRollout
