@@ -4,7 +4,7 @@ VENV ?= .venv
 TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 
-.PHONY: install demo test test-fast bench-demo bench-math bench-math-fuzz bench-code bench-rollout bench-trl clean
+.PHONY: install demo test test-fast bench-demo bench-variants bench-math bench-math-fuzz bench-code bench-rollout bench-trl clean
 
 install: $(VENV)/.installed
 
@@ -44,6 +44,10 @@ test-fast: install
 bench-demo: install
 	$(BIN)/python benchmarks/demo_seeds.py --out benchmarks/demo_seeds_results.json --doc docs/demo-seeds.md
 
+# the demo's GRPO stage under other algorithm settings and LoRA layouts, from one cold start (about 12 min)
+bench-variants: install
+	$(BIN)/python benchmarks/demo_variants.py --out benchmarks/demo_variants_results.json --doc docs/demo-variants.md
+
 # math_accuracy against Math-Verify: labelled set, MATH-500 and GSM8K pairs, the peers' own suites
 bench-math: install
 	$(BIN)/python -m pip install -q -e ".[bench]"
@@ -59,7 +63,7 @@ bench-code: install
 
 # generated tokens/s of the vllm and hf rollout backends on the same prompts and models
 bench-rollout: install
-	$(BIN)/python benchmarks/rollout_throughput.py --out benchmarks/rollout_throughput_results.json
+	$(BIN)/python benchmarks/rollout_throughput.py --out benchmarks/rollout_throughput_results.json --doc docs/rollout-throughput.md
 
 # seconds per GRPO step and peak memory against TRL's GRPOTrainer on the same work (B1; add B2 with
 # BENCH_WORKLOADS="B1 B2")

@@ -88,13 +88,13 @@ def table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def document(results: list[dict], args) -> str:
+def document(results: list[dict], args, ran_on: str) -> str:
     overrides = " ".join(f"`--set {o}`" for o in args.sft_set + args.grpo_set) or "none"
     return f"""# The demo over seeds
 
 Made by `python benchmarks/demo_seeds.py --sft-seeds {' '.join(map(str, args.sft_seeds))} --grpo-seeds
 {' '.join(map(str, args.grpo_seeds))} --backend {args.backend} --other-backend-runs {args.other_backend_runs} --doc docs/demo-seeds.md`
-(`make bench-demo`) on commit {commit()}, {machine()}; overrides: {overrides}.
+(`make bench-demo`) on commit {ran_on}; overrides: {overrides}.
 
 Each row is `make demo` with one SFT seed (the tiny model's initialisation and the cold start's
 data order) and one GRPO seed; accuracy is greedy on the 200 held-out problems. The first
@@ -120,12 +120,13 @@ def main() -> None:
     parser.add_argument("--doc", type=Path, default=None)
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
+    ran_on = f"{commit()}, {machine()}"  # before the runs: the code they ran
     results = run_all(args)
     print(table(results))
     if args.out:
         args.out.write_text(json.dumps(results, indent=2) + "\n")
     if args.doc:
-        args.doc.write_text(document(results, args))
+        args.doc.write_text(document(results, args, ran_on))
 
 
 if __name__ == "__main__":

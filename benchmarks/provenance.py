@@ -11,10 +11,18 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def commit() -> str:
+    """HEAD, marked when tracked files differ from it; the measurements' own outputs (docs/ and
+    benchmarks/*results*.json, which a run rewrites as it goes) do not count."""
     done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                           capture_output=True, text=True).stdout.strip()
+    changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                             capture_output=True, text=True).stdout.splitlines()
+    dirty = [line[3:] for line in changed if not is_output(line[3:])]
     return done.stdout.strip() + (" (with uncommitted changes)" if dirty else "")
+
+
+def is_output(path: str) -> bool:
+    return path.startswith("docs/") or (path.startswith("benchmarks/") and "results" in path
+                                        and path.endswith(".json"))
 
 
 def machine() -> str:

@@ -1,6 +1,7 @@
 """Generated tokens/s of the vllm and hf rollout backends, side by side in one run.
 
     python benchmarks/rollout_throughput.py [--prompts 32] [--n 8] [--max-new-tokens 64] [--out results.json]
+                                            [--doc docs/rollout-throughput.md]
 
 Both backends sample from the same random-init Qwen3-MoE on the same prompts (the synthetic
 arithmetic task's), with the same sampling settings, for two sizes: the demo's tiny model and
@@ -21,6 +22,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.provenance import commit, machine  # noqa: E402
 from rlreason.data import arithmetic_problems  # noqa: E402
 from rlreason.recipe import RolloutConfig, SyntheticConfig, TinyModelConfig  # noqa: E402
 from rlreason.rollout.hf import HFRollout  # noqa: E402
@@ -50,7 +52,9 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--doc", type=Path, default=None)
     args = parser.parse_args()
+    ran_on = f"{commit()}, {machine()}"
 
     tokenizer = build_char_tokenizer()
     rows, _ = arithmetic_problems(SyntheticConfig(num_train=args.prompts), num_eval=1)
@@ -79,6 +83,27 @@ def main() -> None:
         settings = {"prompts": args.prompts, "n": args.n, "max_new_tokens": args.max_new_tokens,
                     "repeats": args.repeats, "threads": torch.get_num_threads()}
         args.out.write_text(json.dumps({"settings": settings, "results": results}, indent=2) + "\n")
+    if args.doc:
+        args.doc.write_text(document(results, args, ran_on))
+
+
+def document(results: list[dict], args, ran_on: str) -> str:
+    import vllm
+
+    lines = ["| model | hf (transformers `generate`) | vllm | vllm / hf | vLLM start-up |", "|---|---|---|---|---|"]
+    for r in results:
+        lines.append(f"| {r['model']}, {r['parameters'] / 1e6:.1f}M parameters | {r['hf_tokens_per_s']:,.0f} tok/s | "
+                     f"{r['vllm_tokens_per_s']:,.0f} tok/s | {r['ratio']:.1f}x | {r['vllm_startup_s']:.1f} s |")
+    table = "\n".join(lines)
+    return f"""# Rollout throughput: vllm against hf
+
+Made by `python benchmarks/rollout_throughput.py --doc docs/rollout-throughput.md` (`make bench-rollout`)
+on commit {ran_on}; vLLM {vllm.__version__}, torch {torch.__version__}. Generated tokens per second,
+same prompts and sampling: {args.prompts} prompts x {args.n} samples, {args.max_new_tokens} new tokens, temperature 1,
+all tokens over {args.repeats} calls after a warm-up call; random-init Qwen3-MoE models.
+
+{table}
+"""
 
 
 if __name__ == "__main__":

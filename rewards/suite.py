@@ -60,11 +60,20 @@ class RewardSuite:
             with tally.collecting() as counted:
                 per_function[r.name] = call_checked(r, completions, columns)
             counts[r.name] = dict(counted)
-        total = [
-            sum(r.weight * v for r in self.rewards if (v := per_function[r.name][i]) is not None)
-            for i in range(len(completions))
-        ]
-        return RewardBatch(per_function=per_function, total=total, counts=counts)
+        return RewardBatch(per_function=per_function, total=self.total(per_function), counts=counts)
+
+    def total(self, per_function: dict[str, list[float | None]]) -> list[float]:
+        """The weighted sum over functions per completion, a missing score (None) counting as 0:
+        the one place the weights apply (training sums group-normalised scores through it too).
+
+        >>> from types import SimpleNamespace as Spec
+        >>> suite = RewardSuite([Spec(name="format", weight=0.5, args={}),
+        ...                      Spec(name="math_accuracy", weight=2.0, args={})])
+        >>> suite.total({"format": [1.0, 0.0], "math_accuracy": [1.0, None]})
+        [2.5, 0.0]
+        """
+        return [sum(r.weight * v for r in self.rewards if (v := per_function[r.name][i]) is not None)
+                for i in range(len(next(iter(per_function.values()))))]
 
 
 def call_checked(r: WeightedReward, completions: list[str], columns: dict[str, list]) -> list[float | None]:

@@ -4,8 +4,8 @@
   subtracts the mean of the *other* G-1 completions of the group (RLOO, Ahmadian et al., 2024).
 - ``scale``: ``group`` divides by the group's std (GRPO), ``batch`` by the batch's std
   (Hu et al., 2025, REINFORCE++ style), ``none`` not at all (Dr. GRPO, Liu et al., 2025).
-- ``normalise_each``: group-normalise each reward function before the weighted sum, so a reward
-  on a large scale cannot drown the others (GDPO; TRL's ``normalize_then_sum``).
+- ``normalised_per_group``: group-normalise each reward function before the weighted sum, so a
+  reward on a large scale cannot drown the others (GDPO; TRL's ``normalize_then_sum``).
 """
 
 from __future__ import annotations
@@ -49,26 +49,22 @@ def group_advantages(rewards: torch.Tensor, group_size: int, scale: str = "group
     return centred.reshape(-1)
 
 
-def total_rewards(per_function: torch.Tensor, weights: torch.Tensor, group_size: int,
-                  normalise_each: bool = False, eps: float = EPS) -> torch.Tensor:
-    """Weighted sum of the reward functions' scores; a missing score (NaN) counts as 0.
+def normalised_per_group(per_function: dict[str, list[float | None]], group_size: int,
+                         eps: float = EPS) -> dict[str, list[float | None]]:
+    """Each reward function's scores normalised within each group, ``(x - mean) / (std + eps)``
+    over the scores present; a missing score (None) stays missing. The weighted sum of the result
+    (``RewardSuite.total``) is the reward with ``algo.normalise_each_reward``.
 
     Args:
-        per_function: (B*G, K) score of each completion by each function, NaN where a function
-            did not apply.
-        weights: (K,) weight of each function.
-        normalise_each: group-normalise each function's scores first (missing ones stay 0).
-    Returns:
-        (B*G,) total reward.
+        per_function: name -> (B*G,) scores, groups contiguous, None where a function did not apply.
     """
-    scores = per_function
-    if normalise_each:
-        grouped = per_function.view(-1, group_size, per_function.shape[1])  # (B, G, K)
-        present = ~torch.isnan(grouped)
-        count = present.sum(dim=1, keepdim=True).clamp(min=1)  # (B, 1, K)
-        filled = torch.where(present, grouped, 0.0)
-        mean = filled.sum(dim=1, keepdim=True) / count
-        var = (torch.where(present, grouped - mean, 0.0) ** 2).sum(dim=1, keepdim=True) \
-            / (count - 1).clamp(min=1)
-        scores = ((grouped - mean) / (var.sqrt() + eps)).view_as(per_function)
-    return (torch.nan_to_num(scores, nan=0.0) * weights).sum(dim=1)
+    names = list(per_function)
+    table = torch.tensor([[float("nan") if v is None else v for v in per_function[n]] for n in names],
+                         dtype=torch.float64).T  # (B*G, K)
+    grouped = table.view(-1, group_size, len(names))  # (B, G, K)
+    present = ~torch.isnan(grouped)
+    count = present.sum(dim=1, keepdim=True).clamp(min=1)  # (B, 1, K)
+    mean = torch.where(present, grouped, 0.0).sum(dim=1, keepdim=True) / count
+    var = (torch.where(present, grouped - mean, 0.0) ** 2).sum(dim=1, keepdim=True) / (count - 1).clamp(min=1)
+    scores = ((grouped - mean) / (var.sqrt() + eps)).view_as(table)
+    return {n: [None if v != v else v for v in scores[:, k].tolist()] for k, n in enumerate(names)}

@@ -1,4 +1,5 @@
-"""A scored generation batch, and the group-level selection DAPO's dynamic sampling needs."""
+"""A scored generation batch: the group-level selection DAPO's dynamic sampling needs, and what
+is logged about it."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from dataclasses import dataclass
 import torch
 
 from rewards.suite import RewardBatch
-from rlreason.types import Rollouts
+from rlreason.distributed import gathered, gathered_objects
+from rlreason.rollouts import Rollouts
 
 
 @dataclass(frozen=True)
@@ -15,14 +17,16 @@ class ScoredBatch:
     """B prompts, their B*G completions (groups contiguous) and the completions' rewards.
 
     Attributes:
-        total: (B*G,) the reward advantages are computed from.
+        rewards: each function's scores and their weighted sum, as logged.
+        trained_total: (B*G,) the reward advantages are computed from: ``rewards.total``, or with
+            ``algo.normalise_each_reward`` the weighted sum of group-normalised scores.
     """
 
     examples: list
     rollouts: Rollouts
     texts: list[str]
     rewards: RewardBatch
-    total: torch.Tensor
+    trained_total: torch.Tensor
     group_size: int
 
     @property
@@ -31,7 +35,7 @@ class ScoredBatch:
 
     def varied_groups(self) -> list[int]:
         """Groups whose rewards are not all equal (the others have zero advantage)."""
-        grouped = self.total.view(-1, self.group_size)  # (B, G)
+        grouped = self.trained_total.view(-1, self.group_size)  # (B, G)
         return torch.nonzero(grouped.amax(dim=1) > grouped.amin(dim=1)).flatten().tolist()
 
     def take_groups(self, groups: list[int]) -> ScoredBatch:
@@ -67,7 +71,7 @@ def assemble(picks: list[tuple[ScoredBatch, list[int]]]) -> ScoredBatch:
             total=[b.rewards.total[i] for b, i in rows],
             counts=summed_counts([b.rewards.counts for b in {id(b): b for b, _ in picks}.values()]),
         ),
-        total=torch.cat([b.total[chosen] for (b, _), chosen in zip(picks, indices)]),
+        trained_total=torch.cat([b.trained_total[chosen] for (b, _), chosen in zip(picks, indices)]),
         group_size=g,
     )
 
@@ -80,3 +84,38 @@ def summed_counts(counts: list[dict[str, dict[str, int]]]) -> dict[str, dict[str
             for key, n in counted.items():
                 total.setdefault(name, {})[key] = total.get(name, {}).get(key, 0) + n
     return total
+
+
+def sampling_metrics(accelerator, batch: ScoredBatch) -> dict[str, float]:
+    """Rewards (total and per function), completion lengths and truncation over the global batch."""
+    rewards, rollouts = batch.rewards, batch.rollouts
+    local = torch.cat([torch.tensor(rewards.total, dtype=torch.float32).unsqueeze(1), reward_table(rewards),
+                       torch.tensor([[len(ids), reason == "length"] for ids, reason
+                                     in zip(rollouts.completion_ids, rollouts.finish_reason)])], dim=1)
+    columns = gathered(accelerator, local).T  # (1 + K + 2, N over all processes)
+    total, lengths, truncated = columns[0], columns[-2], columns[-1]
+    grouped = total.view(-1, batch.group_size)  # (B, G)
+    metrics = {"reward": total.mean().item(), "reward_std": total.std().item(),
+               "frac_groups_tied": (grouped.std(dim=1) == 0).float().mean().item(),
+               "completion_length": lengths.mean().item(), "truncated_ratio": truncated.mean().item()}
+    for name, values in zip(rewards.per_function, columns[1:-2]):
+        present = values[~values.isnan()]
+        metrics[f"reward/{name}"] = present.mean().item() if len(present) else float("nan")
+        metrics[f"reward/{name}/std"] = present.std().item() if len(present) > 1 else 0.0
+    counted = summed_counts(gathered_objects(accelerator, rewards.counts))
+    metrics.update({f"reward/{name}/{key}": n for name, keys in counted.items() for key, n in keys.items()})
+    return metrics  # counts as e.g. reward/code_accuracy/sandbox_errors
+
+
+def reward_table(rewards: RewardBatch) -> torch.Tensor:
+    """(N, K): each reward function's value per completion, NaN where it does not apply."""
+    return torch.tensor([[float("nan") if v is None else v for v in values]
+                         for values in rewards.per_function.values()], dtype=torch.float32).T
+
+
+def sample_records(batch: ScoredBatch) -> list[dict]:
+    """One samples.jsonl record per completion: prompt, completion, total and per-function reward."""
+    per_function = batch.rewards.per_function
+    return [{"prompt": batch.examples[g].prompt, "completion": text, "reward": reward,
+             "rewards": {name: values[i] for name, values in per_function.items()}}
+            for i, (text, reward, g) in enumerate(zip(batch.texts, batch.rewards.total, batch.rollouts.group_index))]

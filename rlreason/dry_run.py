@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import tempfile
+from typing import TYPE_CHECKING
 
 from rlreason.recipe import Recipe
-from rlreason.session import RunResult
+
+if TYPE_CHECKING:
+    from rlreason.trainer import RunResult
 
 
 STAND_IN_CONTEXT = 8192

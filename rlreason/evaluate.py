@@ -97,10 +97,10 @@ def reward_and_length_means(scores, completion_ids: list[list[int]]) -> dict[str
 def evaluate_recipe(recipe: Recipe, k: int | None = None) -> EvalResult:
     """The recipe's model on its evaluation data: greedy accuracy, or with ``k`` samples per
     problem pass@k and maj@k (see ``evaluate_sampled``); writes nothing."""
-    check_recipe(recipe)
-    suite, examples = RewardSuite(recipe.rewards), load_eval_examples(recipe.data)
+    checked = check_recipe(recipe)
+    suite, examples = checked.suite, load_eval_examples(recipe.data)
     loaded = load_policy(recipe.model)
-    engine = make_engine(recipe, loaded.model, loaded.tokenizer, [e.prompt for e in examples])
+    engine = make_engine(recipe, checked.backend, loaded.model, loaded.tokenizer, [e.prompt for e in examples])
     if k is not None:
         return evaluate_sampled(engine, loaded.tokenizer, examples, suite, recipe.evaluation.metric, k,
                                 recipe.evaluation.batch_size, recipe.rollout.max_new_tokens, recipe.trainer.seed)

@@ -76,5 +76,6 @@ def reference_model(policy: PreTrainedModel, cfg: ModelConfig, beta: float) -> P
     return ref
 
 
-def count_parameters(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
+def count_parameters(model: torch.nn.Module, trainable: bool = False) -> int:
+    """Parameters of ``model`` (only those that train, with ``trainable``)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable)

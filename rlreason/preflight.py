@@ -2,12 +2,14 @@
 
 Each raises ``RecipeError`` naming the key; ``open_session`` and ``evaluate_recipe`` call
 ``check_recipe`` first, so a bad recipe fails in about a second, never after the model and the
-rollout engine have loaded.
+rollout engine have loaded. What the checks build (the reward suite, the backend that will run)
+is handed on, not built again.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 import torch
 
@@ -17,13 +19,21 @@ from rlreason.rollout import resolve_backend
 from rlreason.sinks import check_available
 
 
-def check_recipe(recipe: Recipe, num_processes: int | None = None) -> str:
+@dataclass(frozen=True)
+class Checked:
+    """What passing the checks resolved: the reward functions and the rollout backend."""
+
+    suite: RewardSuite
+    backend: str  # "vllm" or "hf", never "auto"
+
+
+def check_recipe(recipe: Recipe, num_processes: int | None = None) -> Checked:
     """Cross-field and environment checks of ``recipe`` for a launch of ``num_processes``
-    (default: the launcher's ``WORLD_SIZE``); returns the rollout backend that will run."""
-    names = RewardSuite(recipe.rewards).names  # unknown reward names fail here
+    (default: the launcher's ``WORLD_SIZE``)."""
+    suite = RewardSuite(recipe.rewards)  # unknown reward names fail here
     metric = recipe.evaluation.metric
-    if metric is not None and metric not in names:
-        raise RecipeError(f"evaluation.metric: {metric!r} is not one of the rewards ({', '.join(names)}); "
+    if metric is not None and metric not in suite.names:
+        raise RecipeError(f"evaluation.metric: {metric!r} is not one of the rewards ({', '.join(suite.names)}); "
                           "name one of them, or leave it null for the first")
     processes = num_processes or int(os.environ.get("WORLD_SIZE", "1"))
     if recipe.trainer.prompts_per_step % processes:
@@ -34,4 +44,4 @@ def check_recipe(recipe: Recipe, num_processes: int | None = None) -> str:
         raise RecipeError("rollout.vllm.sleep_mode: needs a GPU (vLLM's sleep mode manages accelerator "
                           "memory); set it to false on CPU")
     check_available(recipe.trainer.report_to)
-    return backend
+    return Checked(suite, backend)

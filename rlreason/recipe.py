@@ -17,6 +17,8 @@ from typing import Any, Literal
 
 import yaml
 
+from rlreason.losses import VARIANTS
+
 
 class RecipeError(ValueError):
     """A recipe (file or override) that cannot be used; the message names the key."""
@@ -191,7 +193,7 @@ class RewardSpec:
 
 @dataclass
 class AlgoConfig:
-    loss_type: Literal["grpo", "bnpo", "dapo", "dr_grpo", "gspo", "gspo_token"] = option(
+    loss_type: Literal[tuple(VARIANTS)] = option(  # the names losses.VARIANTS defines
         "grpo",
         "Policy loss: grpo (token mean per sequence), bnpo (token mean over the batch), dapo (bnpo "
         "+ clip-higher), dr_grpo (token sum / constant), gspo / gspo_token (sequence-level ratio). "
@@ -245,8 +247,8 @@ class MoEConfig:
     router_z_loss_coef: float = option(
         0.0, "Weight of the router z-loss (mean squared logsumexp of router logits).", non_negative, ">= 0")
     freeze_router: bool = option(False, "Do not train the routers.")
-    routing_replay: Literal["off", "old_policy"] = option(
-        "off", "Replay the experts the old policy selected for each token in the policy update.")
+    routing_replay: Literal["none", "old_policy"] = option(
+        "none", "Replay the experts the old policy selected for each token in the policy update.")
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Continuing a run from one of its checkpoints: weights, optimizer, scheduler, RNG, data, step.
+"""A run's checkpoints, written and read back: weights, optimizer, scheduler, RNG, data, step.
 
 The optimizer state is saved whole (gathered from FSDP shards or DeepSpeed ZeRO partitions) in
 torch's full optimizer state dict, keyed by parameter name, so a run can resume on another number
@@ -10,12 +10,50 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_optimizer_state_dict,
                                                      set_optimizer_state_dict)
 
-from rlreason.checkpoint import TRAINING_STATE
+from rlreason.checkpoint import TRAINING_STATE, save_checkpoint
+from rlreason.distributed import parameters_sharded
+
+if TYPE_CHECKING:
+    from rlreason.session import Session
+
+
+def save_session(session: Session, name: str, step: int, resumable: bool = True) -> Path:
+    """Save the policy (HF format) as ``name`` in the run directory, written by the main process
+    only; sharded parameters (FSDP, ZeRO-3) are gathered from every process first. ``resumable``:
+    with the optimizer, scheduler, RNG and data states a resumed run needs."""
+    accelerator = session.accelerator
+    accelerator.wait_for_everyone()
+    weights = None
+    if parameters_sharded(accelerator):
+        weights = accelerator.get_state_dict(session.model)  # DeepSpeed: None off the main process
+        weights = tied_as_in(session.policy, weights) if weights is not None else None
+    training = (training_state(session.policy, session.optimizer.optimizer, session.scheduler)
+                if resumable else None)
+    target = session.recipe.run_dir / name
+    if accelerator.is_main_process:
+        sampler = session.sampler
+        state = {"step": step, "sampler": {"epoch": sampler.epoch, "position": sampler.position,
+                                           "draws": sampler.draws}}
+        save_checkpoint(session.policy, session.tokenizer, target, state, weights, training)
+    accelerator.wait_for_everyone()
+    return target
+
+
+def tied_as_in(model: torch.nn.Module, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Gathered weights with the model's shared parameters (tied embeddings) as one tensor again,
+    so the checkpoint stores them once, as an unsharded model's does."""
+    first: dict[int, str] = {}
+    for name, param in model.named_parameters(remove_duplicate=False):
+        if id(param) in first and name in weights:
+            weights[name] = weights[first[id(param)]]
+        first.setdefault(id(param), name)
+    return weights
 
 
 def training_state(policy: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler) -> dict:

@@ -12,7 +12,9 @@ from rlreason.data import render_completion
 from rlreason.distributed import backward_share, micro_batch, summed
 from rlreason.recipe import Recipe
 from rlreason.sequences import micro_batches, right_padded, sequence_logprobs
-from rlreason.session import RunResult, Session, open_session, optimizer_step, run_steps, tokenize_prompts
+from rlreason.optimizer import optimizer_step
+from rlreason.session import Session, open_session
+from rlreason.trainer import RunResult, run_steps
 
 
 def sft(recipe: Recipe, resume: Path | None = None) -> RunResult:
@@ -24,7 +26,7 @@ def sft(recipe: Recipe, resume: Path | None = None) -> RunResult:
 def sft_step(session: Session, step: int) -> dict[str, float]:
     examples = session.sampler.next_batch()
     tokenizer, accelerator = session.tokenizer, session.accelerator
-    prompt_ids = tokenize_prompts(session, examples)
+    prompt_ids = session.prompt_ids(examples)
     targets = [render_completion(e, session.recipe.data) for e in examples]
     target_ids = [ids + [tokenizer.eos_token_id]
                   for ids in tokenizer(targets, add_special_tokens=False).input_ids]

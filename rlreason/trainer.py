@@ -1,22 +1,53 @@
-"""The GRPO training loop: rollout -> score -> advantages -> update -> sync."""
+"""The GRPO training loop: sample -> generate -> score -> advantages -> update -> sync -> log.
+
+Read top to bottom: ``train`` builds a session (``session.py``) and hands ``grpo_step`` to
+``run_steps``, the loop every training command shares (SFT passes its own step). One step:
+
+1. sample ``prompts_per_step`` prompts (``data.PromptSampler``; each process its share);
+2. generate G completions each with the rollout engine (``rollout/``: vLLM or transformers);
+3. score them with the recipe's reward functions (``rewards/``, weighted sum);
+4. turn rewards into group-relative advantages (``advantages.py``);
+5. update the policy: ``num_iterations`` optimizer steps over micro-batches (``update.py``,
+   losses in ``losses.py``);
+6. push the new weights to the engine; 7. log metrics and sample completions.
+
+Where it departs from textbook GRPO (Shao et al., 2024), each behind a recipe key:
+- the loss aggregation and clip ranges are those of ``algo.loss_type`` (``grpo``, ``bnpo``,
+  ``dapo``, ``dr_grpo``, ``gspo``, ``gspo_token``), see ``losses.VARIANTS``;
+- the KL term is off by default (``algo.beta: 0``: no reference model loaded);
+- ``algo.scale_rewards`` (group / batch / none), ``algo.baseline`` (mean / leave_one_out) and
+  ``algo.normalise_each_reward`` change how rewards become advantages;
+- ``algo.dynamic_sampling`` drops groups whose rewards tie and samples more prompts (DAPO);
+- ``algo.mask_truncated_completions`` leaves completions cut at the length limit out of the loss;
+- ``algo.rollout_correction`` reweights tokens by the trainer/engine probability ratio;
+- ``moe.*``: router losses, frozen routers and routing replay for Mixture-of-Experts policies.
+"""
 
 from __future__ import annotations
 
+import logging
+import signal
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 
-from rewards.suite import RewardBatch
-from rlreason.advantages import group_advantages, total_rewards
-from rlreason.batches import ScoredBatch, concatenate, summed_counts
+from rlreason.advantages import group_advantages, normalised_per_group
+from rlreason.batches import ScoredBatch, concatenate, sample_records, sampling_metrics
+from rlreason.checkpoint import prune_checkpoints
 from rlreason.data import columns_of
-from rlreason.distributed import gathered, gathered_objects
+from rlreason.distributed import gathered, gathered_objects, summed
+from rlreason.evaluate import EvalResult, evaluate
 from rlreason.recipe import Recipe
-from rlreason.session import (RunResult, Session, open_session, run_steps, sync_engine,
-                              tokenize_prompts)
+from rlreason.resume import save_session
+from rlreason.session import Session, open_session
+from rlreason.stopping import RunInterrupted, StopRequests
 from rlreason.update import update_policy
+
+log = logging.getLogger(__name__)
 
 
 def train(recipe: Recipe, resume: Path | None = None) -> RunResult:
@@ -26,21 +57,56 @@ def train(recipe: Recipe, resume: Path | None = None) -> RunResult:
     return run_steps(session, grpo_step)
 
 
+@dataclass(frozen=True)
+class RunResult:
+    run_dir: Path
+    checkpoint: Path
+    evals: list[tuple[int, EvalResult]]
+
+
+def run_steps(session: Session, step_fn: Callable[[Session, int], dict]) -> RunResult:
+    """Evaluate, take ``max_steps`` steps (evaluating and saving when due), save the final policy.
+
+    SIGINT/SIGTERM end the run after the current step, with a resumable checkpoint.
+    """
+    trainer = session.recipe.trainer
+    if session.start_step == 0:
+        evaluate_now(session, step=0)
+    with StopRequests() as stop:
+        for step in range(session.start_step + 1, trainer.max_steps + 1):
+            step_fn(session, step)
+            session.log.advance()
+            if evaluation_due(session, step):
+                evaluate_now(session, step)
+            stopping = summed(session.accelerator, [float(stop.signal_number is not None)])[0] > 0
+            if stopping or (trainer.save_every and step % trainer.save_every == 0):
+                checkpoint = save_session(session, f"checkpoint-{step}", step)
+                if session.accelerator.is_main_process:
+                    prune_checkpoints(session.recipe.run_dir, trainer.keep_checkpoints)
+            if stopping:
+                session.log.close()
+                raise RunInterrupted(stop.signal_number or signal.SIGTERM, step, checkpoint)
+    checkpoint = save_session(session, "final", trainer.max_steps, resumable=False)
+    session.log.close()
+    return RunResult(session.recipe.run_dir, checkpoint, session.evals)
+
+
 def grpo_step(session: Session, step: int) -> dict[str, float]:
     """One generation batch and ``num_iterations`` optimizer steps; returns the logged metrics."""
     recipe, started = session.recipe, time.perf_counter()
-    batch, sampled, timings = collect_batch(session)
+    batch, sampled, timings = collect_batch(session)  # steps 1-3: sample, generate, score
     scored = time.perf_counter()
     update = {}
     if batch.num_groups:  # dynamic sampling may find no group worth learning from
-        advantages = group_advantages(batch.total, batch.group_size, recipe.algo.scale_rewards,
-                                      recipe.algo.baseline, batch_rewards=gathered(session.accelerator, batch.total))
+        advantages = group_advantages(batch.trained_total, batch.group_size, recipe.algo.scale_rewards,
+                                      recipe.algo.baseline,
+                                      batch_rewards=gathered(session.accelerator, batch.trained_total))
         update = update_policy(session, batch, advantages)
     updated = time.perf_counter()
     sync_engine(session)
     finished = time.perf_counter()
     metrics = {
-        **sampling_metrics(session, sampled),
+        **sampling_metrics(session.accelerator, sampled),
         **update,
         "lr": session.scheduler.get_last_lr()[0],
         "time/generate": timings["generate"], "time/reward": timings["reward"],
@@ -54,11 +120,7 @@ def grpo_step(session: Session, step: int) -> dict[str, float]:
     session.log.metrics(step, metrics)
     every = recipe.trainer.log_samples_every
     if every and (step % every == 0 or step == 1):
-        per_function = sampled.rewards.per_function
-        session.log.samples(step, [{"prompt": sampled.examples[g].prompt, "completion": t, "reward": r,
-                                    "rewards": {name: values[i] for name, values in per_function.items()}}
-                                   for i, (t, r, g) in enumerate(zip(sampled.texts, sampled.rewards.total,
-                                                                     sampled.rollouts.group_index))])
+        session.log.samples(step, sample_records(sampled))
     return metrics
 
 
@@ -98,47 +160,45 @@ def share(accelerator, batch: ScoredBatch) -> ScoredBatch:
 
 
 def generate_and_score(session: Session, timings: dict[str, float]) -> ScoredBatch:
+    """Sample prompts, generate G completions each, score them (adding to ``timings``)."""
     recipe, started = session.recipe, time.perf_counter()
     examples = session.sampler.next_batch()
     group_size = recipe.rollout.num_generations
-    rollouts = session.engine.generate(tokenize_prompts(session, examples), n=group_size,
+    rollouts = session.engine.generate(session.prompt_ids(examples), n=group_size,
                                        seeds=session.sampler.last_seeds())
     generated = time.perf_counter()
     texts = session.tokenizer.batch_decode(rollouts.completion_ids, skip_special_tokens=True)
     rewards = session.suite.score(texts, columns_of(examples, group_size, rollouts.completion_ids))
+    trained = rewards.total
     if recipe.algo.normalise_each_reward:
-        per_function = reward_table(rewards)
-        weights = torch.tensor([r.weight for r in session.suite.rewards])
-        total = total_rewards(per_function, weights, group_size, normalise_each=True)
-    else:
-        total = torch.tensor(rewards.total, dtype=torch.float32)
+        trained = session.suite.total(normalised_per_group(rewards.per_function, group_size))
     timings["generate"] += generated - started
     timings["reward"] += time.perf_counter() - generated
-    return ScoredBatch(examples, rollouts, texts, rewards, total, group_size)
+    return ScoredBatch(examples, rollouts, texts, rewards, torch.tensor(trained, dtype=torch.float32), group_size)
 
 
-def sampling_metrics(session: Session, batch: ScoredBatch) -> dict[str, float]:
-    """Rewards (total and per function), completion lengths and truncation over the global batch."""
-    rewards, rollouts = batch.rewards, batch.rollouts
-    local = torch.cat([torch.tensor(rewards.total, dtype=torch.float32).unsqueeze(1), reward_table(rewards),
-                       torch.tensor([[len(ids), reason == "length"] for ids, reason
-                                     in zip(rollouts.completion_ids, rollouts.finish_reason)])], dim=1)
-    columns = gathered(session.accelerator, local).T  # (1 + K + 2, N over all processes)
-    total, lengths, truncated = columns[0], columns[-2], columns[-1]
-    grouped = total.view(-1, batch.group_size)  # (B, G)
-    metrics = {"reward": total.mean().item(), "reward_std": total.std().item(),
-               "frac_groups_tied": (grouped.std(dim=1) == 0).float().mean().item(),
-               "completion_length": lengths.mean().item(), "truncated_ratio": truncated.mean().item()}
-    for name, values in zip(rewards.per_function, columns[1:-2]):
-        present = values[~values.isnan()]
-        metrics[f"reward/{name}"] = present.mean().item() if len(present) else float("nan")
-        metrics[f"reward/{name}/std"] = present.std().item() if len(present) > 1 else 0.0
-    counted = summed_counts(gathered_objects(session.accelerator, rewards.counts))
-    metrics.update({f"reward/{name}/{key}": n for name, keys in counted.items() for key, n in keys.items()})
-    return metrics  # counts as e.g. reward/code_accuracy/sandbox_errors
+def evaluation_due(session: Session, step: int) -> bool:
+    every, last = session.recipe.evaluation.every, session.recipe.trainer.max_steps
+    return step == last or (every > 0 and step % every == 0)
 
 
-def reward_table(rewards: RewardBatch) -> torch.Tensor:
-    """(N, K): each reward function's value per completion, NaN where it does not apply."""
-    return torch.tensor([[float("nan") if v is None else v for v in values]
-                         for values in rewards.per_function.values()], dtype=torch.float32).T
+def evaluate_now(session: Session, step: int) -> EvalResult:
+    """Greedy held-out evaluation, logged to metrics.jsonl as ``eval/*``."""
+    sync_engine(session)
+    started = time.perf_counter()
+    evaluation = session.recipe.evaluation
+    result = evaluate(session.engine, session.tokenizer, session.splits.eval, session.suite, evaluation.metric,
+                      evaluation.batch_size, session.recipe.rollout.max_new_tokens)
+    session.evals.append((step, result))
+    metrics = {f"eval/{k}": v for k, v in result.metrics.items()}
+    metrics["eval/time"] = time.perf_counter() - started
+    session.log.metrics(step, metrics)
+    log.info("step %d: held-out accuracy %.3f", step, result.accuracy)
+    return result
+
+
+def sync_engine(session: Session) -> None:
+    """Push the policy's weights to the rollout engine if an optimizer step changed them."""
+    if not session.engine_in_sync:
+        session.engine.sync_weights()
+        session.engine_in_sync = True

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -12,9 +12,12 @@ from rlreason.batches import ScoredBatch
 from rlreason.distributed import backward_share, micro_batch, summed
 from rlreason.losses import BatchTotals, LossConfig, mismatch_kl, policy_loss, rollout_correction
 from rlreason.moe import RoutingStats, Tape, router_z_loss, routing
+from rlreason.optimizer import optimizer_step
 from rlreason.sequences import (TokenBatch, completion_values, micro_batches, policy_forward,
                                 right_padded, sequence_logprobs)
-from rlreason.session import Session, optimizer_step
+
+if TYPE_CHECKING:
+    from rlreason.session import Session
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,41 @@ class MicroBatch:
         return self.tokens.attention_mask.flatten().bool()
 
 
+@dataclass
+class UpdateSums:
+    """What one update adds up for logging: token sums over this process's share of the batch
+    (``over_processes``: the global batch's), every iteration unless noted."""
+
+    loss: float = 0.0
+    grad_norm: float = 0.0  # already global: taken after the gradient all-reduce
+    entropy: float = 0.0  # first iteration only
+    clipped_low: float = 0.0
+    clipped_high: float = 0.0
+    kl: float = 0.0
+    ratio_sum: float = 0.0  # last iteration only: the most off-policy one
+    ratio_sq_sum: float = 0.0  # last iteration only
+    mismatch_kl: float = 0.0  # once per batch
+    correction_weight: float = 0.0  # once per batch
+    moe_aux_loss: float = 0.0
+    moe_z_loss: float = 0.0
+
+    def add(self, **values: float) -> None:
+        for name, value in values.items():
+            setattr(self, name, getattr(self, name) + value)
+
+    def over_processes(self, accelerator) -> UpdateSums:
+        names = [f.name for f in fields(self) if f.name != "grad_norm"]
+        totals = summed(accelerator, [getattr(self, n) for n in names])
+        return dataclasses.replace(self, **dict(zip(names, totals)))
+
+
+def loss_config(recipe) -> LossConfig:
+    algo = recipe.algo
+    return LossConfig(loss_type=algo.loss_type, epsilon=algo.epsilon, epsilon_high=algo.epsilon_high,
+                      delta=algo.delta, beta=algo.beta, unbiased_kl=algo.unbiased_kl,
+                      max_completion_length=recipe.rollout.max_new_tokens)
+
+
 def update_policy(session: Session, batch: ScoredBatch, advantages: torch.Tensor) -> dict[str, float]:
     """``num_iterations`` optimizer steps on one generation batch, accumulating over micro-batches.
 
@@ -45,34 +83,31 @@ def update_policy(session: Session, batch: ScoredBatch, advantages: torch.Tensor
     recipe, accelerator, model = session.recipe, session.accelerator, session.model
     algo = recipe.algo
     model.train()
-    cfg = LossConfig(algo.loss_type, algo.epsilon, algo.epsilon_high, algo.delta, algo.beta,
-                     algo.unbiased_kl, recipe.rollout.max_new_tokens)
+    cfg = loss_config(recipe)
     parts = [prepare_micro_batch(session, batch, rows)
              for rows in micro_batches(len(batch.rollouts), recipe.trainer.micro_batch_size)]
     local_tokens = int(sum(p.tokens.completion_mask.sum().item() for p in parts))
     totals = global_totals(accelerator, len(batch.rollouts), local_tokens)
-    sums: dict[str, float] = defaultdict(float)
+    sums = UpdateSums()
     for part in parts:
-        sums["mismatch_kl"] += part.mismatch_kl
+        sums.add(mismatch_kl=part.mismatch_kl)
         if part.correction is not None:
             mask = part.tokens.completion_mask
-            sums["correction_weight"] += (part.correction.expand_as(mask) * mask).sum().item()
+            sums.add(correction_weight=(part.correction.expand_as(mask) * mask).sum().item())
     routing_stats = RoutingStats()
     for iteration in range(algo.num_iterations):
+        last_iteration = iteration == algo.num_iterations - 1
         for k, part in enumerate(parts):
             with micro_batch(accelerator, model, last=k == len(parts) - 1):
-                loss, stats, entropy = micro_batch_loss(session, part, advantages[part.rows], cfg, totals,
+                loss, terms, entropy = micro_batch_loss(session, part, advantages[part.rows], cfg, totals,
                                                         with_entropy=iteration == 0, stats=routing_stats)
                 backward_share(accelerator, loss)
-            sums["loss"] += loss.item()
+            sums.add(loss=loss.item(), **{name: value.item() for name, value in terms.items()
+                                          if last_iteration or not name.startswith("ratio_")})
             if entropy is not None:
-                sums["entropy"] += (entropy * part.tokens.completion_mask).sum().item()
-            for name, value in stats.items():
-                if name.startswith("ratio_") and iteration < algo.num_iterations - 1:
-                    continue  # the ratio spread is reported for the last iteration, the most off-policy
-                sums[name] += value.item()
-        sums["grad_norm"] += optimizer_step(session)
-    sums = summed_over_processes(accelerator, sums)
+                sums.add(entropy=(entropy * part.tokens.completion_mask).sum().item())
+        sums.add(grad_norm=optimizer_step(session))
+    sums = sums.over_processes(accelerator)
     metrics = update_metrics(sums, totals, algo.num_iterations, algo.rollout_correction != "none", cfg.beta > 0)
     return {**metrics, **routing_stats.metrics(), **moe_loss_metrics(session, sums, algo.num_iterations)}
 
@@ -110,11 +145,11 @@ def micro_batch_loss(session: Session, part: MicroBatch, advantages: torch.Tenso
     return loss, terms, scored.entropy
 
 
-def moe_loss_metrics(session: Session, sums: dict[str, float], iterations: int) -> dict[str, float]:
+def moe_loss_metrics(session: Session, sums: UpdateSums, iterations: int) -> dict[str, float]:
     moe = session.recipe.moe
     if not (moe.aux_loss_coef > 0 or moe.router_z_loss_coef > 0):
         return {}
-    return {"moe/aux_loss": sums["moe_aux_loss"] / iterations, "moe/z_loss": sums["moe_z_loss"] / iterations,
+    return {"moe/aux_loss": sums.moe_aux_loss / iterations, "moe/z_loss": sums.moe_z_loss / iterations,
             "moe/aux_loss_coef": moe.aux_loss_coef}
 
 
@@ -124,32 +159,25 @@ def global_totals(accelerator, num_sequences: int, num_tokens: int) -> BatchTota
     return BatchTotals(int(sequences), int(tokens))
 
 
-def summed_over_processes(accelerator, sums: dict[str, float]) -> dict[str, float]:
-    """Per-process sums of losses and token counts -> sums over the global batch (grad_norm is
-    already global: it is taken after the gradient all-reduce)."""
-    names = sorted(name for name in sums if name != "grad_norm")
-    return {**sums, **dict(zip(names, summed(accelerator, [sums[n] for n in names])))}
-
-
-def update_metrics(sums: dict[str, float], totals: BatchTotals, iterations: int,
+def update_metrics(sums: UpdateSums, totals: BatchTotals, iterations: int,
                    corrected: bool, with_kl: bool) -> dict[str, float]:
     """Per-token means (over every iteration) of what policy_loss summed."""
     tokens = max(totals.num_tokens, 1)
     metrics = {
-        "loss": sums["loss"] / iterations, "grad_norm": sums["grad_norm"] / iterations,
-        "entropy": sums["entropy"] / tokens,
-        "clip_ratio/low": sums["clipped_low"] / (tokens * iterations),
-        "clip_ratio/high": sums["clipped_high"] / (tokens * iterations),
-        "clip_ratio/region": (sums["clipped_low"] + sums["clipped_high"]) / (tokens * iterations),
+        "loss": sums.loss / iterations, "grad_norm": sums.grad_norm / iterations,
+        "entropy": sums.entropy / tokens,
+        "clip_ratio/low": sums.clipped_low / (tokens * iterations),
+        "clip_ratio/high": sums.clipped_high / (tokens * iterations),
+        "clip_ratio/region": (sums.clipped_low + sums.clipped_high) / (tokens * iterations),
     }
     if with_kl:
-        metrics["kl"] = sums["kl"] / (tokens * iterations)
-    mean = sums["ratio_sum"] / tokens  # last iteration only
+        metrics["kl"] = sums.kl / (tokens * iterations)
+    mean = sums.ratio_sum / tokens  # last iteration only
     metrics["ratio/mean"] = mean
-    metrics["ratio/variance"] = sums["ratio_sq_sum"] / tokens - mean * mean
+    metrics["ratio/variance"] = sums.ratio_sq_sum / tokens - mean * mean
     if corrected:
-        metrics["rollout/mismatch_kl"] = sums["mismatch_kl"] / tokens
-        metrics["rollout/correction_weight"] = sums["correction_weight"] / tokens
+        metrics["rollout/mismatch_kl"] = sums.mismatch_kl / tokens
+        metrics["rollout/correction_weight"] = sums.correction_weight / tokens
     return metrics
 
 
@@ -163,7 +191,7 @@ def prepare_micro_batch(session: Session, batch: ScoredBatch, rows: list[int]) -
                           session.tokenizer.pad_token_id, session.accelerator.device)
     part = MicroBatch(rows, tokens)
     needs_old = (algo.num_iterations > 1 or algo.rollout_correction != "none"
-                 or recipe.moe.routing_replay != "off")
+                 or recipe.moe.routing_replay != "none")
     if needs_old:
         tape: Tape = {}
         with torch.no_grad(), routing(session.model, part.token_mask, record=tape):

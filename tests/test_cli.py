@@ -9,17 +9,11 @@ from pathlib import Path
 import pytest
 from transformers import AutoModelForCausalLM
 
-from tests.conftest import ROOT, TINY, accelerate_launch
-from tests.test_pass_at_k import recomputed
-
-TINY_SET = [f"--set=model.tiny.{k}={v}" for k, v in TINY.items()]
+from tests.conftest import ROOT, accelerate_launch
+from tests.helpers import TINY_SET, recomputed, rlreason
 
 
-def rlreason(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "cli", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=timeout)
-
-
+@pytest.mark.slow  # runs the CLI with vLLM engines
 def test_demo_recipe_runs_two_steps_and_leaves_a_loadable_checkpoint(tmp_path):
     sft_dir, grpo_dir = tmp_path / "sft", tmp_path / "grpo"
     done = rlreason("sft", "recipes/demo/sft.yaml", "--set", "trainer.max_steps=2",
@@ -121,6 +115,7 @@ def test_demo_grpo_repairs_its_cold_start_to_90_percent(demo_sft, tmp_path, laun
         assert metrics[name] == pytest.approx(value, abs=1e-12), name
 
 
+@pytest.mark.slow  # runs the CLI with vLLM engines
 def test_eval_reports_held_out_accuracy_of_a_checkpoint(tmp_path):
     sft_dir = tmp_path / "sft"
     assert rlreason("sft", "recipes/demo/sft.yaml", "--set", "trainer.max_steps=1", *TINY_SET,
@@ -136,6 +131,7 @@ def test_eval_reports_held_out_accuracy_of_a_checkpoint(tmp_path):
     assert before == {p: p.read_bytes() for p in sft_dir.rglob("*") if p.is_file()}
 
 
+@pytest.mark.slow  # runs the CLI with vLLM engines
 def test_eval_with_k_samples_writes_pass_at_k_and_every_sample(tmp_path):
     sft_dir = tmp_path / "sft"
     assert rlreason("sft", "recipes/demo/sft.yaml", "--set", "trainer.max_steps=1", *TINY_SET,

@@ -6,7 +6,6 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import pytest
 from rewards import tally
 from rewards.code import code_accuracy, code_pass, extract_code
 from rewards.sandbox.client import Limits, Sandbox, shared
-from rewards.sandbox.isolation import JUDGE_UID, UID_BASE
+from rewards.sandbox.isolation import JUDGE_UID
 from tests.conftest import ROOT
 
 # tests expect twice the input; a wrong program returns -1

@@ -10,6 +10,8 @@ import torch
 
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.slow  # every test runs 2 processes
+
 TORCHRUN = Path(sys.executable).with_name("torchrun")
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from rlreason.eval_sets import EVAL_SETS, MATH_TEMPLATE, recognised, with_eval_set
 from rlreason.recipe import Recipe, RecipeError, build
-from tests.test_cli import TINY_SET, rlreason
+from tests.helpers import TINY_SET, rlreason
 
 FILES = {"gsm8k": "gsm8k_test.jsonl", "math500": "math500_test.jsonl", "humaneval": "humaneval.jsonl"}
 TINY_EVAL = [*TINY_SET, "--set", "model.name_or_path=null", "--set", "model.tiny.max_position_embeddings=4096",
@@ -57,6 +57,7 @@ def test_eval_on_a_shared_file_scores_every_problem(shared_data, tmp_path, name,
     assert written["metrics"]["accuracy"] == written["metrics"][f"reward/{reward}"]
 
 
+@pytest.mark.slow  # trains, then evaluates, in subprocesses
 def test_a_run_directory_or_checkpoint_is_evaluated_with_the_runs_recipe(tmp_path):
     run_dir = tmp_path / "runs"
     assert rlreason("sft", "recipes/demo/sft.yaml", "--set", "trainer.max_steps=1", *TINY_SET,

@@ -102,10 +102,10 @@ def test_routing_replay_does_not_raise_the_importance_ratio_variance(make_recipe
     and which of the two is lower flips with the optimizer's rounding (fused or foreach AdamW): the
     bound is 1% over the sum of 3 seeds, while replay gone wrong (other experts than the old
     policy's) raises it far beyond. That replay removes every switch is tested exactly above."""
-    variances = {"off": [], "old_policy": []}
+    variances = {"none": [], "old_policy": []}
     for seed in range(3):
         runs = {}
-        for replay in ("off", "old_policy"):
+        for replay in ("none", "old_policy"):
             torch.manual_seed(seed)
             recipe = make_recipe(model={"name_or_path": adder_checkpoint}, data={"synthetic": ADDITION},
                                  rewards=[{"name": "math_accuracy"}], moe={"routing_replay": replay},
@@ -115,11 +115,11 @@ def test_routing_replay_does_not_raise_the_importance_ratio_variance(make_recipe
                                           "micro_batch_size": 128, "seed": seed})
             runs[replay] = grpo_step(open_session(recipe, "test"), step=1)
         assert runs["old_policy"]["moe/topk_changed"] == 0
-        if runs["off"]["moe/topk_changed"] > 0:  # experts switched: replay should calm the ratios
+        if runs["none"]["moe/topk_changed"] > 0:  # experts switched: replay should calm the ratios
             for replay, metrics in runs.items():
                 variances[replay].append(metrics["ratio/variance"])
-    assert len(variances["off"]) >= 2
-    assert sum(variances["old_policy"]) < 1.01 * sum(variances["off"]), variances
+    assert len(variances["none"]) >= 2
+    assert sum(variances["old_policy"]) < 1.01 * sum(variances["none"]), variances
 
 
 def test_expert_load_is_logged_per_layer(make_recipe):

@@ -1,7 +1,6 @@
 """pass@k against its closed form, majority voting, and the sampled evaluation's bookkeeping."""
 
 import math
-from collections import Counter
 
 import pytest
 
@@ -27,22 +26,3 @@ def test_majority_vote_counts_answers_not_samples_without_one():
     assert not majority_correct(["8", "7", "8"], [False, True, False])
     assert majority_correct(["7", "8"], [True, False])  # a tie goes to the first answer seen
     assert k_values(16) == [1, 2, 4, 8, 16]
-
-
-def recomputed(samples: list[dict], k: int, metric: str = "math_accuracy") -> dict[str, float]:
-    """pass@j and maj@k from eval_samples.jsonl rows, by the closed form and a plain vote."""
-    problems = sorted({row["problem"] for row in samples})
-    by_problem = {p: [row for row in samples if row["problem"] == p] for p in problems}
-    out = {}
-    for j in k_values(k):
-        out[f"pass@{j}"] = sum(1.0 - math.comb(k - sum(r["scores"][metric] == 1.0 for r in rows), j) / math.comb(k, j)
-                               for rows in by_problem.values()) / len(problems)
-    votes = 0
-    for rows in by_problem.values():
-        counted = Counter(r["answer"] for r in rows if r["answer"] is not None)
-        if counted:
-            top = max(counted.values())
-            winner = next(r["answer"] for r in rows if r["answer"] is not None and counted[r["answer"]] == top)
-            votes += any(r["scores"][metric] == 1.0 for r in rows if r["answer"] == winner)
-    out[f"maj@{k}"] = votes / len(problems)
-    return out

@@ -8,7 +8,7 @@ import pytest
 from matplotlib.image import imread
 
 from rlreason.plot import PANELS, PlotError, read_metrics, series, smoothed
-from tests.test_cli import TINY_SET, rlreason
+from tests.helpers import TINY_SET, rlreason
 
 
 @pytest.fixture(scope="module")

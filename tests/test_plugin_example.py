@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from tests.conftest import ROOT
-from tests.test_cli import TINY_SET
+from tests.helpers import TINY_SET
 
 EXAMPLE = ROOT / "examples" / "reward-plugin"
 

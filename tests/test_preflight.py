@@ -43,7 +43,7 @@ def test_recipe_error_is_one_line_naming_the_key_before_the_model_loads(tmp_path
 
 def test_a_sound_recipe_passes_and_names_its_backend():
     recipe = load_recipe(ROOT / "recipes/demo/grpo.yaml", ["rollout.backend=hf"])
-    assert check_recipe(recipe, num_processes=2) == "hf"
+    assert check_recipe(recipe, num_processes=2).backend == "hf"
     with pytest.raises(RecipeError, match="by 3 processes; make it a multiple of 3"):
         check_recipe(recipe, num_processes=3)
 

@@ -92,6 +92,7 @@ def assert_resumed_as_saved(one: Path, two: Path, first_step: int = 5) -> None:
     assert all(torch.isfinite(tensor).all() for tensor in resumed.values())
 
 
+@pytest.mark.slow  # several CLI runs, some under accelerate launch
 @pytest.mark.parametrize("config", ["ddp", "fsdp2", "deepspeed-zero2", "deepspeed-zero3"])
 def test_a_one_process_run_resumes_on_two(uninterrupted, tmp_path, config):
     """The optimizer state goes in whole and comes out sharded: FSDP2 shards, ZeRO partitions."""
@@ -100,6 +101,7 @@ def test_a_one_process_run_resumes_on_two(uninterrupted, tmp_path, config):
     assert_resumed_as_saved(uninterrupted, run_dir)
 
 
+@pytest.mark.slow  # several CLI runs, some under accelerate launch
 def test_a_zero3_run_resumes_on_one_process(uninterrupted, tmp_path):
     """ZeRO-3 checkpoints hold the whole optimizer state, as the one-process run's do, and a
     one-process run continues from them as the ZeRO-3 run itself went on."""
@@ -119,6 +121,7 @@ def test_a_zero3_run_resumes_on_one_process(uninterrupted, tmp_path):
     assert_resumed_as_saved(zero3, run_dir)
 
 
+@pytest.mark.slow  # several CLI runs, some under accelerate launch
 def test_a_killed_run_resumes_where_its_last_checkpoint_left_it(uninterrupted, tmp_path):
     run_dir = tmp_path / "run"
     recipe = write_recipe(tmp_path, run_dir)
@@ -148,6 +151,7 @@ def last_logged_step(run_dir: Path) -> int:
     return max(steps)
 
 
+@pytest.mark.slow  # several CLI runs, some under accelerate launch
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "ctrl_c"])
 def test_a_signalled_run_saves_a_checkpoint_and_resumes_exactly(uninterrupted, tmp_path, stop):
     """No periodic checkpoints here: the one found was written because of the signal."""

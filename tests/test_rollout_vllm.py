@@ -7,11 +7,11 @@ from rlreason.rollout.hf import HFRollout
 from rlreason.sequences import right_padded, sequence_logprobs
 from rlreason.session import open_session
 from rlreason.trainer import grpo_step
+from tests.helpers import FIXED_SEQUENCE, trainer_logprobs
 
 VARIED = [{"name": "tests.plugin_rewards:character_codes"}]
-FIXED_SEQUENCE = [1, 5, 6, 7, 8, 9, 10, 11, 12, 13, 4]
 
-pytestmark = pytest.mark.usefixtures("vllm_installed")
+pytestmark = [pytest.mark.usefixtures("vllm_installed"), pytest.mark.slow]  # every test starts a vLLM engine
 
 
 @pytest.fixture
@@ -29,12 +29,6 @@ def open_vllm_session(make_recipe):
     yield open_one
     for session in sessions:
         session.engine.close()
-
-
-def trainer_logprobs(session, ids: list[int]) -> torch.Tensor:
-    batch = right_padded([ids[:1]], [ids[1:]], session.tokenizer.pad_token_id)
-    with torch.no_grad():
-        return sequence_logprobs(session.model.eval(), batch)[0]
 
 
 @pytest.mark.parametrize("model", [{}, {"lora": {"r": 4, "alpha": 16}}], ids=["full", "lora"])

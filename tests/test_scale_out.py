@@ -16,7 +16,6 @@ from rlreason.launch import LaunchError, accelerate_launch_arguments, relaunch_c
 from tests.conftest import ROOT, TINY, accelerate_launch
 
 
-
 VARIANTS = {
     # rewards differ within every group
     "dapo": {"rewards": [{"name": "tests.plugin_rewards:character_codes"}],
@@ -81,6 +80,7 @@ def one_process(tmp_path_factory):
     return run
 
 
+@pytest.mark.slow  # accelerate launch, 2 processes
 @pytest.mark.parametrize("config, variant", [("ddp", "dapo"), ("fsdp2", "dapo"), ("fsdp2", "dynamic_sampling"),
                                              ("cpu", "dapo"),  # accelerate launch --cpu: DDP over gloo
                                              ("deepspeed-zero2", "dapo"), ("deepspeed-zero3", "dapo")])
@@ -125,6 +125,7 @@ def test_cpu_launch_reads_accelerates_own_arguments_and_refuses_what_it_cannot_r
         relaunch_cpu_processes(single)  # this process's parent (pytest's launcher) is no accelerate launch
 
 
+@pytest.mark.slow  # accelerate launch, 2 processes, a vLLM engine each
 @pytest.mark.usefixtures("vllm_installed")
 def test_zero3_pushes_whole_weights_to_each_process_vllm_engine(tmp_path):
     """ZeRO-3 holds a shard of each parameter per process: the engines' first weights and every

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from rlreason.sinks import markdown, sample_table
-from tests.test_cli import TINY_SET, rlreason
+from tests.helpers import TINY_SET, rlreason
 
 RUN = [*TINY_SET, "--set", "model.name_or_path=null", "--set", "trainer.max_steps=3",
        "--set", "trainer.prompts_per_step=4", "--set", "data.num_eval=4", "--set", "rollout.backend=hf",

@@ -78,7 +78,7 @@ def exception_named(name) -> Exception:
     """A built-in exception of that name (tests may expect ``ValueError``), else CandidateError."""
     cls = getattr(builtins, name, None) if type(name) is str else None
     if isinstance(cls, type) and issubclass(cls, Exception):
-        return cls(f"raised by the program")
+        return cls("raised by the program")
     return CandidateError(f"the program's call failed ({str(name)[:40]})")
 
 

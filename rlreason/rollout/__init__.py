@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from rlreason.recipe import Recipe, RecipeError
-from rlreason.types import Rollouts
+from rlreason.rollouts import Rollouts
 
 
 class RolloutEngine(Protocol):
@@ -28,14 +28,15 @@ def resolve_backend(backend: str) -> str:
     return backend
 
 
-def make_engine(recipe: Recipe, policy, tokenizer, prompts: list[str], sharded: bool = False) -> RolloutEngine:
-    """The engine the recipe names, following ``policy``'s weights.
+def make_engine(recipe: Recipe, backend: str, policy, tokenizer, prompts: list[str],
+                sharded: bool = False) -> RolloutEngine:
+    """The recipe's rollout engine on ``backend`` (``vllm`` or ``hf``, as ``resolve_backend``
+    resolved it), following ``policy``'s weights.
 
     ``prompts``: every prompt the engine will see, so it can size its context. ``sharded``: the
     policy's parameters are split across processes (FSDP).
     """
     cfg = recipe.rollout
-    backend = resolve_backend(cfg.backend)
     longest = max(len(ids) for ids in tokenizer(prompts).input_ids) if prompts else 0
     check_context(longest, cfg.max_new_tokens, getattr(policy, "config", None))
     if backend == "hf":

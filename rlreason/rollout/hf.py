@@ -17,7 +17,7 @@ from rlreason.logprobs import token_logprobs
 from rlreason.recipe import RolloutConfig
 from rlreason.rollout.decode_attention import grouped_decoding
 from rlreason.rollout.kv_cache import preallocated_cache
-from rlreason.types import Rollouts
+from rlreason.rollouts import Rollouts
 
 
 class HFRollout:

@@ -19,7 +19,7 @@ import torch
 
 from rlreason.recipe import RolloutConfig
 from rlreason.rollout.weights import checkpoint_weights
-from rlreason.types import Rollouts
+from rlreason.rollouts import Rollouts
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,48 @@
+"""Helpers several test modules share: running the CLI, the tiny-model overrides, reference
+computations the tests compare against."""
+
+import math
+import subprocess
+import sys
+from collections import Counter
+
+import torch
+
+from rlreason.pass_at_k import k_values
+from rlreason.sequences import right_padded, sequence_logprobs
+from tests.conftest import ROOT, TINY
+
+TINY_SET = [f"--set=model.tiny.{k}={v}" for k, v in TINY.items()]
+FIXED_SEQUENCE = [1, 5, 6, 7, 8, 9, 10, 11, 12, 13, 4]  # a prompt token, then a completion to score
+
+
+def rlreason(*args, timeout=300):
+    """The CLI in a subprocess, as a user runs it from the repository root."""
+    return subprocess.run([sys.executable, "-m", "cli", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def trainer_logprobs(session, ids: list[int]) -> torch.Tensor:
+    """The policy's logprobs of ``ids[1:]`` after ``ids[0]``, as the trainer computes them."""
+    batch = right_padded([ids[:1]], [ids[1:]], session.tokenizer.pad_token_id)
+    with torch.no_grad():
+        return sequence_logprobs(session.model.eval(), batch)[0]
+
+
+def recomputed(samples: list[dict], k: int, metric: str = "math_accuracy") -> dict[str, float]:
+    """pass@j and maj@k from eval_samples.jsonl rows, by the closed form and a plain vote."""
+    problems = sorted({row["problem"] for row in samples})
+    by_problem = {p: [row for row in samples if row["problem"] == p] for p in problems}
+    out = {}
+    for j in k_values(k):
+        out[f"pass@{j}"] = sum(1.0 - math.comb(k - sum(r["scores"][metric] == 1.0 for r in rows), j) / math.comb(k, j)
+                               for rows in by_problem.values()) / len(problems)
+    votes = 0
+    for rows in by_problem.values():
+        counted = Counter(r["answer"] for r in rows if r["answer"] is not None)
+        if counted:
+            top = max(counted.values())
+            winner = next(r["answer"] for r in rows if r["answer"] is not None and counted[r["answer"]] == top)
+            votes += any(r["scores"][metric] == 1.0 for r in rows if r["answer"] == winner)
+    out[f"maj@{k}"] = votes / len(problems)
+    return out
