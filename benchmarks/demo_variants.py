@@ -6,7 +6,9 @@
 One SFT cold start (``recipes/demo/sft.yaml``), then ``recipes/demo/grpo.yaml`` once per variant
 below, each stage in its own process as ``make demo`` runs it. Reported per variant: held-out
 greedy accuracy at each evaluation, the trainable parameters, the GRPO stage's wall time and
-its peak resident memory (the process's own, from ``wait4``).
+its peak resident memory (the process's own, from ``wait4``), and means over the training steps
+of the share of clipped completion tokens and of the generation rounds per step (more than 1
+only with dynamic sampling).
 """
 
 from __future__ import annotations
@@ -60,6 +62,14 @@ def stage(command: str, recipe: str, overrides: list[str], log: Path) -> tuple[f
     return time.perf_counter() - started, usage.ru_maxrss / 1024
 
 
+def step_means(run_dir: Path) -> dict[str, float]:
+    """Means over the training steps of the clipped-token share and the generation rounds per step."""
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    steps = [r for r in rows if "step_time" in r]
+    return {"clipped": sum(r.get("clip_ratio/region", 0.0) for r in steps) / len(steps),
+            "rounds": sum(r.get("dynamic_sampling/rounds", 1.0) for r in steps) / len(steps)}
+
+
 def trainable(log: Path) -> int:
     found = re.search(r"parameters \((\d+) trainable\)", log.read_text())
     return int(found.group(1)) if found else -1
@@ -78,8 +88,8 @@ def run_all(args) -> list[dict]:
                                   [f"output_dir={run_dir}", f"model.name_or_path={sft_dir / 'final'}",
                                    f"rollout.backend={args.backend}", *overrides], log)
             result = {"table": table, "variant": name, "overrides": overrides, "sft": sft_curve[max(sft_curve)],
-                      "curve": accuracies(run_dir), "trainable": trainable(log), "seconds": seconds,
-                      "peak_rss_mb": peak}
+                      "curve": accuracies(run_dir), **step_means(run_dir), "trainable": trainable(log),
+                      "seconds": seconds, "peak_rss_mb": peak}
             print(json.dumps(result), flush=True)
             results.append(result)
     return results
@@ -89,13 +99,14 @@ def table(results: list[dict], which: str) -> str:
     rows = [r for r in results if r["table"] == which]
     steps = sorted({int(s) for r in rows for s in r["curve"] if int(s) > 0})
     lines = ["| variant | `--set` | trainable parameters | " + " | ".join(f"step {s}" for s in steps)
-             + " | GRPO wall time | peak RSS |", "|---|---|---|" + "---|" * len(steps) + "---|---|"]
+             + " | tokens clipped | generation rounds per step | GRPO wall time | peak RSS |",
+             "|---|---|---|" + "---|" * len(steps) + "---|---|---|---|"]
     for r in rows:
         curve = {int(s): a for s, a in r["curve"].items()}
         sets = " ".join(f"`{o}`" for o in r["overrides"]) or "(none)"
         cells = " | ".join(f"{100 * curve[s]:.1f}%" for s in steps)
-        lines.append(f"| {r['variant']} | {sets} | {r['trainable']:,} | {cells} | {r['seconds']:.0f} s | "
-                     f"{r['peak_rss_mb']:,.0f} MB |")
+        lines.append(f"| {r['variant']} | {sets} | {r['trainable']:,} | {cells} | {100 * r['clipped']:.2f}% | "
+                     f"{r['rounds']:.2f} | {r['seconds']:.0f} s | {r['peak_rss_mb']:,.0f} MB |")
     return "\n".join(lines)
 
 
@@ -106,7 +117,10 @@ Made by `python benchmarks/demo_variants.py --sft-seed {args.sft_seed} --backend
 docs/demo-variants.md` on commit {ran_on}. One cold start (SFT seed {args.sft_seed}, greedy held-out
 accuracy {100 * results[0]['sft']:.1f}%), then `recipes/demo/grpo.yaml` (200 steps, `rollout.backend={args.backend}`)
 once per row with the overrides shown; accuracy is greedy on the 200 held-out problems; one
-seed per row, so differences of a point or two are noise.
+seed per row, so differences of a point or two are noise. "Tokens clipped": the mean share of
+completion tokens whose importance ratio was clipped; "generation rounds per step": how many
+batches dynamic sampling generated to fill one step (1 without it). Peak RSS is the GRPO
+process's own.
 
 ## Algorithm settings
 
