@@ -39,7 +39,8 @@ class ScoredBatch:
         return torch.nonzero(grouped.amax(dim=1) > grouped.amin(dim=1)).flatten().tolist()
 
     def take_groups(self, groups: list[int]) -> ScoredBatch:
-        """The batch restricted to ``groups`` (in that order), renumbered 0..len-1."""
+        """The batch restricted to ``groups`` (in that order), renumbered 0..len-1; the reward
+        functions' ``counts`` stay those of the whole scoring call (they are not per completion)."""
         return assemble([(self, groups)])
 
 
@@ -89,16 +90,18 @@ def summed_counts(counts: list[dict[str, dict[str, int]]]) -> dict[str, dict[str
 def sampling_metrics(accelerator, batch: ScoredBatch) -> dict[str, float]:
     """Rewards (total and per function), completion lengths and truncation over the global batch."""
     rewards, rollouts = batch.rewards, batch.rollouts
-    local = torch.cat([torch.tensor(rewards.total, dtype=torch.float32).unsqueeze(1), reward_table(rewards),
+    local = torch.cat([torch.tensor(rewards.total, dtype=torch.float32).unsqueeze(1),
+                       batch.trained_total.unsqueeze(1), reward_table(rewards),
                        torch.tensor([[len(ids), reason == "length"] for ids, reason
                                      in zip(rollouts.completion_ids, rollouts.finish_reason)])], dim=1)
-    columns = gathered(accelerator, local).T  # (1 + K + 2, N over all processes)
-    total, lengths, truncated = columns[0], columns[-2], columns[-1]
-    grouped = total.view(-1, batch.group_size)  # (B, G)
+    columns = gathered(accelerator, local).T  # (2 + K + 2, N over all processes)
+    total, trained, lengths, truncated = columns[0], columns[1], columns[-2], columns[-1]
+    trained = trained.view(-1, batch.group_size)  # (B, G)
     metrics = {"reward": total.mean().item(), "reward_std": total.std().item(),
-               "frac_groups_tied": (grouped.std(dim=1) == 0).float().mean().item(),
+               # the groups whose advantages are all zero (and that dynamic sampling drops)
+               "frac_groups_tied": (trained.amax(dim=1) == trained.amin(dim=1)).float().mean().item(),
                "completion_length": lengths.mean().item(), "truncated_ratio": truncated.mean().item()}
-    for name, values in zip(rewards.per_function, columns[1:-2]):
+    for name, values in zip(rewards.per_function, columns[2:-2]):
         present = values[~values.isnan()]
         metrics[f"reward/{name}"] = present.mean().item() if len(present) else float("nan")
         metrics[f"reward/{name}/std"] = present.std().item() if len(present) > 1 else 0.0

@@ -1,5 +1,7 @@
 """The optimizer and its learning-rate schedule: built once per run, stepped by SFT and by the
-GRPO update alike."""
+GRPO update alike. A step changes the policy's weights, so it also marks the rollout engine
+stale (``Session.engine_in_sync``); ``trainer.sync_engine`` pushes the weights before the next
+generation."""
 
 from __future__ import annotations
 

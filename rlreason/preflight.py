@@ -1,9 +1,11 @@
-"""Every check a recipe can fail before a model loads, in one place.
+"""The recipe's cross-field and environment checks, before anything loads.
 
 Each raises ``RecipeError`` naming the key; ``open_session`` and ``evaluate_recipe`` call
-``check_recipe`` first, so a bad recipe fails in about a second, never after the model and the
-rollout engine have loaded. What the checks build (the reward suite, the backend that will run)
-is handed on, not built again.
+``check_recipe`` first, so a bad recipe fails in about a second. What the checks build (the
+reward suite, the backend that will run) is handed on, not built again. The other checks on
+user input run where their input is read, still before the rollout engine starts: single keys
+when the recipe loads (``recipe.py``), data files and columns in ``data.load_splits``, prompts
+against the model's context in ``rollout.make_engine``.
 """
 
 from __future__ import annotations

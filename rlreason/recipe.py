@@ -250,6 +250,11 @@ class MoEConfig:
     routing_replay: Literal["none", "old_policy"] = option(
         "none", "Replay the experts the old policy selected for each token in the policy update.")
 
+    @property
+    def router_losses_on(self) -> bool:
+        """Whether the update adds router terms to the loss (and so needs the router logits)."""
+        return self.aux_loss_coef > 0 or self.router_z_loss_coef > 0
+
 
 @dataclass
 class TrainerConfig:

@@ -62,9 +62,10 @@ class Session:
 
 
 def open_session(recipe: Recipe, description: str, with_reference: bool = False,
-                 resume: Path | None = None) -> Session:
+                 resume: Path | None = None, updates_per_step: int = 1) -> Session:
     """Validate inputs, then load the model and build everything a training loop needs;
-    ``resume``: a checkpoint of this run to continue from."""
+    ``resume``: a checkpoint of this run to continue from; ``updates_per_step``: optimizer steps
+    per training step (GRPO's ``num_iterations``), for the learning-rate schedule's length."""
     checked = check_recipe(recipe)
     splits = load_splits(recipe.data)
     accelerator = make_accelerator(recipe.trainer.micro_batch_size, recipe.trainer.max_grad_norm)
@@ -75,7 +76,7 @@ def open_session(recipe: Recipe, description: str, with_reference: bool = False,
     if recipe.moe.freeze_router and not freeze_routers(loaded.model):
         log.warning("moe.freeze_router: the model has no trainable MoE routers")
     t = recipe.trainer
-    optimizer, scheduler = build_optimizer(loaded.model, t, t.max_steps * recipe.algo.num_iterations)
+    optimizer, scheduler = build_optimizer(loaded.model, t, t.max_steps * updates_per_step)
     reference = reference_model(loaded.model, recipe.model, recipe.algo.beta) if with_reference else None
     if resume is not None:  # after the reference copy: the reference stays the initial policy
         restore_weights(loaded.model, resume, recipe.model.dtype)

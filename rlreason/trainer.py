@@ -53,7 +53,8 @@ log = logging.getLogger(__name__)
 def train(recipe: Recipe, resume: Path | None = None) -> RunResult:
     """Run GRPO as the recipe says (from checkpoint ``resume`` of the run, if given); returns
     where the run and its final checkpoint are."""
-    session = open_session(recipe, "grpo", with_reference=recipe.algo.beta > 0, resume=resume)
+    session = open_session(recipe, "grpo", with_reference=recipe.algo.beta > 0, resume=resume,
+                           updates_per_step=recipe.algo.num_iterations)
     return run_steps(session, grpo_step)
 
 
@@ -98,9 +99,10 @@ def grpo_step(session: Session, step: int) -> dict[str, float]:
     scored = time.perf_counter()
     update = {}
     if batch.num_groups:  # dynamic sampling may find no group worth learning from
-        advantages = group_advantages(batch.trained_total, batch.group_size, recipe.algo.scale_rewards,
-                                      recipe.algo.baseline,
-                                      batch_rewards=gathered(session.accelerator, batch.trained_total))
+        scale = recipe.algo.scale_rewards  # "batch": by the std of every process's rewards
+        everyone = gathered(session.accelerator, batch.trained_total) if scale == "batch" else None
+        advantages = group_advantages(batch.trained_total, batch.group_size, scale, recipe.algo.baseline,
+                                      batch_rewards=everyone)
         update = update_policy(session, batch, advantages)
     updated = time.perf_counter()
     sync_engine(session)

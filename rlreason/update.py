@@ -122,7 +122,7 @@ def micro_batch_loss(session: Session, part: MicroBatch, advantages: torch.Tenso
     """
     recipe, model = session.recipe, session.model
     moe = recipe.moe
-    router_terms = moe.aux_loss_coef > 0 or moe.router_z_loss_coef > 0
+    router_terms = moe.router_losses_on
     replay = part.routing if moe.routing_replay == "old_policy" else None
     with routing(model, part.token_mask, replay=replay, compare=part.routing, stats=stats):
         scored = policy_forward(model, part.tokens, recipe.rollout.temperature, with_entropy, router_terms)
@@ -147,7 +147,7 @@ def micro_batch_loss(session: Session, part: MicroBatch, advantages: torch.Tenso
 
 def moe_loss_metrics(session: Session, sums: UpdateSums, iterations: int) -> dict[str, float]:
     moe = session.recipe.moe
-    if not (moe.aux_loss_coef > 0 or moe.router_z_loss_coef > 0):
+    if not moe.router_losses_on:
         return {}
     return {"moe/aux_loss": sums.moe_aux_loss / iterations, "moe/z_loss": sums.moe_z_loss / iterations,
             "moe/aux_loss_coef": moe.aux_loss_coef}
@@ -189,6 +189,10 @@ def prepare_micro_batch(session: Session, batch: ScoredBatch, rows: list[int]) -
     tokens = right_padded([rollouts.prompt_ids[i] for i in rows],
                           [rollouts.completion_ids[i] for i in rows],
                           session.tokenizer.pad_token_id, session.accelerator.device)
+    if algo.mask_truncated_completions:  # first: the correction statistics count kept tokens only
+        keep = torch.tensor([rollouts.finish_reason[i] != "length" for i in rows],
+                            dtype=tokens.completion_mask.dtype, device=tokens.completion_mask.device)
+        tokens = dataclasses.replace(tokens, completion_mask=tokens.completion_mask * keep.unsqueeze(1))
     part = MicroBatch(rows, tokens)
     needs_old = (algo.num_iterations > 1 or algo.rollout_correction != "none"
                  or recipe.moe.routing_replay != "none")
@@ -207,11 +211,6 @@ def prepare_micro_batch(session: Session, batch: ScoredBatch, rows: list[int]) -
                                      algo.rollout_correction, algo.rollout_correction_cap)
         kl = mismatch_kl(part.old_logprobs, sampled, tokens.completion_mask).item()
         part = dataclasses.replace(part, correction=weights, mismatch_kl=kl)
-    if algo.mask_truncated_completions:
-        keep = torch.tensor([rollouts.finish_reason[i] != "length" for i in rows],
-                            dtype=tokens.completion_mask.dtype, device=tokens.completion_mask.device)
-        part = dataclasses.replace(part, tokens=dataclasses.replace(
-            tokens, completion_mask=tokens.completion_mask * keep.unsqueeze(1)))
     return part
 
 
