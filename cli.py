@@ -41,6 +41,15 @@ def recipe_from(path: str, overrides: tuple[str, ...]):
         raise click.ClickException(str(err)) from None
 
 
+def checked(recipe):
+    """``recipe`` once it passed the pre-load checks (``preflight``), run here before the command
+    imports the trainer (transformers, peft, accelerate: seconds), so a bad one fails at once."""
+    from rlreason.preflight import check_recipe
+
+    run_guarded(check_recipe, recipe)
+    return recipe
+
+
 def run_guarded(fn, *args):
     """Run a library call, turning bad-input errors into one-line CLI errors; a run stopped by a
     signal (after saving a checkpoint) exits with the shell's code for that signal."""
@@ -94,9 +103,9 @@ def train(recipe: str, overrides: tuple[str, ...], dry_run: bool, resume: str | 
                    f"{loaded.model.tiny.architecture} stand-in (held-out accuracy "
                    f"{result.evals[-1][1].accuracy:.3f} on {len(result.evals[-1][1].samples)} problems)")
         return
+    loaded = checked(recipe_from(recipe, overrides))
     from rlreason.trainer import train as run_grpo
 
-    loaded = recipe_from(recipe, overrides)
     report(run_guarded(run_grpo, loaded, resume_point(loaded.run_dir, resume)))
 
 
@@ -107,9 +116,9 @@ def train(recipe: str, overrides: tuple[str, ...], dry_run: bool, resume: str | 
               help=RESUME_HELP)
 def sft(recipe: str, overrides: tuple[str, ...], resume: str | None) -> None:
     """Supervised fine-tuning (cold start) as RECIPE says."""
+    loaded = checked(recipe_from(recipe, overrides))
     from rlreason.sft import sft as run_sft
 
-    loaded = recipe_from(recipe, overrides)
     report(run_guarded(run_sft, loaded, resume_point(loaded.run_dir, resume)))
 
 
@@ -156,7 +165,6 @@ def evaluate_command(recipe: str, model_path: str | None, dataset: str | None, s
     RECIPE may also be a checkpoint directory of a run (e.g. runs/NAME/final): the run's
     config.yaml is the recipe and the checkpoint the model."""
     from rlreason.eval_sets import with_eval_set
-    from rlreason.evaluate import evaluate_recipe
 
     recipe, model_path = recipe_and_model(Path(recipe), model_path)
     extra = (f"model.name_or_path={model_path}",) if model_path else ()
@@ -166,6 +174,9 @@ def evaluate_command(recipe: str, model_path: str | None, dataset: str | None, s
         loaded, dataset_name = run_guarded(with_eval_set, loaded, dataset, split, limit, keep_template)
     elif split or limit or keep_template:
         raise click.UsageError("--split, --limit and --keep-template go with --dataset")
+    loaded = checked(loaded)
+    from rlreason.evaluate import evaluate_recipe
+
     result = run_guarded(evaluate_recipe, loaded, k)
     if output_path:
         Path(output_path).write_text(json.dumps({"metrics": result.metrics, "samples": result.samples}, indent=1))

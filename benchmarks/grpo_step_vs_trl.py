@@ -81,7 +81,7 @@ def rlreason_generation(pairing: str) -> str:
     """rlreason's generation in a pairing: hf, hf-static (static KV cache) or vllm."""
     if pairing == "same":
         return "hf"
-    from rlreason.rollout.vllm import vllm_available
+    from rlreason.rollout import vllm_available
 
     return "vllm" if vllm_available() else "hf-static"
 

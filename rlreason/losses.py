@@ -36,23 +36,7 @@ from dataclasses import dataclass
 
 import torch
 
-
-@dataclass(frozen=True)
-class Variant:
-    aggregation: str  # "sequence_mean" | "token_mean" | "constant"
-    ratio_level: str  # "token" | "sequence" | "sequence_token"
-    epsilon: float
-    epsilon_high: float
-
-
-VARIANTS = {
-    "grpo": Variant("sequence_mean", "token", 0.2, 0.2),
-    "bnpo": Variant("token_mean", "token", 0.2, 0.2),
-    "dapo": Variant("token_mean", "token", 0.2, 0.28),
-    "dr_grpo": Variant("constant", "token", 0.2, 0.2),
-    "gspo": Variant("sequence_mean", "sequence", 3e-4, 4e-4),
-    "gspo_token": Variant("sequence_mean", "sequence_token", 3e-4, 4e-4),
-}
+from rlreason.loss_variants import VARIANTS, Variant
 
 
 @dataclass(frozen=True)

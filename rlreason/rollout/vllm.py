@@ -27,14 +27,6 @@ log = logging.getLogger(__name__)
 os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
 
 
-def vllm_available() -> bool:
-    try:
-        import vllm  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 class VLLMRollout:
     def __init__(self, policy: torch.nn.Module, tokenizer, cfg: RolloutConfig, source: str | None,
                  dtype: str, seed: int, max_model_len: int):
