@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -28,12 +29,17 @@ from benchmarks.provenance import commit, machine  # noqa: E402
 CLI = [sys.executable, "-m", "cli"]
 
 
-def stage(command: str, recipe: str, overrides: list[str], log: Path) -> float:
+def stage(command: str, recipe: str, overrides: list[str], log: Path) -> tuple[float, float]:
+    """Run one CLI stage in its own process (output to ``log``); returns its wall seconds and
+    its peak RSS in MB (the process's own, from ``wait4``)."""
     args = CLI + [command, recipe] + [x for o in overrides for x in ("--set", o)]
     started = time.perf_counter()
     with log.open("w") as out:
-        subprocess.run(args, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, check=True)
-    return time.perf_counter() - started
+        child = subprocess.Popen(args, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(child.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{command} {recipe} failed; see {log}")
+    return time.perf_counter() - started, usage.ru_maxrss / 1024
 
 
 def accuracies(run_dir: Path) -> dict[int, float]:
@@ -46,9 +52,9 @@ def run_all(args) -> list[dict]:
     other = "hf" if args.backend == "vllm" else "vllm"
     for index, sft_seed in enumerate(args.sft_seeds):
         sft_dir = args.workdir / f"sft-{sft_seed}"
-        sft_seconds = stage("sft", "recipes/demo/sft.yaml",
-                            [f"output_dir={sft_dir}", f"trainer.seed={sft_seed}", f"model.tiny.seed={sft_seed}",
-                             *args.sft_set], args.workdir / f"sft-{sft_seed}.log")
+        sft_seconds, _ = stage("sft", "recipes/demo/sft.yaml",
+                               [f"output_dir={sft_dir}", f"trainer.seed={sft_seed}", f"model.tiny.seed={sft_seed}",
+                                *args.sft_set], args.workdir / f"sft-{sft_seed}.log")
         sft_curve = accuracies(sft_dir)
         sft_accuracy = sft_curve[max(sft_curve)]
         for grpo_seed in args.grpo_seeds:
@@ -57,10 +63,10 @@ def run_all(args) -> list[dict]:
             backends = [args.backend, other] if also else [args.backend]
             for backend in backends:
                 grpo_dir = args.workdir / f"grpo-{sft_seed}-{grpo_seed}-{backend}"
-                grpo_seconds = stage("train", "recipes/demo/grpo.yaml",
-                                     [f"output_dir={grpo_dir}", f"model.name_or_path={sft_dir / 'final'}",
-                                      f"trainer.seed={grpo_seed}", f"rollout.backend={backend}", *args.grpo_set],
-                                     args.workdir / f"grpo-{sft_seed}-{grpo_seed}-{backend}.log")
+                grpo_seconds, _ = stage("train", "recipes/demo/grpo.yaml",
+                                        [f"output_dir={grpo_dir}", f"model.name_or_path={sft_dir / 'final'}",
+                                         f"trainer.seed={grpo_seed}", f"rollout.backend={backend}", *args.grpo_set],
+                                        args.workdir / f"grpo-{sft_seed}-{grpo_seed}-{backend}.log")
                 curve = accuracies(grpo_dir)
                 result = {"sft_seed": sft_seed, "grpo_seed": grpo_seed, "backend": backend, "sft": sft_accuracy,
                           "curve": curve, "final": curve[max(curve)], "sft_seconds": sft_seconds,

@@ -15,20 +15,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.demo_seeds import accuracies  # noqa: E402
+from benchmarks.demo_seeds import accuracies, stage  # noqa: E402
 from benchmarks.provenance import commit, machine  # noqa: E402
-
-CLI = [sys.executable, "-m", "cli"]
 
 ATTENTION = "[q_proj, k_proj, v_proj, o_proj]"
 VARIANTS = {
@@ -48,18 +43,6 @@ VARIANTS = {
         "full fine-tuning (lr 1e-4, the recipe)": [],
     },
 }
-
-
-def stage(command: str, recipe: str, overrides: list[str], log: Path) -> tuple[float, float]:
-    """Run one CLI stage; returns its wall seconds and peak RSS in MB."""
-    args = CLI + [command, recipe] + [x for o in overrides for x in ("--set", o)]
-    started = time.perf_counter()
-    with log.open("w") as out:
-        child = subprocess.Popen(args, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(child.pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{command} {recipe} failed; see {log}")
-    return time.perf_counter() - started, usage.ru_maxrss / 1024
 
 
 def step_means(run_dir: Path) -> dict[str, float]:

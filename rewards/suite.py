@@ -44,10 +44,8 @@ class RewardSuite:
         """``specs``: objects with ``name``, ``weight`` and ``args`` (e.g. recipe RewardSpecs)."""
         if not specs:
             raise RewardError("rewards: the recipe lists no reward function")
-        self.rewards = [
-            WeightedReward(s.name, functools.partial(resolve(s.name), **s.args), s.weight)
-            for s in specs
-        ]
+        self.rewards = [WeightedReward(s.name, functools.partial(resolved(s.name, index), **s.args), s.weight)
+                        for index, s in enumerate(specs)]
 
     @property
     def names(self) -> list[str]:
@@ -74,6 +72,14 @@ class RewardSuite:
         """
         return [sum(r.weight * v for r in self.rewards if (v := per_function[r.name][i]) is not None)
                 for i in range(len(next(iter(per_function.values()))))]
+
+
+def resolved(name: str, index: int) -> RewardFn:
+    """The function of entry ``index``; an unknown name is named by its place in the list."""
+    try:
+        return resolve(name)
+    except RewardError as err:
+        raise RewardError(f"rewards[{index}].name: {err}") from None
 
 
 def call_checked(r: WeightedReward, completions: list[str], columns: dict[str, list]) -> list[float | None]:

@@ -59,8 +59,7 @@ def normalised_per_group(per_function: dict[str, list[float | None]], group_size
         per_function: name -> (B*G,) scores, groups contiguous, None where a function did not apply.
     """
     names = list(per_function)
-    table = torch.tensor([[float("nan") if v is None else v for v in per_function[n]] for n in names],
-                         dtype=torch.float64).T  # (B*G, K)
+    table = score_table(per_function, torch.float64)  # (B*G, K)
     grouped = table.view(-1, group_size, len(names))  # (B, G, K)
     present = ~torch.isnan(grouped)
     count = present.sum(dim=1, keepdim=True).clamp(min=1)  # (B, 1, K)
@@ -68,3 +67,9 @@ def normalised_per_group(per_function: dict[str, list[float | None]], group_size
     var = (torch.where(present, grouped - mean, 0.0) ** 2).sum(dim=1, keepdim=True) / (count - 1).clamp(min=1)
     scores = ((grouped - mean) / (var.sqrt() + eps)).view_as(table)
     return {n: [None if v != v else v for v in scores[:, k].tolist()] for k, n in enumerate(names)}
+
+
+def score_table(per_function: dict[str, list[float | None]], dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """(N, K): each reward function's score per completion, NaN where it does not apply."""
+    return torch.tensor([[float("nan") if v is None else v for v in values] for values in per_function.values()],
+                        dtype=dtype).T

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from rewards.suite import RewardBatch
+from rlreason.advantages import score_table
 from rlreason.distributed import gathered, gathered_objects
 from rlreason.rollouts import Rollouts
 
@@ -91,7 +92,7 @@ def sampling_metrics(accelerator, batch: ScoredBatch) -> dict[str, float]:
     """Rewards (total and per function), completion lengths and truncation over the global batch."""
     rewards, rollouts = batch.rewards, batch.rollouts
     local = torch.cat([torch.tensor(rewards.total, dtype=torch.float32).unsqueeze(1),
-                       batch.trained_total.unsqueeze(1), reward_table(rewards),
+                       batch.trained_total.unsqueeze(1), score_table(rewards.per_function),
                        torch.tensor([[len(ids), reason == "length"] for ids, reason
                                      in zip(rollouts.completion_ids, rollouts.finish_reason)])], dim=1)
     columns = gathered(accelerator, local).T  # (2 + K + 2, N over all processes)
@@ -108,12 +109,6 @@ def sampling_metrics(accelerator, batch: ScoredBatch) -> dict[str, float]:
     counted = summed_counts(gathered_objects(accelerator, rewards.counts))
     metrics.update({f"reward/{name}/{key}": n for name, keys in counted.items() for key, n in keys.items()})
     return metrics  # counts as e.g. reward/code_accuracy/sandbox_errors
-
-
-def reward_table(rewards: RewardBatch) -> torch.Tensor:
-    """(N, K): each reward function's value per completion, NaN where it does not apply."""
-    return torch.tensor([[float("nan") if v is None else v for v in values]
-                         for values in rewards.per_function.values()], dtype=torch.float32).T
 
 
 def sample_records(batch: ScoredBatch) -> list[dict]:

@@ -13,7 +13,7 @@ Read top to bottom: ``train`` builds a session (``session.py``) and hands ``grpo
 
 Where it departs from textbook GRPO (Shao et al., 2024), each behind a recipe key:
 - the loss aggregation and clip ranges are those of ``algo.loss_type`` (``grpo``, ``bnpo``,
-  ``dapo``, ``dr_grpo``, ``gspo``, ``gspo_token``), see ``losses.VARIANTS``;
+  ``dapo``, ``dr_grpo``, ``gspo``, ``gspo_token``), see ``loss_variants.VARIANTS``;
 - the KL term is off by default (``algo.beta: 0``: no reference model loaded);
 - ``algo.scale_rewards`` (group / batch / none), ``algo.baseline`` (mean / leave_one_out) and
   ``algo.normalise_each_reward`` change how rewards become advantages;
