@@ -65,9 +65,9 @@ def main() -> None:
         torch.manual_seed(0)
         model = build_tiny_moe(shape, tokenizer).eval()
         params = sum(p.numel() for p in model.parameters())
-        hf = tokens_per_second(HFRollout(model, tokenizer, cfg), prompts, args.n, args.repeats)
+        hf = tokens_per_second(HFRollout(model, tokenizer, cfg, [tokenizer.eos_token_id]), prompts, args.n, args.repeats)
         started = time.perf_counter()
-        engine = VLLMRollout(model, tokenizer, cfg, source=None, dtype="float32", seed=0,
+        engine = VLLMRollout(model, tokenizer, cfg, [tokenizer.eos_token_id], source=None, dtype="float32", seed=0,
                              max_model_len=max(map(len, prompts)) + args.max_new_tokens)
         startup = time.perf_counter() - started
         vllm = tokens_per_second(engine, prompts, args.n, args.repeats)

@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from rewards import tally
+from rewards.conversation import text_completions
 from rewards.registry import reward
 from rewards.sandbox.client import Limits, Sandbox, shared
 
@@ -149,6 +150,7 @@ def score_all(completions: list[str], columns: dict, budget: Budget, workers: in
 
 
 @reward("code_accuracy")
+@text_completions
 def code_accuracy(completions: list[str], timeout: float = 10.0, completion_timeout: float = 30.0,
                   memory_mb: int = 1024, workers: int = 2, **columns) -> list[float | None]:
     """Fraction of the row's tests the completion's program passes (sandboxed).
@@ -160,6 +162,7 @@ def code_accuracy(completions: list[str], timeout: float = 10.0, completion_time
 
 
 @reward("code_pass")
+@text_completions
 def code_pass(completions: list[str], timeout: float = 10.0, completion_timeout: float = 30.0,
               memory_mb: int = 1024, workers: int = 2, **columns) -> list[float | None]:
     """1.0 when the completion's program passes every test of its row, else 0.0 (sandboxed)."""

@@ -6,12 +6,14 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 
+from rewards.conversation import text_completions
 from rewards.math_answer import math_accuracy
 from rewards.registry import RewardError, reward
 
 
 @reward("soft_overlong_punishment")
 @reward("overlong_penalty")
+@text_completions
 def overlong_penalty(completions: list[str], completion_ids: list[list[int]] | None = None,
                      max_completion_length: int | None = None, cache_length: int | None = None,
                      **columns) -> list[float]:
@@ -52,6 +54,7 @@ def correctness(completions: list[str], answer: list | None, name: str, **math_a
 
 
 @reward("length")
+@text_completions
 def kimi_length(completions: list[str], answer: list | None = None, prompts: list | None = None,
                 completion_ids: list[list[int]] | None = None, **columns) -> list[float]:
     """Kimi k1.5's length reward (Kimi Team, 2025, "Kimi k1.5: Scaling Reinforcement Learning with
@@ -82,6 +85,7 @@ def kimi_length(completions: list[str], answer: list | None = None, prompts: lis
 
 
 @reward("cosine")
+@text_completions
 def cosine_length(completions: list[str], answer: list | None = None,
                   completion_ids: list[list[int]] | None = None, max_length: int | None = None,
                   min_value_correct: float = 0.5, max_value_correct: float = 1.0,

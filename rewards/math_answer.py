@@ -8,6 +8,7 @@ wires them into the reward.
 from __future__ import annotations
 
 from rewards.bounded import shared_pool
+from rewards.conversation import text_completions
 from rewards.math_equivalence import REL_TOL, answers_equal, quick_verdict
 from rewards.math_extract import DEFAULT_ORDER, extract_answer, extract_choice, gold_answer, is_choice
 from rewards.registry import reward
@@ -16,6 +17,7 @@ MAX_ANSWER_CHARS = 1000  # no real final answer is longer; longer ones are judge
 
 
 @reward("math_accuracy")
+@text_completions
 def math_accuracy(completions: list[str], answer: list, extractors: list[str] | None = None,
                   rel_tol: float = REL_TOL, timeout: float = 1.0, workers: int | None = None,
                   **columns) -> list[float | None]:

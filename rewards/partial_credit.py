@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 
+from rewards.conversation import text_completions
 from rewards.math_extract import extract_answer
 from rewards.registry import RewardError, reward
 
@@ -17,6 +18,7 @@ _INTEGER = re.compile(r"-?\d+")
 
 
 @reward("digit_match")
+@text_completions
 def digit_match(completions: list[str], answer: list | None = None, **columns) -> list[float | None]:
     """Digits of the completion's final answer in the right place (aligned from the units, leading
     zeros dropped), over the longer of the two numbers; a wrong sign or a non-integer answer scores 0.0, a row whose

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 
+from rewards.conversation import text_completions
 from rewards.registry import reward
 
 TAGS = ("<think>", "</think>", "<answer>", "</answer>")
@@ -23,6 +24,7 @@ def opened(completion: str, think_opened: bool) -> str:
 
 
 @reward("format")
+@text_completions
 def format_reward(completions: list[str], think_opened: bool = False, **columns) -> list[float]:
     """1.0 when the completion is exactly ``<think>...</think>`` then ``<answer>...</answer>``
     (whitespace around them allowed, each tag once, nothing after), else 0.0.
@@ -44,6 +46,7 @@ def format_reward(completions: list[str], think_opened: bool = False, **columns)
 
 
 @reward("tag_count")
+@text_completions
 def tag_count(completions: list[str], think_opened: bool = False, **columns) -> list[float]:
     """0.25 for each of ``<think>``, ``</think>``, ``<answer>``, ``</answer>`` that appears exactly
     once: partial credit on the way to the full format (open-r1's ``tag_count_reward``).

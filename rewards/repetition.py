@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from rewards.conversation import text_completions
 from rewards.r1_format import think_span
 from rewards.registry import RewardError, reward
 
@@ -13,6 +14,7 @@ WORD = re.compile(r"\w+")
 
 
 @reward("repetition_penalty")
+@text_completions
 def repetition_penalty(completions: list[str], ngram_size: int = 3, max_penalty: float = -1.0,
                        **columns) -> list[float]:
     """N-gram repetition penalty (Yeo et al., 2025, "Demystifying Long Chain-of-Thought Reasoning in
@@ -41,6 +43,7 @@ def script_of(character: str) -> str:
 
 
 @reward("language_consistency")
+@text_completions
 def language_consistency(completions: list[str], script: str = "latin", think_opened: bool = False,
                          **columns) -> list[float | None]:
     """DeepSeek-R1's language consistency reward (DeepSeek-AI, 2025, sec. 2.3.2): the share of the

@@ -111,9 +111,10 @@ def sampling_metrics(accelerator, batch: ScoredBatch) -> dict[str, float]:
     return metrics  # counts as e.g. reward/code_accuracy/sandbox_errors
 
 
-def sample_records(batch: ScoredBatch) -> list[dict]:
-    """One samples.jsonl record per completion: prompt, completion, total and per-function reward."""
+def sample_records(batch: ScoredBatch, prompt_text=str) -> list[dict]:
+    """One samples.jsonl record per completion: prompt (``prompt_text`` of it: as the model read
+    it), completion, total and per-function reward."""
     per_function = batch.rewards.per_function
-    return [{"prompt": batch.examples[g].prompt, "completion": text, "reward": reward,
+    return [{"prompt": prompt_text(batch.examples[g].prompt), "completion": text, "reward": reward,
              "rewards": {name: values[i] for name, values in per_function.items()}}
             for i, (text, reward, g) in enumerate(zip(batch.texts, batch.rewards.total, batch.rollouts.group_index))]

@@ -1,6 +1,7 @@
 """Prompts and answers: a hub dataset, a local file, or the built-in arithmetic task.
 
-Rows become ``Example``s (rendered prompt + the row's columns). Held-out examples are
+Rows become ``Example``s (the prompt, text or a conversation, + the row's columns; ``chat.py``
+renders conversations with the tokenizer's chat template). Held-out examples are
 never trained on: either a separate ``eval_source`` or rows held out of ``source``.
 """
 
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+from rlreason.chat import prompt_of
 from rlreason.recipe import DataConfig, RecipeError, SyntheticConfig
 
 FILE_FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
@@ -19,7 +21,10 @@ FILE_FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv"
 
 @dataclass(frozen=True)
 class Example:
-    prompt: str
+    """A problem: its prompt (text, or a conversation: a list of {role, content} messages) and
+    its row's columns (``answer`` = the answer column)."""
+
+    prompt: str | list[dict]
     columns: dict = field(default_factory=dict)
 
 
@@ -96,16 +101,12 @@ def to_example(row: dict, cfg: DataConfig, index: int) -> Example:
     for key, column in (("data.prompt_column", cfg.prompt_column), ("data.answer_column", cfg.answer_column)):
         if column not in row:
             raise RecipeError(f"{key}: row {index} has no column {column!r}; columns: {', '.join(row)}")
-    try:
-        prompt = cfg.prompt_template.format(**{**row, "prompt": row[cfg.prompt_column]})  # a 'prompt' column too
-    except (KeyError, IndexError) as err:
-        raise RecipeError(f"data.prompt_template: unknown field {err} (row {index} has "
-                          f"prompt, {', '.join(row)})") from None
-    return Example(prompt=prompt, columns=dict(row, answer=row[cfg.answer_column]))
+    return Example(prompt=prompt_of(row, cfg, index), columns=dict(row, answer=row[cfg.answer_column]))
 
 
 def render_completion(example: Example, cfg: DataConfig) -> str:
-    """The SFT target of an example."""
+    """The SFT target of an example (for a conversation that does not end with an assistant
+    turn: that turn's content)."""
     try:
         return cfg.completion_template.format(**example.columns)
     except (KeyError, IndexError) as err:

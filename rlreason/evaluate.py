@@ -7,8 +7,9 @@ from dataclasses import dataclass
 
 from rewards import RewardSuite
 from rewards.math_extract import extract_answer
+from rlreason.chat import PromptRenderer, reward_completions
 from rlreason.data import Example, columns_of, load_eval_examples
-from rlreason.models import load_policy
+from rlreason.models import load_policy, load_tokenizer
 from rlreason.pass_at_k import k_values, majority_correct, pass_at_k
 from rlreason.preflight import check_recipe
 from rlreason.recipe import Recipe
@@ -22,20 +23,20 @@ class EvalResult:
     samples: list[dict]
 
 
-def evaluate(engine: RolloutEngine, tokenizer, examples: list[Example], suite: RewardSuite,
+def evaluate(engine: RolloutEngine, prompts: PromptRenderer, examples: list[Example], suite: RewardSuite,
              metric: str | None, batch_size: int, max_new_tokens: int) -> EvalResult:
     """Greedy-decode every example; ``accuracy`` is the mean of reward ``metric``."""
     metric = checked_metric(suite, metric)
-    texts, completion_ids = completions(engine, tokenizer, examples, 1, batch_size, max_new_tokens)
-    scores = suite.score(texts, columns_of(examples, repeat=1, completion_ids=completion_ids))
+    texts, completion_ids = completions(engine, prompts, examples, 1, batch_size, max_new_tokens)
+    scores = score(suite, examples, texts, 1, completion_ids)
     metrics = reward_and_length_means(scores, completion_ids)
     metrics["accuracy"] = metrics[f"reward/{metric}"]
-    samples = [{"prompt": e.prompt, "completion": t, "score": s}
+    samples = [{"prompt": prompts.text(e.prompt), "completion": t, "score": s}
                for e, t, s in zip(examples, texts, scores.per_function[metric])]
     return EvalResult(accuracy=metrics["accuracy"], metrics=metrics, samples=samples)
 
 
-def evaluate_sampled(engine: RolloutEngine, tokenizer, examples: list[Example], suite: RewardSuite,
+def evaluate_sampled(engine: RolloutEngine, prompts: PromptRenderer, examples: list[Example], suite: RewardSuite,
                      metric: str | None, k: int, batch_size: int, max_new_tokens: int, seed: int) -> EvalResult:
     """``k`` sampled completions per example (the recipe's rollout temperature, each problem
     seeded from ``seed`` and its index). A sample solves its problem when reward ``metric``
@@ -43,9 +44,9 @@ def evaluate_sampled(engine: RolloutEngine, tokenizer, examples: list[Example], 
     the k samples), maj@k when the metric is ``math_accuracy`` (vote over extracted answers),
     the mean of every reward over all samples and the mean completion length."""
     metric = checked_metric(suite, metric)
-    texts, completion_ids = completions(engine, tokenizer, examples, k, max(1, batch_size // k),
+    texts, completion_ids = completions(engine, prompts, examples, k, max(1, batch_size // k),
                                         max_new_tokens, seed)
-    scores = suite.score(texts, columns_of(examples, repeat=k, completion_ids=completion_ids))
+    scores = score(suite, examples, texts, k, completion_ids)
     solved = [score is not None and score >= 1.0 for score in scores.per_function[metric]]
     voting = metric == "math_accuracy"
     answers = [extract_answer(text) for text in texts] if voting else [None] * len(texts)
@@ -55,7 +56,7 @@ def evaluate_sampled(engine: RolloutEngine, tokenizer, examples: list[Example], 
         metrics[f"maj@{k}"] = sum(majority_correct(answers[i * k:(i + 1) * k], solved[i * k:(i + 1) * k])
                                   for i in range(len(examples))) / len(examples)
     metrics.update(reward_and_length_means(scores, completion_ids))
-    samples = [{"problem": i // k, "prompt": examples[i // k].prompt, "completion": text,
+    samples = [{"problem": i // k, "prompt": prompts.text(examples[i // k].prompt), "completion": text,
                 "scores": {name: values[i] for name, values in scores.per_function.items()},
                 **({"answer": answers[i]} if voting else {})}
                for i, text in enumerate(texts)]
@@ -71,7 +72,15 @@ def checked_metric(suite: RewardSuite, metric: str | None) -> str:
     return metric
 
 
-def completions(engine: RolloutEngine, tokenizer, examples: list[Example], n: int, per_call: int,
+def score(suite: RewardSuite, examples: list[Example], texts: list[str], repeat: int,
+          completion_ids: list[list[int]]):
+    """The suite's scores of ``repeat`` completions per example (in TRL's message form for
+    conversations)."""
+    columns = columns_of(examples, repeat, completion_ids)
+    return suite.score(reward_completions(columns["prompts"], texts), columns)
+
+
+def completions(engine: RolloutEngine, prompts: PromptRenderer, examples: list[Example], n: int, per_call: int,
                 max_new_tokens: int, seed: int | None = None) -> tuple[list[str], list[list[int]]]:
     """``n`` completions per example, ``per_call`` examples per generate call, grouped example by
     example: greedy without ``seed``, else sampled with each example seeded from ``seed`` and its
@@ -79,10 +88,10 @@ def completions(engine: RolloutEngine, tokenizer, examples: list[Example], n: in
     texts, completion_ids = [], []
     for lo in range(0, len(examples), per_call):
         chunk = examples[lo:lo + per_call]
-        prompt_ids = tokenizer([e.prompt for e in chunk]).input_ids
+        prompt_ids = prompts.ids([e.prompt for e in chunk])
         seeds = None if seed is None else [seed * 1_000_003 + lo + i for i in range(len(chunk))]
         rollouts = engine.generate(prompt_ids, n=n, greedy=seed is None, max_new_tokens=max_new_tokens, seeds=seeds)
-        texts += tokenizer.batch_decode(rollouts.completion_ids, skip_special_tokens=True)
+        texts += prompts.tokenizer.batch_decode(rollouts.completion_ids, skip_special_tokens=True)
         completion_ids += rollouts.completion_ids
     return texts, completion_ids
 
@@ -99,12 +108,15 @@ def evaluate_recipe(recipe: Recipe, k: int | None = None) -> EvalResult:
     problem pass@k and maj@k (see ``evaluate_sampled``); writes nothing."""
     checked = check_recipe(recipe)
     suite, examples = checked.suite, load_eval_examples(recipe.data)
-    loaded = load_policy(recipe.model)
-    engine = make_engine(recipe, checked.backend, loaded.model, loaded.tokenizer, [e.prompt for e in examples])
+    tokenizer = load_tokenizer(recipe.model)
+    prompts = PromptRenderer(tokenizer, recipe.data)
+    prompt_ids = prompts.ids([e.prompt for e in examples])  # a template error: before the weights load
+    loaded = load_policy(recipe.model, tokenizer)
+    engine = make_engine(recipe, checked.backend, loaded.model, tokenizer, prompt_ids)
     if k is not None:
-        return evaluate_sampled(engine, loaded.tokenizer, examples, suite, recipe.evaluation.metric, k,
+        return evaluate_sampled(engine, prompts, examples, suite, recipe.evaluation.metric, k,
                                 recipe.evaluation.batch_size, recipe.rollout.max_new_tokens, recipe.trainer.seed)
-    return evaluate(engine, loaded.tokenizer, examples, suite, recipe.evaluation.metric,
+    return evaluate(engine, prompts, examples, suite, recipe.evaluation.metric,
                     recipe.evaluation.batch_size, recipe.rollout.max_new_tokens)
 
 

@@ -11,7 +11,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from rlreason.recipe import ModelConfig, RecipeError
-from rlreason.tiny import build_char_tokenizer, build_tiny_moe
+from rlreason.tiny import build_tiny_moe, build_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -22,29 +22,34 @@ class LoadedModel:
     tokenizer: PreTrainedTokenizerBase
 
 
-def load_policy(cfg: ModelConfig) -> LoadedModel:
-    """The trainable policy: pretrained weights, or a tiny random-init MoE; LoRA if asked."""
-    if cfg.name_or_path is None:
-        tokenizer = build_char_tokenizer()
-        model = build_tiny_moe(cfg.tiny, tokenizer).to(getattr(torch, cfg.dtype))
-        log.info("built a tiny random-init Qwen3-MoE (%d parameters)", count_parameters(model))
-    else:
+def load_policy(cfg: ModelConfig, tokenizer: PreTrainedTokenizerBase | None = None) -> LoadedModel:
+    """The trainable policy: pretrained weights, or a tiny random-init MoE; LoRA if asked.
+    ``tokenizer``: the model's, if already loaded (``load_tokenizer``)."""
+    if tokenizer is None:
         tokenizer = load_tokenizer(cfg)
+    if cfg.name_or_path is None:
+        model = build_tiny_moe(cfg.tiny, tokenizer).to(getattr(torch, cfg.dtype))
+        log.info("built a tiny random-init %s (%d parameters)", cfg.tiny.architecture, count_parameters(model))
+    else:
         model = AutoModelForCausalLM.from_pretrained(
             cfg.name_or_path, dtype=getattr(torch, cfg.dtype), trust_remote_code=cfg.trust_remote_code
         )
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
     if cfg.lora is not None:
         model = add_lora(model, cfg)
     return LoadedModel(model=model, tokenizer=tokenizer)
 
 
 def load_tokenizer(cfg: ModelConfig) -> PreTrainedTokenizerBase:
+    """The model's tokenizer (the tiny model's is built), with a padding token (EOS if it has none)."""
+    if cfg.name_or_path is None:
+        return build_tokenizer(cfg.tiny.tokenizer)
     if looks_local(cfg.name_or_path) and not Path(cfg.name_or_path).exists():
         raise RecipeError(f"model.name_or_path: no such directory: {cfg.name_or_path} (a run's "
                           "checkpoint appears only after that run; e.g. run the SFT stage first)")
-    return AutoTokenizer.from_pretrained(cfg.name_or_path, trust_remote_code=cfg.trust_remote_code)
+    tokenizer = AutoTokenizer.from_pretrained(cfg.name_or_path, trust_remote_code=cfg.trust_remote_code)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
 
 
 def looks_local(name: str) -> bool:

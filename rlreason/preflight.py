@@ -44,7 +44,18 @@ def check_recipe(recipe: Recipe, num_processes: int | None = None) -> Checked:
         raise RecipeError("rollout.vllm.sleep_mode: needs a GPU (vLLM's sleep mode manages accelerator "
                           "memory); set it to false on CPU")
     check_available(recipe.trainer.report_to)
+    check_chat_settings(recipe)
     return Checked(suite, backend)
+
+
+def check_chat_settings(recipe: Recipe) -> None:
+    """Settings of the chat template that nothing would read."""
+    data = recipe.data
+    if data.chat_template is False:
+        for key, value in (("system_prompt", data.system_prompt), ("chat_template_kwargs", data.chat_template_kwargs)):
+            if value:
+                raise RecipeError(f"data.{key}: set, but data.chat_template: false renders no template; "
+                                  "set data.chat_template to auto or true, or drop it")
 
 
 def cuda_available() -> bool:

@@ -57,6 +57,9 @@ class TinyModelConfig:
     expert_intermediate_size: int = option(256, "Hidden size of each expert MLP.", positive, "> 0")
     max_position_embeddings: int = option(512, "Longest sequence the model supports.", positive, "> 0")
     seed: int = option(0, "Seed of the random initialisation.")
+    tokenizer: Literal["characters", "chatml", "deepseek"] = option(
+        "characters", "One token per character (the demo), or a byte-level BPE with a real chat "
+        "template: chatml (Qwen's, with enable_thinking) or deepseek (DeepSeek-V3's).")
 
 
 @dataclass
@@ -125,7 +128,16 @@ class DataConfig:
     num_eval: int = option(200, "Held-out problems used for evaluation.", positive, "> 0")
     prompt_column: str = option("question", "Column holding the problem text.")
     answer_column: str = option("answer", "Column holding the reference answer.")
-    prompt_template: str = option("{prompt}", "Python format string; {prompt} and any column.")
+    prompt_template: str = option("{prompt}", "Python format string over a plain-text prompt; {prompt} "
+                                  "and any column.")
+    chat_template: Literal["auto", True, False] = option(
+        "auto", "Render prompts with the tokenizer's chat template: auto = prompts that are "
+        "conversations (lists of {role, content} messages) are, plain text stays raw; true = a "
+        "plain-text prompt becomes one user turn; false = never (conversations are an error).")
+    system_prompt: str | None = option(None, "A system turn put first in every templated prompt that "
+                                       "has none of its own.")
+    chat_template_kwargs: dict = option(
+        help="Switches the chat template reads, e.g. {enable_thinking: false} for Qwen3.", factory=dict)
     completion_template: str = option(
         "{answer}", "SFT target, a format string over the columns ({answer} = answer column)."
     )

@@ -31,16 +31,26 @@ def right_padded(prompt_ids: list[list[int]], completion_ids: list[list[int]], p
     Right padding keeps every real token at its natural position, so causal attention never
     sees padding and no position ids are needed.
     """
-    lengths = [len(p) + len(c) for p, c in zip(prompt_ids, completion_ids)]
+    return masked_right_padded([p + c for p, c in zip(prompt_ids, completion_ids)],
+                               [[0] * len(p) + [1] * len(c) for p, c in zip(prompt_ids, completion_ids)],
+                               pad_id, device)
+
+
+def masked_right_padded(sequences: list[list[int]], learned: list[list[int]], pad_id: int,
+                        device: torch.device | str = "cpu") -> TokenBatch:
+    """Sequences padded on the right, with ``completion_mask`` 1 at the tokens ``learned``
+    marks (1 per token: e.g. every assistant turn of a conversation); the first token of a
+    sequence is never learned (nothing predicts it)."""
+    lengths = list(map(len, sequences))
     width = max(lengths)
     input_ids = torch.full((len(lengths), width), pad_id, dtype=torch.long)
     attention_mask = torch.zeros((len(lengths), width), dtype=torch.long)
     completion_mask = torch.zeros((len(lengths), width - 1), dtype=torch.float32)
-    for i, (p, c) in enumerate(zip(prompt_ids, completion_ids)):
-        input_ids[i, :lengths[i]] = torch.tensor(p + c, dtype=torch.long)
+    for i, (ids, marks) in enumerate(zip(sequences, learned)):
+        input_ids[i, :lengths[i]] = torch.tensor(ids, dtype=torch.long)
         attention_mask[i, :lengths[i]] = 1
-        # target position t predicts token t+1: completion tokens sit at len(p)..len(p)+len(c)-1
-        completion_mask[i, len(p) - 1:lengths[i] - 1] = 1
+        # target position t predicts token t+1
+        completion_mask[i, :lengths[i] - 1] = torch.tensor(marks[1:], dtype=torch.float32)
     return TokenBatch(input_ids.to(device), attention_mask.to(device), completion_mask.to(device))
 
 

@@ -17,10 +17,11 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 
 from rewards import RewardSuite
+from rlreason.chat import PromptRenderer
 from rlreason.data import PromptSampler, Splits, load_splits
 from rlreason.distributed import make_accelerator, parameters_sharded
 from rlreason.evaluate import EvalResult
-from rlreason.models import count_parameters, load_policy, reference_model
+from rlreason.models import count_parameters, load_policy, load_tokenizer, reference_model
 from rlreason.moe import freeze_routers
 from rlreason.optimizer import build_optimizer
 from rlreason.preflight import check_recipe
@@ -39,6 +40,7 @@ class Session:
     accelerator: Accelerator
     model: torch.nn.Module  # wrapped by accelerate
     tokenizer: object
+    prompts: PromptRenderer
     optimizer: torch.optim.Optimizer
     scheduler: object
     engine: RolloutEngine
@@ -57,8 +59,8 @@ class Session:
         return self.accelerator.unwrap_model(self.model)
 
     def prompt_ids(self, examples) -> list[list[int]]:
-        """The examples' prompts, tokenized."""
-        return self.tokenizer([e.prompt for e in examples]).input_ids
+        """The examples' prompts as the engine gets them (conversations chat-templated)."""
+        return self.prompts.ids([e.prompt for e in examples])
 
 
 def open_session(recipe: Recipe, description: str, with_reference: bool = False,
@@ -70,7 +72,10 @@ def open_session(recipe: Recipe, description: str, with_reference: bool = False,
     splits = load_splits(recipe.data)
     accelerator = make_accelerator(recipe.trainer.micro_batch_size, recipe.trainer.max_grad_norm)
     set_seed(recipe.trainer.seed)
-    loaded = load_policy(recipe.model)
+    tokenizer = load_tokenizer(recipe.model)
+    prompts = PromptRenderer(tokenizer, recipe.data)
+    prompt_ids = prompts.ids([e.prompt for e in splits.train + splits.eval])  # a template error: before the weights load
+    loaded = load_policy(recipe.model, tokenizer)
     if recipe.trainer.gradient_checkpointing:  # active in training mode only: generation is unaffected
         loaded.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if recipe.moe.freeze_router and not freeze_routers(loaded.model):
@@ -98,10 +103,10 @@ def open_session(recipe: Recipe, description: str, with_reference: bool = False,
     if resume is not None:
         sampler.restore(**resumed["sampler"])
     return Session(
-        recipe=recipe, accelerator=accelerator, model=model, tokenizer=loaded.tokenizer,
+        recipe=recipe, accelerator=accelerator, model=model, tokenizer=loaded.tokenizer, prompts=prompts,
         optimizer=optimizer, scheduler=scheduler,
         engine=make_engine(recipe, checked.backend, accelerator.unwrap_model(model), loaded.tokenizer,
-                           [e.prompt for e in splits.train + splits.eval], parameters_sharded(accelerator)),
+                           prompt_ids, parameters_sharded(accelerator)),
         suite=checked.suite, splits=splits, sampler=sampler,
         log=RunLog(recipe.run_dir, t.max_steps, description, accelerator.is_main_process,
                    resumed_at=resumed["step"],

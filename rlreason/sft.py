@@ -2,17 +2,21 @@
 
 Cross-entropy on the target tokens only (prompt and padding masked), averaged over all
 target tokens of the step, across processes; the target ends with EOS so the model learns to stop.
+A conversation (``chat.py``) is learned on its assistant turns only, each through the end-of-turn
+token its chat template closes it with; one that does not end with an assistant turn gets the
+completion template as its last.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from rlreason.data import render_completion
+from rlreason.chat import is_conversation, stop_token_ids
+from rlreason.data import Example, render_completion
 from rlreason.distributed import backward_share, micro_batch, summed
-from rlreason.recipe import Recipe
-from rlreason.sequences import micro_batches, right_padded, sequence_logprobs
 from rlreason.optimizer import optimizer_step
+from rlreason.recipe import Recipe
+from rlreason.sequences import masked_right_padded, micro_batches, sequence_logprobs
 from rlreason.session import Session, open_session
 from rlreason.trainer import RunResult, run_steps
 
@@ -25,18 +29,15 @@ def sft(recipe: Recipe, resume: Path | None = None) -> RunResult:
 
 def sft_step(session: Session, step: int) -> dict[str, float]:
     examples = session.sampler.next_batch()
-    tokenizer, accelerator = session.tokenizer, session.accelerator
-    prompt_ids = session.prompt_ids(examples)
-    targets = [render_completion(e, session.recipe.data) for e in examples]
-    target_ids = [ids + [tokenizer.eos_token_id]
-                  for ids in tokenizer(targets, add_special_tokens=False).input_ids]
-    num_tokens, = summed(accelerator, [sum(map(len, target_ids))])  # of the global batch
+    accelerator = session.accelerator
+    sequences, learned = zip(*(training_tokens(session, e) for e in examples))
+    num_tokens, = summed(accelerator, [sum(map(sum, learned))])  # of the global batch
     chunks = micro_batches(len(examples), session.recipe.trainer.micro_batch_size)
     total = 0.0
     session.model.train()
     for k, idx in enumerate(chunks):
-        batch = right_padded([prompt_ids[i] for i in idx], [target_ids[i] for i in idx],
-                             tokenizer.pad_token_id, accelerator.device)
+        batch = masked_right_padded([sequences[i] for i in idx], [learned[i] for i in idx],
+                                    session.tokenizer.pad_token_id, accelerator.device)
         with micro_batch(accelerator, session.model, last=k == len(chunks) - 1):
             logprobs = sequence_logprobs(session.model, batch)  # (n, L-1)
             loss = -(logprobs * batch.completion_mask).sum() / num_tokens
@@ -47,3 +48,18 @@ def sft_step(session: Session, step: int) -> dict[str, float]:
     metrics = {"loss": total, "grad_norm": grad_norm, "lr": session.scheduler.get_last_lr()[0]}
     session.log.metrics(step, metrics)
     return metrics
+
+
+def training_tokens(session: Session, example: Example) -> tuple[list[int], list[int]]:
+    """An example's token ids and 1 on each token SFT learns: the target (then EOS) after a
+    plain-text prompt, or a conversation's assistant turns."""
+    data, tokenizer = session.recipe.data, session.tokenizer
+    if not is_conversation(example.prompt):
+        prompt, = session.prompt_ids([example])
+        target = tokenizer(render_completion(example, data), add_special_tokens=False).input_ids
+        target.append(tokenizer.eos_token_id)
+        return prompt + target, [0] * len(prompt) + [1] * len(target)
+    conversation = example.prompt
+    if conversation[-1]["role"] != "assistant":
+        conversation = [*conversation, {"role": "assistant", "content": render_completion(example, data)}]
+    return session.prompts.assistant_tokens(conversation, stop_token_ids(tokenizer, None, data.chat_template_kwargs))

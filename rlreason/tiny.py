@@ -1,15 +1,19 @@
-"""A tiny random-init MoE (Qwen3-MoE by default) and a character tokenizer, both defined here.
+"""A tiny random-init MoE (Qwen3-MoE by default) and its tokenizer, both defined here.
 
-Used by the demo and the tests: no download needed. Both are saved with
-``save_pretrained`` so any Hugging Face compatible loader reads them back.
+The tokenizer is one token per character (the demo), or a byte-level BPE trained here with
+``tokenizers`` that carries a real chat template: ChatML as the Qwen family writes it (with
+Qwen3's ``enable_thinking`` switch) or DeepSeek-V3's format. Used by the demo, the dry-run
+stand-ins and the tests: no download needed. Both are saved with ``save_pretrained`` so any
+Hugging Face compatible loader reads them back.
 """
 
 from __future__ import annotations
 
 import string
+from dataclasses import dataclass
 
 import torch
-from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedModel, PreTrainedTokenizerFast
 
 from rlreason.recipe import TinyModelConfig
@@ -28,6 +32,70 @@ def build_char_tokenizer() -> PreTrainedTokenizerFast:
         tokenizer_object=backend, pad_token=PAD, eos_token=EOS, unk_token=UNK,
         model_max_length=1 << 16,
     )
+
+
+@dataclass(frozen=True)
+class ChatFormat:
+    """A model family's special tokens and chat template (Jinja, as ``tokenizer_config.json`` holds it)."""
+
+    eos: str  # also the padding token, as the families' base tokenizers have it
+    turn_tokens: tuple[str, ...]  # the other special tokens the template writes
+    template: str
+    bos: str | None = None
+
+
+CHAT_FORMATS = {
+    # Qwen2.5/Qwen3: <|im_end|> ends a turn, <|endoftext|> is EOS; enable_thinking=false writes
+    # the empty reasoning block Qwen3's template writes to switch thinking off
+    "chatml": ChatFormat(
+        eos="<|endoftext|>", turn_tokens=("<|im_start|>", "<|im_end|>"),
+        template=("{%- for message in messages %}"
+                  "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
+                  "{%- endfor %}"
+                  "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}"
+                  "{%- if enable_thinking is defined and enable_thinking is false %}"
+                  "{{- '<think>\\n\\n</think>\\n\\n' }}{%- endif %}{%- endif %}")),
+    # DeepSeek-V3/R1: the system prompt first, bare; an assistant turn ends with EOS itself
+    "deepseek": ChatFormat(
+        eos="<｜end▁of▁sentence｜>", bos="<｜begin▁of▁sentence｜>", turn_tokens=("<｜User｜>", "<｜Assistant｜>"),
+        template=("{{- bos_token }}"
+                  "{%- for message in messages %}"
+                  "{%- if message['role'] == 'system' %}{{- message['content'] }}"
+                  "{%- elif message['role'] == 'user' %}{{- '<｜User｜>' + message['content'] }}"
+                  "{%- elif message['role'] == 'assistant' %}{{- '<｜Assistant｜>' + message['content'] + eos_token }}"
+                  "{%- endif %}{%- endfor %}"
+                  "{%- if add_generation_prompt %}{{- '<｜Assistant｜>' }}{%- endif %}")),
+}
+
+
+def build_tokenizer(kind: str) -> PreTrainedTokenizerFast:
+    """The tiny model's tokenizer: ``characters``, or a chat tokenizer of ``CHAT_FORMATS``."""
+    return build_char_tokenizer() if kind == "characters" else build_chat_tokenizer(CHAT_FORMATS[kind])
+
+
+def build_chat_tokenizer(chat: ChatFormat, vocab_size: int = 1024) -> PreTrainedTokenizerFast:
+    """A byte-level BPE (every string encodes) trained on ``bpe_corpus()``, with ``chat``'s
+    special tokens and template; deterministic."""
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    special = [chat.eos, *([chat.bos] if chat.bos else []), *chat.turn_tokens]
+    backend.train_from_iterator(bpe_corpus(), trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=special, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False))
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend, eos_token=chat.eos, pad_token=chat.eos, bos_token=chat.bos,
+        extra_special_tokens=list(chat.turn_tokens), model_max_length=1 << 16)
+    tokenizer.chat_template = chat.template
+    return tokenizer
+
+
+def bpe_corpus() -> list[str]:
+    """Short math-flavoured sentences to learn merges from (any text encodes, byte by byte)."""
+    words = ("question answer the is of and to a in step by reason final total each how many what "
+             "then so we have left more than less times half twice per cost costs dollars".split())
+    return [f"Question: what is {a} + {b}? {words[a % len(words)]} {words[b % len(words)]} "
+            f"step by step, the answer is \\boxed{{{a + b}}}." for a in range(0, 200, 3) for b in range(0, 100, 7)]
 
 
 def build_tiny_moe(cfg: TinyModelConfig, tokenizer: PreTrainedTokenizerFast) -> PreTrainedModel:

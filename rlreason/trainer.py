@@ -38,6 +38,7 @@ import torch
 from rlreason.advantages import group_advantages, normalised_per_group
 from rlreason.batches import ScoredBatch, concatenate, sample_records, sampling_metrics
 from rlreason.checkpoint import prune_checkpoints
+from rlreason.chat import reward_completions
 from rlreason.data import columns_of
 from rlreason.distributed import gathered, gathered_objects, summed
 from rlreason.evaluate import EvalResult, evaluate
@@ -122,7 +123,7 @@ def grpo_step(session: Session, step: int) -> dict[str, float]:
     session.log.metrics(step, metrics)
     every = recipe.trainer.log_samples_every
     if every and (step % every == 0 or step == 1):
-        session.log.samples(step, sample_records(sampled))
+        session.log.samples(step, sample_records(sampled, session.prompts.text))
     return metrics
 
 
@@ -170,7 +171,8 @@ def generate_and_score(session: Session, timings: dict[str, float]) -> ScoredBat
                                        seeds=session.sampler.last_seeds())
     generated = time.perf_counter()
     texts = session.tokenizer.batch_decode(rollouts.completion_ids, skip_special_tokens=True)
-    rewards = session.suite.score(texts, columns_of(examples, group_size, rollouts.completion_ids))
+    columns = columns_of(examples, group_size, rollouts.completion_ids)
+    rewards = session.suite.score(reward_completions(columns["prompts"], texts), columns)
     trained = rewards.total
     if recipe.algo.normalise_each_reward:
         trained = session.suite.total(normalised_per_group(rewards.per_function, group_size))
@@ -189,7 +191,7 @@ def evaluate_now(session: Session, step: int) -> EvalResult:
     sync_engine(session)
     started = time.perf_counter()
     evaluation = session.recipe.evaluation
-    result = evaluate(session.engine, session.tokenizer, session.splits.eval, session.suite, evaluation.metric,
+    result = evaluate(session.engine, session.prompts, session.splits.eval, session.suite, evaluation.metric,
                       evaluation.batch_size, session.recipe.rollout.max_new_tokens)
     session.evals.append((step, result))
     metrics = {f"eval/{k}": v for k, v in result.metrics.items()}

@@ -27,7 +27,7 @@ GROUPS, G = 4, 4
 def global_batch(session, step: int) -> ScoredBatch:
     g = torch.Generator().manual_seed(step)
     examples = session.splits.train[step * GROUPS:(step + 1) * GROUPS]
-    prompts = session.tokenizer([e.prompt for e in examples]).input_ids
+    prompts = session.prompt_ids(examples)
     completions = [torch.randint(3, 60, (int(torch.randint(1, 7, (1,), generator=g)),), generator=g).tolist()
                    for _ in range(GROUPS * G)]
     rewards = torch.rand(GROUPS * G, generator=g).round().tolist()

@@ -7,7 +7,7 @@ from rlreason.sequences import right_padded, sequence_logprobs
 
 
 def engine(model, tokenizer, **cfg):
-    return HFRollout(model, tokenizer, RolloutConfig(**{"max_new_tokens": 6, **cfg}))
+    return HFRollout(model, tokenizer, RolloutConfig(**{"max_new_tokens": 6, **cfg}), [tokenizer.eos_token_id])
 
 
 def test_g_completions_per_prompt_grouped_with_reasons(tiny_model, tokenizer):

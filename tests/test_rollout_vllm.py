@@ -73,7 +73,7 @@ def test_greedy_completions_equal_the_hf_backend(open_vllm_session):
     session = open_vllm_session()
     prompts = session.tokenizer(["12+7=", "5+5=", "99+1="]).input_ids
     ours = session.engine.generate(prompts, n=1, greedy=True)
-    hf = HFRollout(session.policy, session.tokenizer, session.recipe.rollout)
+    hf = HFRollout(session.policy, session.tokenizer, session.recipe.rollout, session.engine.stop_ids)
     theirs = hf.generate(prompts, n=1, greedy=True)
     assert ours.completion_ids == theirs.completion_ids
     assert ours.finish_reason == theirs.finish_reason

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 from typing import Protocol
 
+from rlreason.chat import stop_token_ids
 from rlreason.recipe import Recipe, RecipeError
 from rlreason.rollouts import Rollouts
 
@@ -32,25 +33,28 @@ def resolve_backend(backend: str) -> str:
     return backend
 
 
-def make_engine(recipe: Recipe, backend: str, policy, tokenizer, prompts: list[str],
+def make_engine(recipe: Recipe, backend: str, policy, tokenizer, prompt_ids: list[list[int]],
                 sharded: bool = False) -> RolloutEngine:
     """The recipe's rollout engine on ``backend`` (``vllm`` or ``hf``, as ``resolve_backend``
     resolved it), following ``policy``'s weights.
 
-    ``prompts``: every prompt the engine will see, so it can size its context. ``sharded``: the
-    policy's parameters are split across processes (FSDP).
+    ``prompt_ids``: every prompt the engine will see, tokenized, so it can size its context.
+    ``sharded``: the policy's parameters are split across processes (FSDP). Completions end at
+    EOS or at the chat template's end-of-turn token (``chat.stop_token_ids``).
     """
     cfg = recipe.rollout
-    longest = max(len(ids) for ids in tokenizer(prompts).input_ids) if prompts else 0
+    longest = max(map(len, prompt_ids)) if prompt_ids else 0
     check_context(longest, cfg.max_new_tokens, getattr(policy, "config", None))
+    stop_ids = stop_token_ids(tokenizer, getattr(getattr(policy, "generation_config", None), "eos_token_id", None),
+                              recipe.data.chat_template_kwargs)
     if backend == "hf":
         from rlreason.rollout.hf import HFRollout
 
-        return HFRollout(policy, tokenizer, cfg, synced=sharded)
+        return HFRollout(policy, tokenizer, cfg, stop_ids, synced=sharded)
     from rlreason.rollout.vllm import VLLMRollout
 
     max_model_len = cfg.vllm.max_model_len or longest + cfg.max_new_tokens
-    return VLLMRollout(policy, tokenizer, cfg, source=recipe.model.name_or_path, dtype=recipe.model.dtype,
+    return VLLMRollout(policy, tokenizer, cfg, stop_ids, source=recipe.model.name_or_path, dtype=recipe.model.dtype,
                        seed=recipe.trainer.seed, max_model_len=max_model_len)
 
 

@@ -21,10 +21,12 @@ from rlreason.rollouts import Rollouts
 
 
 class HFRollout:
-    def __init__(self, model, tokenizer, cfg: RolloutConfig, synced: bool = False):
-        """``synced``: the model is sharded across processes (FSDP), so every process
-        must run the same number of forward passes, until the last one is done."""
+    def __init__(self, model, tokenizer, cfg: RolloutConfig, stop_ids: list[int], synced: bool = False):
+        """``stop_ids``: the tokens that end a completion (EOS, the chat template's end of turn);
+        ``synced``: the model is sharded across processes (FSDP), so every process must run the
+        same number of forward passes, until the last one is done."""
         self.model, self.tokenizer, self.cfg, self.synced = model, tokenizer, cfg, synced
+        self.stop_ids = stop_ids
 
     def sync_weights(self) -> None:
         """Nothing to do: generation runs on the policy's own parameters."""
@@ -44,7 +46,7 @@ class HFRollout:
             if seeds is None:
                 seeds = torch.randint(2**31, (len(prompt_ids),)).tolist()
             suppress_eos = LogitsProcessorList([MinNewTokensLengthLogitsProcessor(
-                input_ids.shape[1], cfg.min_new_tokens, self.tokenizer.eos_token_id, device)] if cfg.min_new_tokens else [])
+                input_ids.shape[1], cfg.min_new_tokens, self.stop_ids, device)] if cfg.min_new_tokens else [])
             sampler = SeededSampling(sampling_warpers(cfg), seeds, n, device, max_new_tokens, cfg.temperature,
                                      suppress_eos)
         cache = None if static else preallocated_cache(self.model.config, input_ids.shape[1] + max_new_tokens)
@@ -59,7 +61,7 @@ class HFRollout:
                     max_new_tokens=max_new_tokens,
                     min_new_tokens=(cfg.min_new_tokens or None) if greedy else None,  # sampling: in the sampler
                     stop_strings=cfg.stop or None, tokenizer=self.tokenizer if cfg.stop else None,
-                    pad_token_id=pad, eos_token_id=self.tokenizer.eos_token_id,
+                    pad_token_id=pad, eos_token_id=self.stop_ids,
                     return_dict_in_generate=True, synced_gpus=self.synced,
                     cache_implementation="static" if static else None, past_key_values=cache,
                 )
@@ -70,7 +72,7 @@ class HFRollout:
         return self.trim(prompt_ids, generated.tolist(), logprobs, n)
 
     def trim(self, prompt_ids, generated, logprobs, n) -> Rollouts:
-        """Cut each completion after its EOS or stop string; record why it ended."""
+        """Cut each completion after its stop token or stop string; record why it ended."""
         completions, kept_logprobs, reasons = [], [], []
         for i, ids in enumerate(generated):
             length, reason = self.completion_length(ids)
@@ -87,9 +89,9 @@ class HFRollout:
         )
 
     def completion_length(self, ids: list[int]) -> tuple[int, str]:
-        eos = self.tokenizer.eos_token_id
-        if eos in ids:
-            return ids.index(eos) + 1, "stop"
+        ends = [k for k, token in enumerate(ids) if token in self.stop_ids]
+        if ends:
+            return ends[0] + 1, "stop"
         for length in range(1, len(ids) + 1) if self.cfg.stop else ():
             text = self.tokenizer.decode(ids[:length])
             if any(s in text for s in self.cfg.stop):

@@ -28,14 +28,17 @@ os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
 
 
 class VLLMRollout:
-    def __init__(self, policy: torch.nn.Module, tokenizer, cfg: RolloutConfig, source: str | None,
-                 dtype: str, seed: int, max_model_len: int):
-        """``source``: the checkpoint the policy was loaded from (hub id or directory), or None
-        when it was built in memory; the engine starts from it, then follows the policy."""
+    def __init__(self, policy: torch.nn.Module, tokenizer, cfg: RolloutConfig, stop_ids: list[int],
+                 source: str | None, dtype: str, seed: int, max_model_len: int):
+        """``stop_ids``: the tokens that end a completion (besides the engine's EOS: the chat
+        template's end of turn); ``source``: the checkpoint the policy was loaded from (hub id or
+        directory), or None when it was built in memory; the engine starts from it, then follows
+        the policy."""
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         from vllm import LLM
 
         self.policy, self.tokenizer, self.cfg, self.seed = policy, tokenizer, cfg, seed
+        self.stop_ids = stop_ids
         self.calls = 0
         on_cpu = not torch.cuda.is_available()
         if on_cpu:
@@ -77,7 +80,7 @@ class VLLMRollout:
             n=n, temperature=0.0 if greedy else cfg.temperature,
             top_p=1.0 if greedy else cfg.top_p, top_k=-1 if greedy or not cfg.top_k else cfg.top_k,
             max_tokens=max_new_tokens or cfg.max_new_tokens, min_tokens=cfg.min_new_tokens, stop=cfg.stop or None,
-            include_stop_str_in_output=True, logprobs=None if greedy else 0, seed=seed,
+            stop_token_ids=self.stop_ids, include_stop_str_in_output=True, logprobs=None if greedy else 0, seed=seed,
         ) for seed in seeds]
         outputs = self.llm.generate([{"prompt_token_ids": list(p)} for p in prompt_ids], params,
                                     use_tqdm=False)
