@@ -41,3 +41,9 @@ def shortness_counting_calls(completions, **columns):
 
     tally.count("seen", len(completions))
     return shortness(completions)
+
+
+def conversational_brevity(completions, **columns):
+    """Written for TRL's conversational data (each completion a list of messages): 1 / (1 + length)
+    of the assistant's reply; a plain string fails on the indexing."""
+    return [1.0 / (1 + len(completion[0]["content"])) for completion in completions]
