@@ -139,8 +139,8 @@ class DataConfig:
     chat_template_kwargs: dict = option(
         help="Switches the chat template reads, e.g. {enable_thinking: false} for Qwen3.", factory=dict)
     completion_template: str = option(
-        "{answer}", "SFT target, a format string over the columns ({answer} = answer column)."
-    )
+        "{answer}", "SFT target, a format string over the columns ({answer} = answer column); for a "
+        "conversation, its answer turn when it does not end with assistant turns (those are learned).")
     shuffle_seed: int = option(0, "Seed of the training-order shuffle.")
     synthetic: SyntheticConfig = option(help="Settings of source: synthetic.", factory=SyntheticConfig)
 

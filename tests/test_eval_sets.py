@@ -6,6 +6,7 @@ import pytest
 
 from rlreason.eval_sets import EVAL_SETS, MATH_TEMPLATE, recognised, with_eval_set
 from rlreason.recipe import Recipe, RecipeError, build
+from rlreason.tiny import build_tokenizer
 from tests.helpers import TINY_SET, rlreason
 
 FILES = {"gsm8k": "gsm8k_test.jsonl", "math500": "math500_test.jsonl", "humaneval": "humaneval.jsonl"}
@@ -69,3 +70,19 @@ def test_a_run_directory_or_checkpoint_is_evaluated_with_the_runs_recipe(tmp_pat
     (tmp_path / "empty").mkdir()
     refused = rlreason("eval", str(tmp_path / "empty"))
     assert refused.returncode != 0 and "no config.yaml" in refused.stderr
+
+
+def test_eval_of_a_chat_model_renders_the_sets_problems_with_its_chat_template(shared_data, tmp_path):
+    out = tmp_path / "eval"
+    done = rlreason("eval", "recipes/demo/grpo.yaml", *TINY_EVAL, "--set", "model.tiny.tokenizer=chatml",
+                    "--set", "data.chat_template=true", "--set", "data.chat_template_kwargs={enable_thinking: false}",
+                    "--dataset", str(shared_data / FILES["gsm8k"]), "--limit", "2", "--output-dir", str(out),
+                    "--set", f"output_dir={tmp_path}")
+    assert done.returncode == 0, done.stderr
+    samples = [json.loads(line) for line in (out / "eval_samples.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (shared_data / FILES["gsm8k"]).read_text().splitlines()[:2]]
+    tokenizer = build_tokenizer("chatml")
+    for sample, row in zip(samples, rows):  # the set's own prompt, as one user turn of the template
+        turn = [{"role": "user", "content": MATH_TEMPLATE.format(prompt=row["question"])}]
+        assert sample["prompt"] == tokenizer.apply_chat_template(turn, tokenize=False, add_generation_prompt=True,
+                                                                 enable_thinking=False)
