@@ -112,13 +112,13 @@ class PromptRenderer:
 
     def assistant_tokens(self, conversation: Conversation, stop_ids: list[int]) -> tuple[list[int], list[int]]:
         """The conversation's token ids (as ``apply_chat_template`` gives them), and 1 on each
-        token of an assistant turn's content and on the end-of-turn token that closes it (one of
-        ``stop_ids``), 0 elsewhere: what SFT learns.
+        token the model writes in an assistant turn, 0 elsewhere: what SFT learns.
 
-        Each assistant turn's content is found in the rendered text after the point where the
-        rendering of the conversation before it (with the generation prompt) departs from the
-        whole, so markup the template adds around it (a role header, Qwen3's empty reasoning
-        block) is never learned; a template that rewrites the content is refused, not guessed at.
+        An assistant turn's tokens are those a model would generate after the generation prompt:
+        from where the rendering of the conversation before the turn (with the generation
+        prompt) departs from the whole, through the end-of-turn token (one of ``stop_ids``). So
+        the role header is never learned, and what the template writes into the turn (Qwen3's
+        reasoning block, rebuilt from the content) is learned as the model would write it.
         """
         text = self.template(conversation, tokenize=False)
         encoded = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
@@ -128,17 +128,15 @@ class PromptRenderer:
             if message["role"] != "assistant":
                 continue
             before = self.template(conversation[:turn], tokenize=False, add_generation_prompt=True) if turn else ""
-            start = text.find(message["content"], common_prefix_length(text, before))
-            if start < 0:
-                raise RecipeError(f"data.chat_template: the tokenizer's template does not write turn {turn}'s "
-                                  "content as given (it rewrites it), so its tokens cannot be told apart")
-            end = start + len(message["content"])
-            inside = [k for k, (lo, hi) in enumerate(offsets) if hi > start and lo < end]
-            after = next((k for k, (lo, _) in enumerate(offsets) if lo >= end and k not in inside), None)
-            if after is not None and ids[after] in stop_ids:
-                inside.append(after)  # the end of turn: the model learns to stop
-            for k in inside:
-                mask[k] = 1
+            start = common_prefix_length(text, before)
+            first = next((k for k, (_, hi) in enumerate(offsets) if hi > start), len(ids))
+            ends = (k for k in range(first, len(ids)) if ids[k] in stop_ids)
+            last = next(ends, None)
+            if last is None:  # a template without an end-of-turn token: up to where the next turn starts
+                through = self.template(conversation[:turn + 1], tokenize=False)
+                stop = common_prefix_length(text, through)
+                last = max((k for k, (lo, _) in enumerate(offsets) if lo < stop), default=first - 1)
+            mask[first:last + 1] = [1] * (last + 1 - first)
         return ids, mask
 
 

@@ -45,12 +45,23 @@ class ChatFormat:
 
 
 CHAT_FORMATS = {
-    # Qwen2.5/Qwen3: <|im_end|> ends a turn, <|endoftext|> is EOS; enable_thinking=false writes
-    # the empty reasoning block Qwen3's template writes to switch thinking off
+    # Qwen3's ChatML: <|im_end|> ends a turn, <|endoftext|> is EOS; an assistant turn's reasoning
+    # (<think>...</think> in its content) is kept only after the last user turn, rewritten as a
+    # block of its own; enable_thinking=false opens the answer with an empty reasoning block
     "chatml": ChatFormat(
         eos="<|endoftext|>", turn_tokens=("<|im_start|>", "<|im_end|>"),
-        template=("{%- for message in messages %}"
-                  "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
+        template=("{%- set ns = namespace(last_query=-1) %}"
+                  "{%- for message in messages %}{%- if message['role'] == 'user' %}"
+                  "{%- set ns.last_query = loop.index0 %}{%- endif %}{%- endfor %}"
+                  "{%- for message in messages %}"
+                  "{%- set content = message['content'] %}"
+                  "{%- if message['role'] == 'assistant' and '</think>' in content %}"
+                  "{%- set reasoning = content.split('</think>')[0].split('<think>')[-1].strip('\\n') %}"
+                  "{%- set content = content.split('</think>')[-1].lstrip('\\n') %}"
+                  "{%- if loop.index0 > ns.last_query %}"
+                  "{%- set content = '<think>\\n' + reasoning + '\\n</think>\\n\\n' + content %}"
+                  "{%- endif %}{%- endif %}"
+                  "{{- '<|im_start|>' + message['role'] + '\\n' + content + '<|im_end|>\\n' }}"
                   "{%- endfor %}"
                   "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}"
                   "{%- if enable_thinking is defined and enable_thinking is false %}"

@@ -191,6 +191,28 @@ def test_sft_learns_the_assistant_turns_only_as_a_hand_built_mask_says():
             tokenizer, CONVERSATION)
 
 
+def learned_spans(tokenizer, ids, mask) -> list[str]:
+    spans, run = [], []
+    for token, learned in [*zip(ids, mask), (None, 0)]:
+        if learned:
+            run.append(token)
+        elif run:
+            spans.append(tokenizer.decode(run))
+            run = []
+    return spans
+
+
+def test_sft_learns_a_reasoning_turn_as_the_template_rewrites_it():
+    """Like Qwen3's template, the ChatML stand-in drops the reasoning of turns before the last
+    question and rewrites the last turn's as a block of its own: SFT learns what it writes."""
+    tokenizer = build_tokenizer("chatml")
+    conversation = [{"role": "user", "content": "2+3?"}, {"role": "assistant", "content": "<think>add</think>5"},
+                    {"role": "user", "content": "and 4+4?"},
+                    {"role": "assistant", "content": "<think>double 4</think>it is 8"}]
+    ids, mask = PromptRenderer(tokenizer, DataConfig()).assistant_tokens(conversation, stop_token_ids(tokenizer))
+    assert learned_spans(tokenizer, ids, mask) == ["5<|im_end|>", "<think>\ndouble 4\n</think>\n\nit is 8<|im_end|>"]
+
+
 def test_sft_mask_in_deepseek_format_ends_each_turn_with_eos():
     tokenizer = build_tokenizer("deepseek")
     ids, mask = PromptRenderer(tokenizer, DataConfig()).assistant_tokens(CONVERSATION, stop_token_ids(tokenizer))
