@@ -236,6 +236,19 @@ def test_sft_on_multi_turn_conversations_trains_on_their_assistant_turns(make_re
     assert all(loss > 0 for loss in losses) and losses[-1] < losses[0]
 
 
+def test_sft_on_single_turn_conversations_learns_the_completion_template_as_the_answer(make_recipe, tmp_path):
+    recipe = make_recipe(model={"tiny": {**TINY, "tokenizer": "deepseek"}},
+                         data={"source": write_rows(tmp_path / "conversations.jsonl", conversational_rows(12)),
+                               "prompt_column": "prompt", "num_eval": 4, "completion_template": "It is {answer}."})
+    session = open_session(recipe, "sft")
+    example = session.splits.train[0]
+    ids, learned = training_tokens(session, example)
+    answered = [*example.prompt, {"role": "assistant", "content": f"It is {example.columns['answer']}."}]
+    assert ids == session.tokenizer.apply_chat_template(answered)["input_ids"]
+    assert learned_spans(session.tokenizer, ids, learned) == [f"It is {example.columns['answer']}.<｜end▁of▁sentence｜>"]
+    assert sft_step(session, 1)["loss"] > 0
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_conversational_recipe_trains_with_the_engine_given_templated_prompts(make_recipe, tmp_path, backend, request):
     if backend == "vllm":
