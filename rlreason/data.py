@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from rlreason.chat import prompt_of
+from rlreason.chat import prompt_of, reward_prompt
 from rlreason.recipe import DataConfig, RecipeError, SyntheticConfig
 
 FILE_FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
@@ -21,11 +21,13 @@ FILE_FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv"
 
 @dataclass(frozen=True)
 class Example:
-    """A problem: its prompt (text, or a conversation: a list of {role, content} messages) and
-    its row's columns (``answer`` = the answer column)."""
+    """A problem: its prompt (text, or a conversation: a list of {role, content} messages), its
+    row's columns (``answer`` = the answer column), and whether the row held a conversation
+    (then rewards get TRL's conversational forms)."""
 
     prompt: str | list[dict]
     columns: dict = field(default_factory=dict)
+    conversational: bool = False
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,8 @@ def to_example(row: dict, cfg: DataConfig, index: int) -> Example:
     for key, column in (("data.prompt_column", cfg.prompt_column), ("data.answer_column", cfg.answer_column)):
         if column not in row:
             raise RecipeError(f"{key}: row {index} has no column {column!r}; columns: {', '.join(row)}")
-    return Example(prompt=prompt_of(row, cfg, index), columns=dict(row, answer=row[cfg.answer_column]))
+    return Example(prompt=prompt_of(row, cfg, index), columns=dict(row, answer=row[cfg.answer_column]),
+                   conversational=isinstance(row[cfg.prompt_column], list))
 
 
 def render_completion(example: Example, cfg: DataConfig) -> str:
@@ -114,11 +117,11 @@ def render_completion(example: Example, cfg: DataConfig) -> str:
 
 
 def columns_of(examples: list[Example], repeat: int, completion_ids: list[list[int]]) -> dict[str, list]:
-    """Reward columns for ``repeat`` completions per example: each row field, plus prompts and
-    the completions' token ids."""
+    """Reward columns for ``repeat`` completions per example: each row field, plus prompts (as
+    TRL gives them: ``chat.reward_prompt``) and the completions' token ids."""
     names = list(examples[0].columns)
     columns = {name: [e.columns.get(name) for e in examples for _ in range(repeat)] for name in names}
-    columns["prompts"] = [e.prompt for e in examples for _ in range(repeat)]
+    columns["prompts"] = [reward_prompt(e.prompt, e.conversational) for e in examples for _ in range(repeat)]
     columns["completion_ids"] = completion_ids
     return columns
 

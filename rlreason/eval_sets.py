@@ -67,15 +67,21 @@ def with_eval_set(recipe: Recipe, dataset: str, split: str | None = None, limit:
                   keep_template: bool = False) -> tuple[Recipe, str]:
     """The recipe evaluating on ``dataset`` (a set's name or a local file); returns it and the
     set's name. ``keep_template``: prompts use the recipe's ``data.prompt_template`` (e.g. the
-    R1 template a model was trained with) instead of the set's own."""
+    R1 template a model was trained with) instead of the set's own. A recipe for a chat model
+    (``data.chat_template: true``, or a system prompt or template switches) has each problem
+    rendered as a user turn of the model's chat template; a run trained on conversations records
+    ``chat_template: true`` in its config.yaml, so evaluating the run does too."""
     if dataset in EVAL_SETS:
         name, source, subset = dataset, EVAL_SETS[dataset].hub, EVAL_SETS[dataset].subset
     else:
         path = Path(dataset).expanduser()
         name, source, subset = recognised(path), str(path), None
     chosen = EVAL_SETS[name]
+    chat = recipe.data.chat_template
+    if chat == "auto" and (recipe.data.system_prompt or recipe.data.chat_template_kwargs):
+        chat = True  # the recipe talks to a chat model: the set's text problems become user turns
     data = dataclasses.replace(
-        recipe.data, eval_source=source, eval_subset=subset, eval_split=split or chosen.split,
+        recipe.data, chat_template=chat, eval_source=source, eval_subset=subset, eval_split=split or chosen.split,
         prompt_column=chosen.prompt_column, answer_column=chosen.answer_column,
         prompt_template=recipe.data.prompt_template if keep_template else chosen.prompt_template,
         num_eval=limit or sys.maxsize)

@@ -17,7 +17,7 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 
 from rewards import RewardSuite
-from rlreason.chat import PromptRenderer
+from rlreason.chat import PromptRenderer, resolved_chat_template
 from rlreason.data import PromptSampler, Splits, load_splits
 from rlreason.distributed import make_accelerator, parameters_sharded
 from rlreason.evaluate import EvalResult
@@ -70,6 +70,7 @@ def open_session(recipe: Recipe, description: str, with_reference: bool = False,
     per training step (GRPO's ``num_iterations``), for the learning-rate schedule's length."""
     checked = check_recipe(recipe)
     splits = load_splits(recipe.data)
+    recipe = resolved_chat_template(recipe, splits.train)
     accelerator = make_accelerator(recipe.trainer.micro_batch_size, recipe.trainer.max_grad_norm)
     set_seed(recipe.trainer.seed)
     tokenizer = load_tokenizer(recipe.model)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rlreason.chat import is_conversation, stop_token_ids
+from rlreason.chat import is_conversation
 from rlreason.data import Example, render_completion
 from rlreason.distributed import backward_share, micro_batch, summed
 from rlreason.optimizer import optimizer_step
@@ -62,4 +62,4 @@ def training_tokens(session: Session, example: Example) -> tuple[list[int], list
     conversation = example.prompt
     if conversation[-1]["role"] != "assistant":
         conversation = [*conversation, {"role": "assistant", "content": render_completion(example, data)}]
-    return session.prompts.assistant_tokens(conversation, stop_token_ids(tokenizer, None, data.chat_template_kwargs))
+    return session.prompts.assistant_tokens(conversation, session.engine.stop_ids)  # the tokens generation stops at

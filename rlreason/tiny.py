@@ -45,20 +45,22 @@ class ChatFormat:
 
 
 CHAT_FORMATS = {
-    # Qwen3's ChatML: <|im_end|> ends a turn, <|endoftext|> is EOS; an assistant turn's reasoning
-    # (<think>...</think> in its content) is kept only after the last user turn, rewritten as a
-    # block of its own; enable_thinking=false opens the answer with an empty reasoning block
+    # Qwen3's ChatML: <|im_end|> ends a turn, <|endoftext|> is EOS; after the last user turn an
+    # assistant turn's reasoning (<think>...</think> in its content) is written as a block of its
+    # own, and the last turn always has one (empty when it had none); before it, reasoning is
+    # dropped; enable_thinking=false opens the answer with an empty reasoning block
     "chatml": ChatFormat(
         eos="<|endoftext|>", turn_tokens=("<|im_start|>", "<|im_end|>"),
         template=("{%- set ns = namespace(last_query=-1) %}"
                   "{%- for message in messages %}{%- if message['role'] == 'user' %}"
                   "{%- set ns.last_query = loop.index0 %}{%- endif %}{%- endfor %}"
                   "{%- for message in messages %}"
-                  "{%- set content = message['content'] %}"
-                  "{%- if message['role'] == 'assistant' and '</think>' in content %}"
+                  "{%- set content = message['content'] %}{%- set reasoning = '' %}"
+                  "{%- if message['role'] == 'assistant' %}"
+                  "{%- if '</think>' in content %}"
                   "{%- set reasoning = content.split('</think>')[0].split('<think>')[-1].strip('\\n') %}"
-                  "{%- set content = content.split('</think>')[-1].lstrip('\\n') %}"
-                  "{%- if loop.index0 > ns.last_query %}"
+                  "{%- set content = content.split('</think>')[-1].lstrip('\\n') %}{%- endif %}"
+                  "{%- if loop.index0 > ns.last_query and (loop.last or reasoning) %}"
                   "{%- set content = '<think>\\n' + reasoning + '\\n</think>\\n\\n' + content %}"
                   "{%- endif %}{%- endif %}"
                   "{{- '<|im_start|>' + message['role'] + '\\n' + content + '<|im_end|>\\n' }}"

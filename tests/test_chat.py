@@ -5,10 +5,12 @@ import json
 
 import pytest
 import torch
+import yaml
+from tokenizers import AddedToken
 
 from rewards import resolve
-from rlreason.chat import PromptRenderer, stop_token_ids
-from rlreason.data import load_splits, to_example
+from rlreason.chat import PromptRenderer, reward_completions, stop_token_ids
+from rlreason.data import columns_of, load_splits, to_example
 from rlreason.preflight import check_recipe
 from rlreason.recipe import DataConfig, RecipeError, RolloutConfig, TinyModelConfig
 from rlreason.rollout.hf import HFRollout
@@ -65,6 +67,27 @@ def test_chat_template_true_makes_a_plain_prompt_a_user_turn_and_auto_leaves_it_
     assert PromptRenderer(tokenizer, raw).ids(["1+2="]) == [tokenizer("1+2=").input_ids]
 
 
+def test_rewards_get_the_forms_of_the_rows_own_prompt():
+    """TRL's rule: message forms for rows that hold conversations (the prompt up to the turn to
+    answer, never the answer itself); a text row stays text, also when templated as a user turn."""
+    answered = {"question": [{"role": "user", "content": "1+2?"}, {"role": "assistant", "content": "3"}], "answer": "3"}
+    plain = {"question": "1+2=", "answer": "3"}
+    examples = [to_example(answered, DataConfig(), 0), to_example(plain, DataConfig(chat_template=True), 1)]
+    columns = columns_of(examples, 2, [[1]] * 4)
+    assert columns["prompts"] == [[{"role": "user", "content": "1+2?"}]] * 2 + ["1+2="] * 2
+    assert reward_completions(columns["prompts"], ["a", "b", "c", "d"]) == [
+        [{"role": "assistant", "content": "a"}], [{"role": "assistant", "content": "b"}], "c", "d"]
+
+
+def test_a_text_reward_still_gets_text_when_plain_prompts_become_user_turns(make_recipe):
+    recipe = make_recipe(model={"tiny": {**TINY, "tokenizer": "chatml"}}, data={"chat_template": True},
+                         rewards=[{"name": "tests.plugin_rewards:digits_fraction"}], trainer={"max_steps": 1})
+    session = open_session(recipe, "grpo")
+    metrics = grpo_step(session, 1)  # digits_fraction iterates characters: a message list fails every row
+    assert "reward/tests.plugin_rewards:digits_fraction/errors" not in metrics
+    assert session.prompt_ids(session.splits.train[:1])[0][:1] == [session.tokenizer.convert_tokens_to_ids("<|im_start|>")]
+
+
 def test_chat_template_kwargs_reach_the_template(tmp_path):
     tokenizer = build_tokenizer("chatml")
     messages = [{"role": "user", "content": "What is 2 + 2?"}]
@@ -84,9 +107,16 @@ def test_chat_template_kwargs_reach_the_template(tmp_path):
     ({"prompt_template": "Q: {prompt}"}, {"question": [{"role": "user", "content": "hi"}], "answer": "1"},
      "data.prompt_template: fills plain-text prompts"),
     # auto leaves plain text raw: a system prompt would be lost
-    ({"system_prompt": "Be brief."}, {"question": "1+2=", "answer": "3"}, "data.system_prompt: row 0's prompt"),
-    # a list that is not a conversation
-    ({}, {"question": ["1+2="], "answer": "3"}, "data.prompt_column: row 0's 'question' is a list"),
+    ({"system_prompt": "Be brief."}, {"question": "1+2=", "answer": "3"}, "data.system_prompt: set, but row 0's"),
+    # a list of something else than messages, a message without a string content, one message alone
+    ({}, {"question": ["1+2="], "answer": "3"}, "data.prompt_column: row 0's 'question', message 0, is not"),
+    ({}, {"question": [{"role": "user", "content": None}], "answer": "3"}, "message 0, is not a message"),
+    ({}, {"question": {"role": "user", "content": "hi"}, "answer": "3"}, "row 0's 'question' is dict"),
+    # nothing for the assistant to answer
+    ({}, {"question": [{"role": "assistant", "content": "hi"}], "answer": "3"}, "has no turn but the assistant's"),
+    # template switches on a prompt auto leaves untemplated
+    ({"chat_template_kwargs": {"enable_thinking": False}}, {"question": "1+2=", "answer": "3"},
+     "data.chat_template_kwargs: set, but row 0's prompt is plain text"),
 ])
 def test_prompt_settings_that_cannot_apply_name_their_key(settings, row, message):
     with pytest.raises(RecipeError, match=message):
@@ -108,6 +138,16 @@ def test_the_template_end_of_turn_token_stops_completions(family, end_of_turn):
     tokenizer = build_tokenizer(family)
     assert tokenizer.convert_tokens_to_ids(end_of_turn) in stop_token_ids(tokenizer)
     assert stop_token_ids(build_char_tokenizer()) == [build_char_tokenizer().eos_token_id]
+    assert set(stop_token_ids(tokenizer, (3, 4))) == {*stop_token_ids(tokenizer), 3, 4}  # the model's own EOS too
+
+
+def test_an_end_of_turn_token_added_as_special_is_found():
+    """Llama-3's way: <|eot_id|> is a special added token, not one of the named special tokens."""
+    tokenizer = build_tokenizer("chatml")
+    tokenizer.add_tokens([AddedToken("<|eot_id|>", special=True, normalized=False)])
+    tokenizer.chat_template = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|eot_id|>"
+                               "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+    assert tokenizer.convert_tokens_to_ids("<|eot_id|>") in stop_token_ids(tokenizer)
 
 
 def eager_to_end_turns(model, prompts: list[list[int]], token: int, scale: float = 1.0) -> None:
@@ -164,9 +204,10 @@ def test_without_the_end_of_turn_token_a_completion_runs_past_it():
     assert any(end_of_turn in ids[:-1] for ids in rollouts.completion_ids)
 
 
-def hand_built_chatml(tokenizer, conversation) -> tuple[list[int], list[int]]:
-    """ChatML written piece by piece: each turn's header, content, <|im_end|> and newline, with 1
-    on an assistant's content and its <|im_end|>."""
+def hand_built_chatml(tokenizer, conversation, thinking: bool = True) -> tuple[list[int], list[int]]:
+    """Qwen3's ChatML written piece by piece: each turn's header, content, <|im_end|> and newline,
+    the last turn's empty reasoning block; 1 on what the assistant writes after its generation
+    prompt (content and <|im_end|>, and the reasoning block unless the prompt opened it already)."""
     ids, mask = [], []
 
     def add(text, learned):
@@ -174,21 +215,39 @@ def hand_built_chatml(tokenizer, conversation) -> tuple[list[int], list[int]]:
         ids.extend(pieces)
         mask.extend([learned] * len(pieces))
 
-    for message in conversation:
+    for turn, message in enumerate(conversation):
         assistant = int(message["role"] == "assistant")
         add(f"<|im_start|>{message['role']}\n", 0)
+        if assistant and turn == len(conversation) - 1:
+            add("<think>\n\n</think>\n\n", int(thinking))  # enable_thinking=false: in the prompt
         add(message["content"], assistant)
         add("<|im_end|>", assistant)
         add("\n", 0)
     return ids, mask
 
 
-def test_sft_learns_the_assistant_turns_only_as_a_hand_built_mask_says():
+@pytest.mark.parametrize("thinking", [True, False])
+def test_sft_learns_the_assistant_turns_only_as_a_hand_built_mask_says(thinking):
     tokenizer = build_tokenizer("chatml")
-    for kwargs in ({}, {"enable_thinking": False}):  # the generation prompt differs; the mask does not
-        renderer = PromptRenderer(tokenizer, DataConfig(chat_template_kwargs=kwargs))
-        assert renderer.assistant_tokens(CONVERSATION, stop_token_ids(tokenizer)) == hand_built_chatml(
-            tokenizer, CONVERSATION)
+    renderer = PromptRenderer(tokenizer, DataConfig(chat_template_kwargs={} if thinking else {"enable_thinking": False}))
+    assert renderer.assistant_tokens(CONVERSATION, stop_token_ids(tokenizer)) == hand_built_chatml(
+        tokenizer, CONVERSATION, thinking)
+
+
+def test_sft_mask_of_awkward_conversations():
+    tokenizer = build_tokenizer("chatml")
+    renderer, stops = PromptRenderer(tokenizer, DataConfig()), stop_token_ids(tokenizer)
+    opened_by_assistant = [{"role": "assistant", "content": "Hello."}, {"role": "user", "content": "Hi"},
+                           {"role": "assistant", "content": "Bye."}]
+    ids, mask = renderer.assistant_tokens(opened_by_assistant, stops)
+    assert learned_spans(tokenizer, ids, mask) == ["Hello.<|im_end|>", "<think>\n\n</think>\n\nBye.<|im_end|>"]
+    # a template with no end-of-turn token, EOS closing the conversation: each turn as written
+    tokenizer.chat_template = ("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+                               "{% if add_generation_prompt %}assistant:{% else %}{{ eos_token }}{% endif %}")
+    two_turns = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "one"},
+                 {"role": "user", "content": "q"}, {"role": "assistant", "content": "two"}]
+    ids, mask = renderer.assistant_tokens(two_turns, stop_token_ids(tokenizer))
+    assert learned_spans(tokenizer, ids, mask) == [" one\n", " two\n<|endoftext|>"]
 
 
 def learned_spans(tokenizer, ids, mask) -> list[str]:
@@ -282,6 +341,7 @@ def test_conversational_recipe_trains_with_the_engine_given_templated_prompts(ma
     trained = [m for m in metrics if "reward/tests.plugin_rewards:conversational_brevity" in m]
     assert len(trained) == 2 and all(m["reward/tests.plugin_rewards:conversational_brevity"] > 0 for m in trained)
     assert not any(key.endswith("/errors") for m in metrics for key in m)  # no call failed on the message form
+    assert yaml.safe_load((result.run_dir / "config.yaml").read_text())["data"]["chat_template"] is True
     sample = json.loads((result.run_dir / "samples.jsonl").read_text().splitlines()[0])
     assert sample["prompt"].startswith(f"<|im_start|>system\n{SYSTEM}<|im_end|>")  # as the model read it
 

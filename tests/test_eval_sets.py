@@ -37,6 +37,9 @@ def test_a_named_set_points_the_recipe_at_the_hub_with_its_template():
     kept, _ = with_eval_set(recipe, "math500", split="test", keep_template=True)
     assert kept.data.prompt_template == "Q: {prompt} A: <think>" and kept.data.prompt_column == "problem"
     assert EVAL_SETS["humaneval"].prompt_template == "{prompt}"
+    assert gsm8k.data.chat_template == "auto"  # a recipe for a base model: plain prompts stay plain
+    chat = build(Recipe, {"name": "x", "data": {"system_prompt": "Be brief."}}, "")
+    assert with_eval_set(chat, "gsm8k")[0].data.chat_template is True  # a system prompt: a chat model
 
 
 @pytest.mark.parametrize("name, reward", [("gsm8k", "math_accuracy"), ("math500", "math_accuracy"),
