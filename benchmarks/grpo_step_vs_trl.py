@@ -43,24 +43,85 @@ WORKLOADS = {
                          experts_per_token=2, expert_intermediate_size=128), "new_tokens": 64},  # ~4M
     "B2": {"shape": dict(hidden_size=512, num_layers=8, num_heads=8, num_kv_heads=4, num_experts=16,
                          experts_per_token=2, expert_intermediate_size=224), "new_tokens": 256},  # ~50M
+    # real work's shape: a BPE vocabulary of 32,000 rows, 32 experts with top-8 routing, GSM8K
+    # prompts through the chat template, completions of long-tailed length (median ~1/4 of the cap)
+    "B3": {"shape": dict(hidden_size=256, num_layers=4, num_heads=4, num_kv_heads=2, num_experts=32,
+                         experts_per_token=8, expert_intermediate_size=128), "new_tokens": 256,
+           "vocabulary": 32_000, "long_tailed": True},
 }
+SHARED_DATA = ROOT.parent / "shared" / "data"
 PROMPTS, GENERATIONS, LEARNING_RATE = 8, 8, 1e-5
 
 
 def mean_character_code(completions, **columns):
-    """The reward both tools use: cheap, and different for almost any two completions."""
-    return [sum(map(ord, c)) / (128 * max(len(c), 1)) for c in completions]
+    """The reward both tools use: cheap, and different for almost any two completions (text, or
+    TRL's message form for conversational prompts)."""
+    from rewards.conversation import completion_text
+
+    texts = [completion_text(c) for c in completions]
+    return [sum(map(ord, c)) / (128 * max(len(c), 1)) for c in texts]
 
 
 def build_checkpoint(workload: str, directory: Path) -> int:
     from rlreason.recipe import TinyModelConfig
     from rlreason.tiny import build_char_tokenizer, build_tiny_moe
 
-    tokenizer = build_char_tokenizer()
-    model = build_tiny_moe(TinyModelConfig(**WORKLOADS[workload]["shape"]), tokenizer)
+    spec = WORKLOADS[workload]
+    tokenizer = shared_data_tokenizer(spec["vocabulary"]) if "vocabulary" in spec else build_char_tokenizer()
+    model = build_tiny_moe(TinyModelConfig(**spec["shape"]), tokenizer)
+    if spec.get("long_tailed"):
+        end_turns_at_rate(model, tokenizer, spec["new_tokens"])
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return sum(p.numel() for p in model.parameters())
+
+
+def shared_data_tokenizer(vocabulary: int):
+    """A byte-level BPE with Qwen's ChatML template, trained on the text of the shared GSM8K,
+    MATH-500 and HumanEval files, padded with unused tokens to ``vocabulary`` rows (as model
+    vocabularies are padded), so every id the model can sample decodes."""
+    from rlreason.tiny import CHAT_FORMATS, build_chat_tokenizer
+
+    texts = [value for name in ("gsm8k_test.jsonl", "math500_test.jsonl", "humaneval.jsonl")
+             for line in (SHARED_DATA / name).read_text().splitlines()
+             for value in json.loads(line).values() if isinstance(value, str)]
+    tokenizer = build_chat_tokenizer(CHAT_FORMATS["chatml"], vocab_size=vocabulary, corpus=texts)
+    tokenizer.add_tokens([f"<|unused_{i}|>" for i in range(vocabulary - len(tokenizer))])
+    return tokenizer
+
+
+def end_turns_at_rate(model, tokenizer, cap: int) -> None:
+    """Make the random-init model end its turn (``<|im_end|>``, an EOS in its generation config,
+    as in Qwen3's) with probability ``4 ln 2 / cap`` per token: completion lengths then fall off
+    geometrically, the median about a quarter of ``cap`` and about 6% reach it. The turn token's
+    output row points along the mean final hidden state, scaled until the mean probability over
+    the chat-templated prompts' positions is that rate."""
+    import math
+
+    import torch
+
+    end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    model.generation_config.eos_token_id = [end, tokenizer.eos_token_id]
+    ids = torch.tensor([sum(conversation_ids(tokenizer, 16), [])])
+    with torch.no_grad():
+        hidden = model.model(input_ids=ids).last_hidden_state[0]  # (L, H), after the final norm
+        direction = torch.nn.functional.normalize(hidden.mean(0), dim=0)
+        target, low, high = 4 * math.log(2) / cap, 0.0, 64.0
+        for _ in range(40):  # bisect the scale: the rate rises with it
+            scale = (low + high) / 2
+            model.lm_head.weight[end] = scale * direction
+            rate = model(input_ids=ids).logits[0].softmax(-1)[:, end].mean().item()
+            low, high = (scale, high) if rate < target else (low, scale)
+
+
+def conversations(count: int) -> list[list[dict]]:
+    """The first ``count`` GSM8K test questions, each one user turn."""
+    lines = (SHARED_DATA / "gsm8k_test.jsonl").read_text().splitlines()
+    return [[{"role": "user", "content": json.loads(line)["question"]}] for line in lines[:count]]
+
+
+def conversation_ids(tokenizer, count: int) -> list[list[int]]:
+    return [tokenizer.apply_chat_template(c, add_generation_prompt=True)["input_ids"] for c in conversations(count)]
 
 
 def prompts(count: int) -> list[str]:
@@ -92,12 +153,20 @@ def run_rlreason(checkpoint: Path, workload: str, steps: int, out_dir: Path, gen
     from rlreason.session import open_session
     from rlreason.trainer import grpo_step
 
-    tokens = WORKLOADS[workload]["new_tokens"]
+    spec = WORKLOADS[workload]
+    tokens = spec["new_tokens"]
+    data = {"num_eval": 1, "synthetic": {"num_train": PROMPTS * steps}}
+    if spec.get("long_tailed"):  # chat-templated GSM8K questions (one more: the held-out row)
+        rows = out_dir / "conversations.jsonl"
+        rows.write_text("".join(json.dumps({"prompt": c, "answer": ""}) + "\n"
+                                for c in conversations(PROMPTS * steps + 1)))
+        data = {"source": str(rows), "prompt_column": "prompt", "num_eval": 1}
     recipe = build(Recipe, {
         "name": "bench", "output_dir": str(out_dir), "model": {"name_or_path": str(checkpoint)},
-        "data": {"num_eval": 1, "synthetic": {"num_train": PROMPTS * steps}},
+        "data": data,
         "rollout": {"backend": "vllm" if generation == "vllm" else "hf", "num_generations": GENERATIONS,
-                    "temperature": 1.0, "max_new_tokens": tokens, "min_new_tokens": tokens,
+                    "temperature": 1.0, "max_new_tokens": tokens,
+                    "min_new_tokens": 0 if spec.get("long_tailed") else tokens,
                     "hf": {"static_cache": generation == "hf-static"},
                     "vllm": {"kv_cache_memory_gb": 0.5}},  # room for this batch's cache
         "rewards": [{"name": "benchmarks.grpo_step_vs_trl:mean_character_code"}],
@@ -120,7 +189,8 @@ def run_trl(checkpoint: Path, workload: str, steps: int, out_dir: Path, on_gpu: 
     from transformers import AutoTokenizer, TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 
-    tokens = WORKLOADS[workload]["new_tokens"]
+    spec = WORKLOADS[workload]
+    tokens = spec["new_tokens"]
     spent: dict[str, float] = {}  # seconds this step, by part
     timings: list[dict] = []
 
@@ -148,12 +218,14 @@ def run_trl(checkpoint: Path, workload: str, steps: int, out_dir: Path, on_gpu: 
                  gradient_checkpointing=False) if tuned else dict(per_device_train_batch_size=PROMPTS * GENERATIONS)
     args = GRPOConfig(output_dir=str(out_dir), max_steps=steps, **batch,
                       num_generations=GENERATIONS, max_completion_length=tokens,
-                      generation_kwargs={"min_new_tokens": tokens}, temperature=1.0, beta=0.0,
+                      generation_kwargs={} if spec.get("long_tailed") else {"min_new_tokens": tokens},
+                      temperature=1.0, beta=0.0,
                       num_iterations=1, learning_rate=LEARNING_RATE, lr_scheduler_type="constant",
                       use_cpu=not on_gpu, bf16=on_gpu, report_to=[], logging_steps=1, save_strategy="no",
                       router_aux_loss_coef=0.0, disable_tqdm=True)
     trainer = GRPOTrainer(model=str(checkpoint), reward_funcs=[timed("reward", mean_character_code)], args=args,
-                          train_dataset=Dataset.from_dict({"prompt": prompts(PROMPTS * steps)}),
+                          train_dataset=Dataset.from_dict({"prompt": conversations(PROMPTS * steps)
+                                                           if spec.get("long_tailed") else prompts(PROMPTS * steps)}),
                           processing_class=AutoTokenizer.from_pretrained(checkpoint),
                           callbacks=[StepTimer()])
     # time TRL's generation where it happens: the policy's generate (transformers path)
@@ -186,8 +258,9 @@ def summary(timings: list[dict]) -> dict:
     step = statistics.median(t["step"] for t in later)
     generate = statistics.median(t["generate"] for t in later)
     reward = statistics.median(t["reward"] for t in later)
+    lengths = [t["tokens"] for t in later if t["tokens"] is not None]
     return {"step_s": step, "generate_s": generate, "reward_s": reward, "update_s": step - generate - reward,
-            "completion_tokens": later[-1]["tokens"]}
+            "completion_tokens": statistics.mean(lengths) if lengths else None}
 
 
 def main() -> None:
@@ -260,7 +333,7 @@ def print_row(row: dict, memory: str) -> None:
         r = row[tool]
         print(f"  {tool:9s} {r['step_s']:7.2f} s/step (generate [{row['generation'][tool]}] {r['generate_s']:.2f}, "
               f"reward {r['reward_s']:.3f}, update {r['update_s']:.2f}), {memory} {r[memory]:.0f}, "
-              f"{r['completion_tokens']} tokens/completion")
+              f"{r['completion_tokens']:.1f} tokens/completion")
     print(f"  rlreason / TRL: step time {row['step_ratio']:.2f}x, peak memory {row['memory_ratio']:.2f}x", flush=True)
 
 

@@ -86,14 +86,15 @@ def build_tokenizer(kind: str) -> PreTrainedTokenizerFast:
     return build_char_tokenizer() if kind == "characters" else build_chat_tokenizer(CHAT_FORMATS[kind])
 
 
-def build_chat_tokenizer(chat: ChatFormat, vocab_size: int = 1024) -> PreTrainedTokenizerFast:
-    """A byte-level BPE (every string encodes) trained on ``bpe_corpus()``, with ``chat``'s
-    special tokens and template; deterministic."""
+def build_chat_tokenizer(chat: ChatFormat, vocab_size: int = 1024,
+                         corpus: list[str] | None = None) -> PreTrainedTokenizerFast:
+    """A byte-level BPE (every string encodes) trained on ``corpus`` (default ``bpe_corpus()``),
+    with ``chat``'s special tokens and template; deterministic."""
     backend = Tokenizer(models.BPE())
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     backend.decoder = decoders.ByteLevel()
     special = [chat.eos, *([chat.bos] if chat.bos else []), *chat.turn_tokens]
-    backend.train_from_iterator(bpe_corpus(), trainers.BpeTrainer(
+    backend.train_from_iterator(corpus or bpe_corpus(), trainers.BpeTrainer(
         vocab_size=vocab_size, special_tokens=special, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False))
     tokenizer = PreTrainedTokenizerFast(
