@@ -94,23 +94,29 @@ def end_turns_at_rate(model, tokenizer, cap: int) -> None:
     """Make the random-init model end its turn (``<|im_end|>``, an EOS in its generation config,
     as in Qwen3's) with probability ``4 ln 2 / cap`` per token: completion lengths then fall off
     geometrically, the median about a quarter of ``cap`` and about 6% reach it. The turn token's
-    output row points along the mean final hidden state, scaled until the mean probability over
-    the chat-templated prompts' positions is that rate."""
+    output row points along the mean final hidden state of sampled completions, scaled until its
+    mean probability over their positions is that rate."""
     import math
 
     import torch
 
     end = tokenizer.convert_tokens_to_ids("<|im_end|>")
     model.generation_config.eos_token_id = [end, tokenizer.eos_token_id]
-    ids = torch.tensor([sum(conversation_ids(tokenizer, 16), [])])
+    prompts = [torch.tensor([ids]) for ids in conversation_ids(tokenizer, 8)]
     with torch.no_grad():
-        hidden = model.model(input_ids=ids).last_hidden_state[0]  # (L, H), after the final norm
+        torch.manual_seed(0)
+        sampled = [model.generate(p, do_sample=True, max_new_tokens=cap // 2, min_new_tokens=cap // 2,
+                                  num_return_sequences=2, pad_token_id=tokenizer.pad_token_id) for p in prompts]
+        completions = [(s, p.shape[1]) for s, p in zip(sampled, prompts)]  # (2, P + cap/2), prompt length
+        hidden = torch.cat([model.model(input_ids=s).last_hidden_state[:, start:].flatten(0, 1)
+                            for s, start in completions])  # (positions, H), after the final norm
         direction = torch.nn.functional.normalize(hidden.mean(0), dim=0)
         target, low, high = 4 * math.log(2) / cap, 0.0, 64.0
-        for _ in range(40):  # bisect the scale: the rate rises with it
+        for _ in range(30):  # bisect the scale: the rate rises with it
             scale = (low + high) / 2
             model.lm_head.weight[end] = scale * direction
-            rate = model(input_ids=ids).logits[0].softmax(-1)[:, end].mean().item()
+            rate = torch.cat([model(input_ids=s).logits[:, start:].softmax(-1)[..., end].flatten()
+                              for s, start in completions]).mean().item()
             low, high = (scale, high) if rate < target else (low, scale)
 
 
