@@ -176,6 +176,10 @@ class HFGenerateConfig:
         "times faster. On CPU it is slower than the default dynamic cache.")
     pad_prompts_to: int = option(64, "With static_cache: prompt widths are rounded up to a multiple of "
                                  "this, so batches repeat the compiled shapes.", positive, "> 0")
+    drop_finished_rows: bool = option(
+        True, "Rows leave the decoding batch when their completion ends (as in vLLM), instead of "
+        "decoding until the longest ends (transformers generate; used anyway with static_cache, "
+        "rollout.stop strings, or FSDP).")
 
 
 @dataclass

@@ -29,6 +29,14 @@ def trainer_logprobs(session, ids: list[int]) -> torch.Tensor:
         return sequence_logprobs(session.model.eval(), batch)[0]
 
 
+def eager_to_end(model, prompts: list[list[int]], token: int, scale: float = 1.0) -> None:
+    """Point ``token``'s output row along the mean final hidden state of ``prompts``, so the
+    random-init model ends its completions every few tokens (about 1 in 4 at ``scale`` 1)."""
+    with torch.no_grad():
+        hidden = model.model(input_ids=torch.tensor([sum(prompts, [])])).last_hidden_state[0]  # (L, H)
+        model.lm_head.weight[token] = scale * torch.nn.functional.normalize(hidden.mean(0), dim=0)
+
+
 def recomputed(samples: list[dict], k: int, metric: str = "math_accuracy") -> dict[str, float]:
     """pass@j and maj@k from eval_samples.jsonl rows, by the closed form and a plain vote."""
     problems = sorted({row["problem"] for row in samples})

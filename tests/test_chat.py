@@ -19,7 +19,7 @@ from rlreason.sft import sft_step, training_tokens
 from rlreason.tiny import build_char_tokenizer, build_tiny_moe, build_tokenizer
 from rlreason.trainer import grpo_step, run_steps
 from tests.conftest import TINY
-from tests.helpers import rlreason
+from tests.helpers import eager_to_end, rlreason
 
 SYSTEM = "Answer with a number."
 BACKENDS = ["hf", pytest.param("vllm", marks=pytest.mark.slow)]  # each vLLM test starts an engine
@@ -150,14 +150,6 @@ def test_an_end_of_turn_token_added_as_special_is_found():
     assert tokenizer.convert_tokens_to_ids("<|eot_id|>") in stop_token_ids(tokenizer)
 
 
-def eager_to_end_turns(model, prompts: list[list[int]], token: int, scale: float = 1.0) -> None:
-    """Point ``token``'s output row along the mean final hidden state of ``prompts``, so the
-    random-init model ends its turn every few tokens (about 1 in 4 at ``scale`` 1)."""
-    with torch.no_grad():
-        hidden = model.model(input_ids=torch.tensor([sum(prompts, [])])).last_hidden_state[0]  # (L, H)
-        model.lm_head.weight[token] = scale * torch.nn.functional.normalize(hidden.mean(0), dim=0)
-
-
 def chat_engine(backend: str):
     """A tiny MoE on the ChatML tokenizer that ends turns early, and a rollout engine on it."""
     tokenizer = build_tokenizer("chatml")
@@ -165,7 +157,7 @@ def chat_engine(backend: str):
     prompts = PromptRenderer(tokenizer, DataConfig()).ids(
         [[{"role": "user", "content": f"what is {a}+{b}?"}] for a, b in [(1, 2), (30, 4), (5, 77), (12, 9)]])
     end_of_turn = tokenizer.convert_tokens_to_ids("<|im_end|>")
-    eager_to_end_turns(model, prompts, end_of_turn)
+    eager_to_end(model, prompts, end_of_turn)
     cfg = RolloutConfig(max_new_tokens=24, num_generations=4)
     if backend == "hf":
         return HFRollout(model, tokenizer, cfg, stop_token_ids(tokenizer)), prompts, end_of_turn

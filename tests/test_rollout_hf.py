@@ -4,6 +4,7 @@ import torch
 from rlreason.recipe import HFGenerateConfig, RolloutConfig
 from rlreason.rollout.hf import HFRollout, inverse_cdf_sample
 from rlreason.sequences import right_padded, sequence_logprobs
+from tests.helpers import eager_to_end
 
 
 def engine(model, tokenizer, **cfg):
@@ -114,6 +115,26 @@ def test_static_cache_under_accelerates_bf16_autocast(tiny_model, tokenizer):
         assert model.forward == autocast_forward
     finally:
         AcceleratorState._reset_state(reset_partial_state=True)
+
+
+@pytest.mark.parametrize("greedy", [True, False], ids=["greedy", "sampled"])
+@pytest.mark.parametrize("min_new_tokens", [0, 3])
+def test_dropping_finished_rows_draws_what_generate_draws(tiny_model, tokenizer, greedy, min_new_tokens):
+    prompts = tokenizer(["1+2=", "30+4=", "5=", "123+45="]).input_ids  # several widths: left padding
+    eager_to_end(tiny_model, prompts, tokenizer.eos_token_id, scale=0.3 if greedy else 0.7)
+    runs = [engine(tiny_model, tokenizer, max_new_tokens=24, temperature=0.9, min_new_tokens=min_new_tokens,
+                   hf=HFGenerateConfig(drop_finished_rows=dropping)).generate(prompts, n=4, greedy=greedy,
+                                                                                 seeds=[1, 2, 3, 4])
+            for dropping in (True, False)]
+    dropping, keeping = runs
+    assert dropping.completion_ids == keeping.completion_ids
+    assert dropping.finish_reason == keeping.finish_reason
+    lengths = {len(ids) for ids in dropping.completion_ids}
+    assert min(lengths) >= max(min_new_tokens, 1) and "stop" in dropping.finish_reason
+    assert greedy or len(lengths) > 2  # sampled rows end at many different steps
+    if not greedy:
+        for a, b in zip(dropping.rollout_logprobs, keeping.rollout_logprobs):
+            assert torch.allclose(torch.tensor(a), torch.tensor(b), atol=1e-5)
 
 
 def test_inverse_cdf_sampling_follows_the_probabilities_and_never_draws_a_zero():

@@ -17,6 +17,7 @@ from rlreason.logprobs import token_logprobs
 from rlreason.recipe import RolloutConfig
 from rlreason.rollout.decode_attention import grouped_decoding
 from rlreason.rollout.kv_cache import preallocated_cache
+from rlreason.rollout.shrinking_decode import greedy_draw, shrinking_decode
 from rlreason.rollouts import Rollouts
 
 
@@ -50,9 +51,17 @@ class HFRollout:
             sampler = SeededSampling(sampling_warpers(cfg), seeds, n, device, max_new_tokens, cfg.temperature,
                                      suppress_eos)
         cache = None if static else preallocated_cache(self.model.config, input_ids.shape[1] + max_new_tokens)
+        # generate() where only it will do: a static (compiled) cache, stop strings, FSDP's lockstep
+        shrinking = cfg.hf.drop_finished_rows and not static and not cfg.stop and not self.synced
         was_training = self.model.training
         self.model.eval()
         try:
+            if shrinking:
+                with grouped_decoding(self.model):
+                    generated, logprobs = shrinking_decode(
+                        self.model, input_ids, attention_mask, cache, sampler.draw if sampler else greedy_draw,
+                        max_new_tokens, self.stop_ids, cfg.min_new_tokens)
+                return self.trim(prompt_ids, generated, logprobs if sampler else None, n)
             with weights_dtype_forward(self.model) if static else contextlib.nullcontext(), grouped_decoding(self.model):
                 out = self.model.generate(
                     input_ids=input_ids, attention_mask=attention_mask, do_sample=False,
@@ -157,6 +166,20 @@ class SeededSampling(LogitsProcessor):
         drawn = inverse_cdf_sample(probs, self.uniforms[:, len(self.logprobs)])  # (B*G, 1)
         self.logprobs.append(token_logprobs(logits.unsqueeze(1), drawn, self.temperature)[:, 0])
         return torch.full_like(scores, float("-inf")).scatter_(1, drawn, 0.0)
+
+    def draw(self, logits: torch.Tensor, rows: torch.Tensor, step: int, banned: torch.Tensor | None = None
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The ``shrinking_decode`` form of ``__call__``: (A, V) raw logits of batch rows ``rows``
+        at completion position ``step`` -> (A,) drawn tokens (never one of ``banned``) and their
+        logprobs, from the same uniforms and warpers."""
+        raw = logits.float()
+        masked = raw
+        if banned is not None:
+            masked = raw.clone()
+            masked[:, banned] = float("-inf")
+        probs = self.warpers(None, masked).softmax(dim=-1)  # (A, V); the warpers read no input ids
+        drawn = inverse_cdf_sample(probs, self.uniforms[rows, step])  # (A, 1)
+        return drawn[:, 0], token_logprobs(raw.unsqueeze(1), drawn, self.temperature)[:, 0]
 
     def drawn_logprobs(self) -> torch.Tensor:
         """(B*G, T): the logprob of every drawn token, position by position."""
