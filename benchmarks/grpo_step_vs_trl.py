@@ -102,7 +102,7 @@ def end_turns_at_rate(model, tokenizer, cap: int) -> None:
 
     end = tokenizer.convert_tokens_to_ids("<|im_end|>")
     model.generation_config.eos_token_id = [end, tokenizer.eos_token_id]
-    prompts = [torch.tensor([ids]) for ids in conversation_ids(tokenizer, 8)]
+    prompts = [torch.tensor([ids]) for ids in conversation_ids(tokenizer, PROMPTS)]
     with torch.no_grad():
         torch.manual_seed(0)
         sampled = [model.generate(p, do_sample=True, max_new_tokens=cap // 2, min_new_tokens=cap // 2,
@@ -121,9 +121,11 @@ def end_turns_at_rate(model, tokenizer, cap: int) -> None:
 
 
 def conversations(count: int) -> list[list[dict]]:
-    """The first ``count`` GSM8K test questions, each one user turn."""
-    lines = (SHARED_DATA / "gsm8k_test.jsonl").read_text().splitlines()
-    return [[{"role": "user", "content": json.loads(line)["question"]}] for line in lines[:count]]
+    """``count`` prompts cycling through the first ``PROMPTS`` GSM8K test questions, each one user
+    turn: both tools draw their steps from the same eight questions, so their completions come
+    from the same length distribution (the end-of-turn rate is calibrated on these eight)."""
+    lines = (SHARED_DATA / "gsm8k_test.jsonl").read_text().splitlines()[:PROMPTS]
+    return [[{"role": "user", "content": json.loads(lines[i % PROMPTS])["question"]}] for i in range(count)]
 
 
 def conversation_ids(tokenizer, count: int) -> list[list[int]]:
@@ -154,8 +156,8 @@ def rlreason_generation(pairing: str) -> str:
 
 
 def run_rlreason(checkpoint: Path, workload: str, steps: int, out_dir: Path, generation: str,
-                 tuned: bool) -> list[dict]:
-    from rlreason.recipe import Recipe, build
+                 tuned: bool, overrides: list[str]) -> list[dict]:
+    from rlreason.recipe import Recipe, apply_override, build
     from rlreason.session import open_session
     from rlreason.trainer import grpo_step
 
@@ -167,7 +169,7 @@ def run_rlreason(checkpoint: Path, workload: str, steps: int, out_dir: Path, gen
         rows.write_text("".join(json.dumps({"prompt": c, "answer": ""}) + "\n"
                                 for c in conversations(PROMPTS * steps + 1)))
         data = {"source": str(rows), "prompt_column": "prompt", "num_eval": 1}
-    recipe = build(Recipe, {
+    raw = {
         "name": "bench", "output_dir": str(out_dir), "model": {"name_or_path": str(checkpoint)},
         "data": data,
         "rollout": {"backend": "vllm" if generation == "vllm" else "hf", "num_generations": GENERATIONS,
@@ -180,8 +182,10 @@ def run_rlreason(checkpoint: Path, workload: str, steps: int, out_dir: Path, gen
         "trainer": {"max_steps": steps, "prompts_per_step": PROMPTS, "learning_rate": LEARNING_RATE,
                     "micro_batch_size": TUNED_MICRO_BATCH if tuned else PROMPTS * GENERATIONS,
                     "log_samples_every": 0, "gradient_checkpointing": not tuned},
-    }, "")
-    session = open_session(recipe, "bench")
+    }
+    for override in overrides:  # --rlreason-set: a variant to measure
+        apply_override(raw, override)
+    session = open_session(build(Recipe, raw, ""), "bench")
     timings = []
     for step in range(1, steps + 1):
         m = grpo_step(session, step)
@@ -241,7 +245,8 @@ def run_trl(checkpoint: Path, workload: str, steps: int, out_dir: Path, on_gpu: 
     return [{**t, "tokens": n} for t, n in zip(timings, lengths)]
 
 
-def child(tool: str, generation: str, setup: str, workload: str, steps: int, checkpoint: Path, on_gpu: bool) -> None:
+def child(tool: str, generation: str, setup: str, workload: str, steps: int, checkpoint: Path, on_gpu: bool,
+          overrides: list[str]) -> None:
     """Run one tool and print its timings and peak memory as JSON (last line)."""
     import torch
 
@@ -250,7 +255,7 @@ def child(tool: str, generation: str, setup: str, workload: str, steps: int, che
         if tool == "rlreason":
             if on_gpu:  # what `accelerate launch --mixed_precision bf16` sets
                 os.environ["ACCELERATE_MIXED_PRECISION"] = "bf16"
-            timings = run_rlreason(checkpoint, workload, steps, Path(out_dir), generation, setup == "tuned")
+            timings = run_rlreason(checkpoint, workload, steps, Path(out_dir), generation, setup == "tuned", overrides)
         else:
             timings = run_trl(checkpoint, workload, steps, Path(out_dir), on_gpu, setup == "tuned")
     peak = {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
@@ -276,13 +281,16 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--steps", type=int, default=5, help="steps per run; the median is over steps 2..N")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--tools", nargs="+", default=["rlreason", "trl"], choices=["rlreason", "trl"])
+    parser.add_argument("--rlreason-set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="a recipe override for rlreason's runs (a variant to measure)")
     parser.add_argument("--child", nargs=5, metavar=("TOOL", "GENERATION", "SETUP", "WORKLOAD", "CHECKPOINT"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
     on_gpu = args.device == "cuda"
     if args.child:
         tool, generation, setup, workload, checkpoint = args.child
-        child(tool, generation, setup, workload, args.steps, Path(checkpoint), on_gpu)
+        child(tool, generation, setup, workload, args.steps, Path(checkpoint), on_gpu, args.overrides)
         return
 
     memory = "peak_gpu_mb" if on_gpu else "peak_rss_mb"
@@ -296,24 +304,27 @@ def main() -> None:
                 setup = SETUPS[pairing]
                 row = {"workload": workload, "parameters": parameters, "device": device_name(on_gpu),
                        "pairing": pairing, "generation": generation, "setup": setup,
-                       "new_tokens": WORKLOADS[workload]["new_tokens"]}
-                for tool in ("rlreason", "trl"):
+                       "new_tokens": WORKLOADS[workload]["new_tokens"], "rlreason_overrides": args.overrides}
+                for tool in args.tools:
                     key = (tool, generation[tool], setup)
                     if key not in runs:
-                        runs[key] = run_child(tool, generation[tool], setup, workload, Path(tmp), args.steps, args.device)
+                        runs[key] = run_child(tool, generation[tool], setup, workload, Path(tmp), args.steps,
+                                              args.device, args.overrides)
                     row[tool] = runs[key]
-                row["step_ratio"] = row["rlreason"]["step_s"] / row["trl"]["step_s"]
-                row["memory_ratio"] = row["rlreason"][memory] / row["trl"][memory]
+                if len(args.tools) == 2:
+                    row["step_ratio"] = row["rlreason"]["step_s"] / row["trl"]["step_s"]
+                    row["memory_ratio"] = row["rlreason"][memory] / row["trl"][memory]
                 results.append(row)
-                print_row(row, memory)
+                print_row(row, memory, args.tools)
     if args.out:
         args.out.write_text(json.dumps(results, indent=2) + "\n")
 
 
 def run_child(tool: str, generation: str, setup: str, workload: str, checkpoint: Path, steps: int,
-              device: str) -> dict:
+              device: str, overrides: list[str]) -> dict:
     """One tool's run in a process of its own: its step-time summary and peak memory."""
     done = subprocess.run([sys.executable, __file__, "--steps", str(steps), "--device", device,
+                           *[f"--rlreason-set={o}" for o in overrides],
                            "--child", tool, generation, setup, workload, str(checkpoint)],
                           cwd=ROOT, capture_output=True, text=True)
     if done.returncode != 0:
@@ -332,15 +343,17 @@ def device_name(on_gpu: bool) -> str:
     return f"{os.cpu_count()} CPU cores, {platform.processor() or platform.machine()}"
 
 
-def print_row(row: dict, memory: str) -> None:
+def print_row(row: dict, memory: str, tools: list[str]) -> None:
     print(f"{row['workload']} ({row['parameters'] / 1e6:.1f}M parameters, {row['new_tokens']} new tokens), "
           f"pairing {row['pairing']} ({row['setup']} training setup), {row['device']}:")
-    for tool in ("rlreason", "trl"):
+    for tool in tools:
         r = row[tool]
         print(f"  {tool:9s} {r['step_s']:7.2f} s/step (generate [{row['generation'][tool]}] {r['generate_s']:.2f}, "
               f"reward {r['reward_s']:.3f}, update {r['update_s']:.2f}), {memory} {r[memory]:.0f}, "
               f"{r['completion_tokens']:.1f} tokens/completion")
-    print(f"  rlreason / TRL: step time {row['step_ratio']:.2f}x, peak memory {row['memory_ratio']:.2f}x", flush=True)
+    if "step_ratio" in row:
+        print(f"  rlreason / TRL: step time {row['step_ratio']:.2f}x, peak memory {row['memory_ratio']:.2f}x",
+              flush=True)
 
 
 if __name__ == "__main__":

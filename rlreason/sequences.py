@@ -121,3 +121,39 @@ def completion_values(values: list[list[float]], mask: torch.Tensor) -> torch.Te
 def micro_batches(count: int, size: int) -> list[list[int]]:
     """Indices ``0..count-1`` in consecutive chunks of at most ``size``."""
     return [list(range(lo, min(lo + size, count))) for lo in range(0, count, size)]
+
+
+def token_budget_batches(lengths: list[int], max_tokens: int, max_rows: int) -> list[list[int]]:
+    """Row indices grouped into micro-batches of similar length: longest first, each filled while
+    its padded size (rows x its longest row) stays within ``max_tokens`` and it has at most
+    ``max_rows`` rows; a row longer than the budget goes alone. Padding then costs little
+    however much the lengths vary.
+
+    >>> token_budget_batches([5, 30, 8, 28, 6], max_tokens=60, max_rows=8)
+    [[1, 3], [2, 4, 0]]
+    """
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batches: list[list[int]] = []
+    for i in order:
+        if batches and len(batches[-1]) < max_rows and (len(batches[-1]) + 1) * lengths[batches[-1][0]] <= max_tokens:
+            batches[-1].append(i)
+        else:
+            batches.append([i])
+    return batches
+
+
+def split_to(batches: list[list[int]], count: int) -> list[list[int]]:
+    """``batches`` with the largest split in two until there are ``count`` of them (every process
+    must run as many forward passes when parameters are sharded).
+
+    >>> split_to([[0, 1, 2, 3], [4]], 3)
+    [[0, 1], [2, 3], [4]]
+    """
+    batches = [list(b) for b in batches]
+    while len(batches) < count:
+        largest = max(range(len(batches)), key=lambda k: len(batches[k]))
+        rows = batches[largest]
+        if len(rows) < 2:
+            raise ValueError(f"cannot make {count} micro-batches of {sum(map(len, batches))} rows")
+        batches[largest:largest + 1] = [rows[:len(rows) // 2], rows[len(rows) // 2:]]
+    return batches

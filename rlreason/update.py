@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING
 import torch
 
 from rlreason.batches import ScoredBatch
-from rlreason.distributed import backward_share, micro_batch, summed
+from rlreason.distributed import backward_share, gathered_objects, micro_batch, summed
 from rlreason.losses import BatchTotals, LossConfig, mismatch_kl, policy_loss, rollout_correction
 from rlreason.moe import RoutingStats, Tape, router_z_loss, routing
 from rlreason.optimizer import optimizer_step
 from rlreason.sequences import (TokenBatch, completion_values, micro_batches, policy_forward,
-                                right_padded, sequence_logprobs)
+                                right_padded, sequence_logprobs, split_to, token_budget_batches)
 
 if TYPE_CHECKING:
     from rlreason.session import Session
@@ -84,8 +84,7 @@ def update_policy(session: Session, batch: ScoredBatch, advantages: torch.Tensor
     algo = recipe.algo
     model.train()
     cfg = loss_config(recipe)
-    parts = [prepare_micro_batch(session, batch, rows)
-             for rows in micro_batches(len(batch.rollouts), recipe.trainer.micro_batch_size)]
+    parts = [prepare_micro_batch(session, batch, rows) for rows in micro_batch_rows(session, batch)]
     local_tokens = int(sum(p.tokens.completion_mask.sum().item() for p in parts))
     totals = global_totals(accelerator, len(batch.rollouts), local_tokens)
     sums = UpdateSums()
@@ -110,6 +109,19 @@ def update_policy(session: Session, batch: ScoredBatch, advantages: torch.Tensor
     sums = sums.over_processes(accelerator)
     metrics = update_metrics(sums, totals, algo.num_iterations, algo.rollout_correction != "none", cfg.beta > 0)
     return {**metrics, **routing_stats.metrics(), **moe_loss_metrics(session, sums, algo.num_iterations)}
+
+
+def micro_batch_rows(session: Session, batch: ScoredBatch) -> list[list[int]]:
+    """The batch's rows in micro-batches: ``micro_batch_size`` consecutive rows, or with
+    ``trainer.max_tokens_per_micro_batch`` rows of similar length up to that many padded tokens
+    (as many micro-batches on every process). The loss is the same either way: each micro-batch
+    adds its share of the batch's sums (``BatchTotals``)."""
+    trainer, rollouts = session.recipe.trainer, batch.rollouts
+    if trainer.max_tokens_per_micro_batch is None:
+        return micro_batches(len(rollouts), trainer.micro_batch_size)
+    lengths = [len(p) + len(c) for p, c in zip(rollouts.prompt_ids, rollouts.completion_ids)]
+    parts = token_budget_batches(lengths, trainer.max_tokens_per_micro_batch, trainer.micro_batch_size)
+    return split_to(parts, max(gathered_objects(session.accelerator, len(parts))))
 
 
 def micro_batch_loss(session: Session, part: MicroBatch, advantages: torch.Tensor, cfg: LossConfig,

@@ -1,8 +1,9 @@
+import pytest
 import torch
 
 from rlreason.logprobs import token_logprobs
 from rlreason.losses import BatchTotals, LossConfig, policy_loss
-from rlreason.sequences import policy_forward, right_padded, sequence_logprobs
+from rlreason.sequences import policy_forward, right_padded, sequence_logprobs, split_to, token_budget_batches
 
 
 def test_completion_mask_marks_exactly_the_completion_targets():
@@ -59,3 +60,18 @@ def test_completion_only_logits_give_the_full_forwards_logprobs_and_entropies(ti
     assert torch.allclose(scored.entropy[mask], entropy[mask], atol=1e-4)
     # the shortest prompt (2 tokens) sets the first kept position: target 1; before it, zeros
     assert scored.logprobs[:, :1].abs().sum() == 0 and scored.logprobs[1, 1] != 0
+
+
+def test_token_budget_batches_group_similar_lengths_within_the_budget():
+    lengths = [5, 30, 8, 28, 6, 70]
+    batches = token_budget_batches(lengths, max_tokens=60, max_rows=2)
+    assert batches == [[5], [1, 3], [2, 4], [0]]  # 70 alone (over budget); at most two rows each
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    assert all(len(b) * max(lengths[i] for i in b) <= 60 or len(b) == 1 for b in batches)
+
+
+def test_split_to_gives_every_process_as_many_micro_batches():
+    assert split_to([[0, 1, 2, 3], [4]], 3) == [[0, 1], [2, 3], [4]]
+    assert split_to([[0], [1]], 2) == [[0], [1]]
+    with pytest.raises(ValueError, match="cannot make 3 micro-batches of 2 rows"):
+        split_to([[0], [1]], 3)

@@ -5,11 +5,12 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
+from rlreason.advantages import group_advantages
 from rlreason.checkpoint import latest_checkpoint
 from rlreason.session import open_session
 from rlreason.sft import sft
 from rlreason.trainer import collect_batch, grpo_step, train
-from rlreason.update import prepare_micro_batch, update_policy
+from rlreason.update import micro_batch_rows, prepare_micro_batch, update_policy
 
 # favours short completions: rewards differ within groups, so advantages are non-zero
 SHORTNESS = [{"name": "tests.plugin_rewards:shortness"}]
@@ -217,3 +218,19 @@ def test_only_the_newest_checkpoints_are_kept(make_recipe):
     kept = sorted(p.name for p in result.run_dir.glob("checkpoint-*"))
     assert kept == ["checkpoint-3", "checkpoint-4"] and (result.run_dir / "final").exists()
     assert latest_checkpoint(result.run_dir) == result.run_dir / "checkpoint-4"
+
+
+@pytest.mark.parametrize("loss_type", ["grpo", "dapo", "gspo"])
+def test_token_budget_micro_batches_take_the_same_step_as_consecutive_ones(make_recipe, loss_type):
+    """Sorting rows by length into micro-batches of at most 40 padded tokens changes what is padded,
+    not the loss: the update equals the one on consecutive micro-batches of 8."""
+    sessions = [open_session(make_recipe(algo={"loss_type": loss_type},
+                                         trainer={"micro_batch_size": 8, "max_tokens_per_micro_batch": budget}),
+                             "test") for budget in (None, 40)]
+    batch, _, _ = collect_batch(sessions[0])
+    advantages = group_advantages(batch.trained_total, batch.group_size, "group", "mean")
+    consecutive, budgeted = (update_policy(s, batch, advantages) for s in sessions)
+    assert len(micro_batch_rows(sessions[1], batch)) > len(micro_batch_rows(sessions[0], batch))
+    assert consecutive["loss"] == pytest.approx(budgeted["loss"], abs=1e-6)
+    for a, b in zip(sessions[0].policy.parameters(), sessions[1].policy.parameters()):
+        assert torch.allclose(a, b, atol=1e-6)
