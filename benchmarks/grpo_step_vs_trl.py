@@ -120,12 +120,12 @@ def end_turns_at_rate(model, tokenizer, cap: int) -> None:
             low, high = (scale, high) if rate < target else (low, scale)
 
 
-def conversations(count: int) -> list[list[dict]]:
-    """``count`` prompts cycling through the first ``PROMPTS`` GSM8K test questions, each one user
-    turn: both tools draw their steps from the same eight questions, so their completions come
-    from the same length distribution (the end-of-turn rate is calibrated on these eight)."""
-    lines = (SHARED_DATA / "gsm8k_test.jsonl").read_text().splitlines()[:PROMPTS]
-    return [[{"role": "user", "content": json.loads(lines[i % PROMPTS])["question"]}] for i in range(count)]
+def conversations(count: int, first: int = 0) -> list[list[dict]]:
+    """GSM8K test questions ``first``.. ``first + count - 1``, each one user turn. Both tools
+    train on the first ``PROMPTS``: every step is those eight questions, in both, so their
+    completions come from one length distribution (the end-of-turn rate is calibrated on them)."""
+    lines = (SHARED_DATA / "gsm8k_test.jsonl").read_text().splitlines()[first:first + count]
+    return [[{"role": "user", "content": json.loads(line)["question"]}] for line in lines]
 
 
 def conversation_ids(tokenizer, count: int) -> list[list[int]]:
@@ -164,11 +164,12 @@ def run_rlreason(checkpoint: Path, workload: str, steps: int, out_dir: Path, gen
     spec = WORKLOADS[workload]
     tokens = spec["new_tokens"]
     data = {"num_eval": 1, "synthetic": {"num_train": PROMPTS * steps}}
-    if spec.get("long_tailed"):  # chat-templated GSM8K questions (one more: the held-out row)
-        rows = out_dir / "conversations.jsonl"
-        rows.write_text("".join(json.dumps({"prompt": c, "answer": ""}) + "\n"
-                                for c in conversations(PROMPTS * steps + 1)))
-        data = {"source": str(rows), "prompt_column": "prompt", "num_eval": 1}
+    if spec.get("long_tailed"):  # chat-templated GSM8K questions; the next one held out
+        for name, rows in (("train", conversations(PROMPTS)), ("held_out", conversations(1, first=PROMPTS))):
+            (out_dir / f"{name}.jsonl").write_text("".join(json.dumps({"prompt": c, "answer": ""}) + "\n"
+                                                           for c in rows))
+        data = {"source": str(out_dir / "train.jsonl"), "eval_source": str(out_dir / "held_out.jsonl"),
+                "prompt_column": "prompt", "num_eval": 1}
     raw = {
         "name": "bench", "output_dir": str(out_dir), "model": {"name_or_path": str(checkpoint)},
         "data": data,
@@ -234,7 +235,7 @@ def run_trl(checkpoint: Path, workload: str, steps: int, out_dir: Path, on_gpu: 
                       use_cpu=not on_gpu, bf16=on_gpu, report_to=[], logging_steps=1, save_strategy="no",
                       router_aux_loss_coef=0.0, disable_tqdm=True)
     trainer = GRPOTrainer(model=str(checkpoint), reward_funcs=[timed("reward", mean_character_code)], args=args,
-                          train_dataset=Dataset.from_dict({"prompt": conversations(PROMPTS * steps)
+                          train_dataset=Dataset.from_dict({"prompt": conversations(PROMPTS)
                                                            if spec.get("long_tailed") else prompts(PROMPTS * steps)}),
                           processing_class=AutoTokenizer.from_pretrained(checkpoint),
                           callbacks=[StepTimer()])
