@@ -282,6 +282,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--steps", type=int, default=5, help="steps per run; the median is over steps 2..N")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--doc", type=Path, default=None, help="write the table of this run here (markdown)")
     parser.add_argument("--tools", nargs="+", default=["rlreason", "trl"], choices=["rlreason", "trl"])
     parser.add_argument("--rlreason-set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="a recipe override for rlreason's runs (a variant to measure)")
@@ -294,6 +295,9 @@ def main() -> None:
         child(tool, generation, setup, workload, args.steps, Path(checkpoint), on_gpu, args.overrides)
         return
 
+    from benchmarks.provenance import commit, machine
+
+    ran_on = f"commit {commit()}, {machine()}"  # before the runs: they rewrite the outputs
     memory = "peak_gpu_mb" if on_gpu else "peak_rss_mb"
     results = []
     for workload in args.workloads:
@@ -319,6 +323,31 @@ def main() -> None:
                 print_row(row, memory, args.tools)
     if args.out:
         args.out.write_text(json.dumps(results, indent=2) + "\n")
+    if args.doc:
+        args.doc.write_text(document(results, memory, ran_on, " ".join(sys.argv[1:])))
+
+
+def document(results: list[dict], memory: str, ran_on: str, arguments: str) -> str:
+    """The run's table: per workload and pairing, each tool's step time split, peak memory and
+    mean completion length, and the ratios."""
+    lines = ["# GRPO step time and peak memory against TRL", "",
+             f"Made by `python benchmarks/grpo_step_vs_trl.py {arguments}` on {ran_on}. Median seconds per "
+             "step over steps 2-N; memory: the tool's process peak (`ru_maxrss`, or "
+             "`torch.cuda.max_memory_allocated` on a GPU). Workloads and pairings: docs/speed.md.", "",
+             "| workload | pairing | tool (generation) | s/step | generate | update | peak memory | "
+             "mean completion tokens | rlreason / TRL time, memory |", "|---|---|---|---|---|---|---|---|---|"]
+    for row in results:
+        for tool in ("rlreason", "trl"):
+            if tool not in row:
+                continue
+            r = row[tool]
+            ratio = (f"**{row['step_ratio']:.2f}x, {row['memory_ratio']:.2f}x**"
+                     if tool == "rlreason" and "step_ratio" in row else "")
+            lines.append(f"| {row['workload']} ({row['parameters'] / 1e6:.1f}M, {row['new_tokens']} tokens) | "
+                         f"{row['pairing']} | {tool} ({row['generation'][tool]}) | {r['step_s']:.2f} | "
+                         f"{r['generate_s']:.2f} | {r['update_s']:.2f} | {r[memory]:,.0f} MB | "
+                         f"{r['completion_tokens']:.1f} | {ratio} |")
+    return "\n".join(lines) + "\n"
 
 
 def run_child(tool: str, generation: str, setup: str, workload: str, checkpoint: Path, steps: int,
