@@ -279,8 +279,9 @@ class TrainerConfig:
     micro_batch_size: int = option(64, "Sequences per forward/backward; gradients accumulate.",
                                    positive, "> 0")
     max_tokens_per_micro_batch: int | None = option(
-        None, "Group sequences of similar length into micro-batches of at most this many padded "
-        "tokens (and micro_batch_size sequences); null: micro_batch_size sequences in batch order.",
+        4096, "Group sequences of similar length into micro-batches of at most this many padded "
+        "tokens (and micro_batch_size sequences): padding and the logits' memory stay small however "
+        "much completion lengths vary (docs/speed.md); null: micro_batch_size sequences in batch order.",
         lambda v: v is None or v > 0, "> 0 or null")
     learning_rate: float = option(1e-6, "AdamW learning rate.", positive, "> 0")
     weight_decay: float = option(0.0, "AdamW weight decay.", non_negative, ">= 0")
