@@ -65,12 +65,13 @@ bench-code: install
 bench-rollout: install
 	$(BIN)/python benchmarks/rollout_throughput.py --out benchmarks/rollout_throughput_results.json --doc docs/rollout-throughput.md
 
-# seconds per GRPO step and peak memory against TRL's GRPOTrainer on the same work (B1; add B2 with
-# BENCH_WORKLOADS="B1 B2")
+# seconds per GRPO step and peak memory against TRL's GRPOTrainer on the same work (B1; all three
+# with BENCH_WORKLOADS="B1 B2 B3"; B3 reads ../shared/data), table in docs/trl-step-time.md
 BENCH_WORKLOADS ?= B1
 bench-trl: install
 	$(BIN)/python -m pip install -q -e ".[bench]"
-	$(BIN)/python benchmarks/grpo_step_vs_trl.py --workloads $(BENCH_WORKLOADS) --out benchmarks/grpo_step_vs_trl_results.json
+	$(BIN)/python benchmarks/grpo_step_vs_trl.py --workloads $(BENCH_WORKLOADS) --out benchmarks/grpo_step_vs_trl_results.json \
+		--doc docs/trl-step-time.md
 
 clean:
 	rm -rf runs .pytest_cache
