@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from rlreason.chat import prompt_of, reward_prompt
+from rlreason.chat import prompt_of, reward_completions, reward_prompt
 from rlreason.recipe import DataConfig, RecipeError, SyntheticConfig
 
 FILE_FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
@@ -124,6 +124,15 @@ def columns_of(examples: list[Example], repeat: int, completion_ids: list[list[i
     columns["prompts"] = [reward_prompt(e.prompt, e.conversational) for e in examples for _ in range(repeat)]
     columns["completion_ids"] = completion_ids
     return columns
+
+
+def score_completions(suite, examples: list[Example], texts: list[str], repeat: int,
+                      completion_ids: list[list[int]]):
+    """The reward suite's scores (a ``RewardBatch``) of ``repeat`` completions per example, each
+    given as TRL gives it (``chat.reward_completions``: messages for a conversation's row), with
+    the rows' columns (``columns_of``)."""
+    columns = columns_of(examples, repeat, completion_ids)
+    return suite.score(reward_completions(columns["prompts"], texts), columns)
 
 
 def arithmetic_problems(cfg: SyntheticConfig, num_eval: int) -> tuple[list[dict], list[dict]]:

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from rewards import RewardSuite
 from rewards.math_extract import extract_answer
-from rlreason.chat import PromptRenderer, reward_completions
-from rlreason.data import Example, columns_of, load_eval_examples
+from rlreason.chat import PromptRenderer
+from rlreason.data import Example, load_eval_examples, score_completions
 from rlreason.models import load_policy, load_tokenizer
 from rlreason.pass_at_k import k_values, majority_correct, pass_at_k
 from rlreason.preflight import check_recipe
@@ -28,7 +28,7 @@ def evaluate(engine: RolloutEngine, prompts: PromptRenderer, examples: list[Exam
     """Greedy-decode every example; ``accuracy`` is the mean of reward ``metric``."""
     metric = checked_metric(suite, metric)
     texts, completion_ids = completions(engine, prompts, examples, 1, batch_size, max_new_tokens)
-    scores = score(suite, examples, texts, 1, completion_ids)
+    scores = score_completions(suite, examples, texts, 1, completion_ids)
     metrics = reward_and_length_means(scores, completion_ids)
     metrics["accuracy"] = metrics[f"reward/{metric}"]
     samples = [{"prompt": prompts.text(e.prompt), "completion": t, "score": s}
@@ -46,7 +46,7 @@ def evaluate_sampled(engine: RolloutEngine, prompts: PromptRenderer, examples: l
     metric = checked_metric(suite, metric)
     texts, completion_ids = completions(engine, prompts, examples, k, max(1, batch_size // k),
                                         max_new_tokens, seed)
-    scores = score(suite, examples, texts, k, completion_ids)
+    scores = score_completions(suite, examples, texts, k, completion_ids)
     solved = [score is not None and score >= 1.0 for score in scores.per_function[metric]]
     voting = metric == "math_accuracy"
     answers = [extract_answer(text) for text in texts] if voting else [None] * len(texts)
@@ -70,14 +70,6 @@ def checked_metric(suite: RewardSuite, metric: str | None) -> str:
         raise ValueError(f"evaluation.metric: {metric!r} is not one of the rewards "
                          f"({', '.join(suite.names)})")
     return metric
-
-
-def score(suite: RewardSuite, examples: list[Example], texts: list[str], repeat: int,
-          completion_ids: list[list[int]]):
-    """The suite's scores of ``repeat`` completions per example (in TRL's message form for
-    conversations)."""
-    columns = columns_of(examples, repeat, completion_ids)
-    return suite.score(reward_completions(columns["prompts"], texts), columns)
 
 
 def completions(engine: RolloutEngine, prompts: PromptRenderer, examples: list[Example], n: int, per_call: int,

@@ -38,8 +38,7 @@ import torch
 from rlreason.advantages import group_advantages, normalised_per_group
 from rlreason.batches import ScoredBatch, concatenate, sample_records, sampling_metrics
 from rlreason.checkpoint import prune_checkpoints
-from rlreason.chat import reward_completions
-from rlreason.data import columns_of
+from rlreason.data import score_completions
 from rlreason.distributed import gathered, gathered_objects, summed
 from rlreason.evaluate import EvalResult, evaluate
 from rlreason.recipe import Recipe
@@ -171,8 +170,7 @@ def generate_and_score(session: Session, timings: dict[str, float]) -> ScoredBat
                                        seeds=session.sampler.last_seeds())
     generated = time.perf_counter()
     texts = session.tokenizer.batch_decode(rollouts.completion_ids, skip_special_tokens=True)
-    columns = columns_of(examples, group_size, rollouts.completion_ids)
-    rewards = session.suite.score(reward_completions(columns["prompts"], texts), columns)
+    rewards = score_completions(session.suite, examples, texts, group_size, rollouts.completion_ids)
     trained = rewards.total
     if recipe.algo.normalise_each_reward:
         trained = session.suite.total(normalised_per_group(rewards.per_function, group_size))

@@ -17,7 +17,7 @@ from rlreason.logprobs import token_logprobs
 from rlreason.recipe import RolloutConfig
 from rlreason.rollout.decode_attention import grouped_decoding
 from rlreason.rollout.kv_cache import preallocated_cache
-from rlreason.rollout.shrinking_decode import greedy_draw, shrinking_decode
+from rlreason.rollout.shrinking_decode import greedy_draw, shrinking_decode, without
 from rlreason.rollouts import Rollouts
 
 
@@ -162,9 +162,8 @@ class SeededSampling(LogitsProcessor):
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         logits = scores.float()
         masked = self.before_warpers(input_ids, logits)  # transformers' processors return new tensors
-        probs = self.warpers(input_ids, masked).softmax(dim=-1)  # (B*G, V)
-        drawn = inverse_cdf_sample(probs, self.uniforms[:, len(self.logprobs)])  # (B*G, 1)
-        self.logprobs.append(token_logprobs(logits.unsqueeze(1), drawn, self.temperature)[:, 0])
+        drawn, logprobs = self.pick(logits, masked, self.uniforms[:, len(self.logprobs)])  # (B*G, 1), (B*G,)
+        self.logprobs.append(logprobs)
         return torch.full_like(scores, float("-inf")).scatter_(1, drawn, 0.0)
 
     def draw(self, logits: torch.Tensor, rows: torch.Tensor, step: int, banned: torch.Tensor | None = None
@@ -173,13 +172,17 @@ class SeededSampling(LogitsProcessor):
         at completion position ``step`` -> (A,) drawn tokens (never one of ``banned``) and their
         logprobs, from the same uniforms and warpers."""
         raw = logits.float()
-        masked = raw
-        if banned is not None:
-            masked = raw.clone()
-            masked[:, banned] = float("-inf")
-        probs = self.warpers(None, masked).softmax(dim=-1)  # (A, V); the warpers read no input ids
-        drawn = inverse_cdf_sample(probs, self.uniforms[rows, step])  # (A, 1)
-        return drawn[:, 0], token_logprobs(raw.unsqueeze(1), drawn, self.temperature)[:, 0]
+        drawn, logprobs = self.pick(raw, without(raw, banned), self.uniforms[rows, step])
+        return drawn[:, 0], logprobs
+
+    def pick(self, raw: torch.Tensor, masked: torch.Tensor, uniforms: torch.Tensor
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, V) raw logits, the same with the tokens that may not be drawn at ``-inf``, (N,)
+        uniforms -> (N, 1) tokens drawn from the warped ``masked`` and their (N,) logprobs under
+        ``softmax(raw / temperature)``."""
+        probs = self.warpers(None, masked).softmax(dim=-1)  # (N, V); the warpers read no input ids
+        drawn = inverse_cdf_sample(probs, uniforms)  # (N, 1)
+        return drawn, token_logprobs(raw.unsqueeze(1), drawn, self.temperature)[:, 0]
 
     def drawn_logprobs(self) -> torch.Tensor:
         """(B*G, T): the logprob of every drawn token, position by position."""

@@ -19,10 +19,17 @@ COMPACT_SHARE = 0.125
 def greedy_draw(logits: torch.Tensor, rows: torch.Tensor, step: int, banned: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The most likely token of each row (no logprobs: zeros)."""
-    if banned is not None:
-        logits = logits.clone()
-        logits[:, banned] = float("-inf")
-    return logits.argmax(dim=-1), torch.zeros(len(logits))
+    return without(logits, banned).argmax(dim=-1), torch.zeros(len(logits))
+
+
+def without(logits: torch.Tensor, banned: torch.Tensor | None) -> torch.Tensor:
+    """(N, V) logits with the ``banned`` token ids at ``-inf`` (a copy; ``logits`` itself when
+    none are)."""
+    if banned is None:
+        return logits
+    masked = logits.clone()
+    masked[:, banned] = float("-inf")
+    return masked
 
 
 @torch.no_grad()
