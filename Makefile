@@ -4,7 +4,7 @@ VENV ?= .venv
 TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 
-.PHONY: install demo test test-fast bench-demo bench-variants bench-math bench-math-fuzz bench-code bench-rollout bench-trl clean
+.PHONY: install demo test test-fast bench-demo bench-variants bench-math bench-math-fuzz bench-code bench-rollout bench-async bench-trl clean
 
 install: $(VENV)/.installed
 
@@ -64,6 +64,10 @@ bench-code: install
 # generated tokens/s of the vllm and hf rollout backends on the same prompts and models
 bench-rollout: install
 	$(BIN)/python benchmarks/rollout_throughput.py --out benchmarks/rollout_throughput_results.json --doc docs/rollout-throughput.md
+
+# the demo's GRPO stage colocated, with a rollout worker, and generating ahead (max_staleness 1, 2)
+bench-async: install
+	$(BIN)/python benchmarks/async_rollouts.py --out benchmarks/async_rollouts_results.json --doc docs/async-rollouts.md
 
 # seconds per GRPO step and peak memory against TRL's GRPOTrainer on the same work (B1; all three
 # with BENCH_WORKLOADS="B1 B2 B3"; B3 reads ../shared/data), table in docs/trl-step-time.md

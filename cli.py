@@ -14,6 +14,7 @@ import click
 from rewards.registry import RewardError
 from rlreason.launch import LaunchError, relaunch_cpu_processes
 from rlreason.recipe import RecipeError, load_recipe
+from rlreason.rollout.errors import RolloutWorkerError
 from rlreason.stopping import RunInterrupted
 
 SET_HELP = "Override a recipe key, e.g. --set trainer.max_steps=2 (repeatable)."
@@ -55,7 +56,7 @@ def run_guarded(fn, *args):
     signal (after saving a checkpoint) exits with the shell's code for that signal."""
     try:
         return fn(*args)
-    except (RecipeError, RewardError, LaunchError) as err:
+    except (RecipeError, RewardError, LaunchError, RolloutWorkerError) as err:
         raise click.ClickException(str(err)) from None
     except RunInterrupted as stopped:
         if main_process():
@@ -120,6 +121,22 @@ def sft(recipe: str, overrides: tuple[str, ...], resume: str | None) -> None:
     from rlreason.sft import sft as run_sft
 
     report(run_guarded(run_sft, loaded, resume_point(loaded.run_dir, resume)))
+
+
+@main.command(name="rollout-worker")
+@click.argument("recipe", type=click.Path(dir_okay=False))
+@click.option("--set", "overrides", multiple=True, help=SET_HELP)
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Interface to serve on (0.0.0.0: every one, for a trainer on another machine).")
+@click.option("--port", default=8300, show_default=True, type=click.IntRange(1, 65535), help="Port to serve on.")
+def rollout_worker(recipe: str, overrides: tuple[str, ...], host: str, port: int) -> None:
+    """Serve generation for trainers of RECIPE with rollout.mode: server: a vLLM engine of RECIPE's
+    model on this process's devices (CUDA_VISIBLE_DEVICES, or CPU cores), taking the trainer's
+    weight pushes. Runs until interrupted."""
+    loaded = checked(recipe_from(recipe, overrides))
+    from rlreason.rollout.worker import serve
+
+    run_guarded(serve, loaded, host, port)
 
 
 def resume_point(run_dir: Path, resume: str | None) -> Path | None:

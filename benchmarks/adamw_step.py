@@ -21,7 +21,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.provenance import commit, machine  # noqa: E402
+from benchmarks.provenance import commit, machine, write_outputs  # noqa: E402
 from rlreason.recipe import TinyModelConfig  # noqa: E402
 from rlreason.tiny import build_char_tokenizer, build_tiny_moe  # noqa: E402
 
@@ -70,14 +70,12 @@ def main() -> None:
     print(text)
     provenance = {"commit": commit(), "machine": machine(), "torch": torch.__version__, "device": args.device,
                   "threads": torch.get_num_threads()}
-    if args.out:
-        args.out.write_text(json.dumps({**provenance, "results": rows}, indent=2) + "\n")
-    if args.doc:
-        args.doc.write_text(
-            "# AdamW: foreach against fused\n\n"
-            f"Produced by `python benchmarks/adamw_step.py --device {args.device} --doc {args.doc}` (commit "
-            f"{provenance['commit']}; {provenance['machine']}; torch {provenance['torch']}, "
-            f"{provenance['threads']} threads). Median time of one `optimizer.step()`.\n\n" + text + "\n")
+    write_outputs(
+        args.out, args.doc, provenance, rows,
+        "# AdamW: foreach against fused\n\n"
+        f"Produced by `python benchmarks/adamw_step.py --device {args.device} --doc {args.doc}` (commit "
+        f"{provenance['commit']}; {provenance['machine']}; torch {provenance['torch']}, "
+        f"{provenance['threads']} threads). Median time of one `optimizer.step()`.\n\n" + text + "\n")
 
 
 if __name__ == "__main__":

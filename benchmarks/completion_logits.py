@@ -1,5 +1,6 @@
-"""Training forward + backward with logits for every position against logits only from the first
-completion target on (``policy_forward``'s ``logits_to_keep``), at real vocabulary sizes.
+"""Training forward + backward with logits for every position, against logits only from the first
+completion target on (``policy_forward``'s ``logits_to_keep``), against the completion tokens'
+logits only, ``CHUNK`` at a time (``trainer.logits_chunk_tokens``), at real vocabulary sizes.
 
     python benchmarks/completion_logits.py [--rows 16] [--doc docs/completion-logits.md] [--out results.json]
 
@@ -18,7 +19,6 @@ import json
 import random
 import resource
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -27,7 +27,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.provenance import commit, machine  # noqa: E402
+from benchmarks.provenance import commit, machine, measured_apart, write_outputs  # noqa: E402
 from rlreason.logprobs import token_logprobs_and_entropy  # noqa: E402
 from rlreason.recipe import TinyModelConfig  # noqa: E402
 from rlreason.sequences import TokenBatch, policy_forward, right_padded  # noqa: E402
@@ -48,7 +48,15 @@ def completion_logits_forward(model: torch.nn.Module, batch: TokenBatch) -> torc
     return policy_forward(model, batch, with_entropy=True).logprobs
 
 
-VARIANTS = {"every position": full_logits_forward, "completion only": completion_logits_forward}
+CHUNK = 1024
+
+
+def chunked_logits_forward(model: torch.nn.Module, batch: TokenBatch) -> torch.Tensor:
+    return policy_forward(model, batch, with_entropy=True, logits_chunk_tokens=CHUNK).logprobs
+
+
+VARIANTS = {"every position": full_logits_forward, "completion only": completion_logits_forward,
+            f"completion tokens, {CHUNK} at a time": chunked_logits_forward}
 
 
 def batch_of(rows: int, vocabulary: int) -> TokenBatch:
@@ -86,11 +94,13 @@ def table(results: list[dict]) -> str:
         lines.append(f"| {r['vocabulary']:,} | {r['variant']} | {r['seconds']:.2f} s | "
                      f"{r['peak_rss_growth_mb']:,.0f} MB |")
     for vocabulary in VOCABULARIES:
-        full, kept = (next(r for r in results if r["vocabulary"] == vocabulary and r["variant"] == v)
-                      for v in VARIANTS)
-        lines.append(f"\nAt {vocabulary:,} rows, completion-only logits take {kept['seconds'] / full['seconds']:.2f}x "
-                     f"the time and {kept['peak_rss_growth_mb'] / full['peak_rss_growth_mb']:.2f}x the peak memory "
-                     "growth of logits at every position.")
+        full, kept, chunked = (next(r for r in results if r["vocabulary"] == vocabulary and r["variant"] == v)
+                               for v in VARIANTS)
+        lines.append(f"\nAt {vocabulary:,} rows, against logits at every position: completion-only logits take "
+                     f"{kept['seconds'] / full['seconds']:.2f}x the time and "
+                     f"{kept['peak_rss_growth_mb'] / full['peak_rss_growth_mb']:.2f}x the peak memory growth; the "
+                     f"completion tokens' logits {CHUNK} at a time {chunked['seconds'] / full['seconds']:.2f}x and "
+                     f"{chunked['peak_rss_growth_mb'] / full['peak_rss_growth_mb']:.2f}x.")
     return "\n".join(lines)
 
 
@@ -108,25 +118,21 @@ def main() -> None:
     results = []
     for vocabulary in VOCABULARIES:
         for variant in VARIANTS:
-            done = subprocess.run([sys.executable, __file__, "--one", str(vocabulary), variant, "--rows",
-                                   str(args.rows), "--repeats", str(args.repeats)],
-                                  capture_output=True, text=True, check=True)
-            results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+            results.append(measured_apart([sys.executable, __file__, "--one", str(vocabulary), variant, "--rows",
+                                           str(args.rows), "--repeats", str(args.repeats)]))
             print(json.dumps(results[-1]), flush=True)
     text = table(results)
     print(text)
     shape = results[0]
     provenance = {"commit": commit(), "machine": machine(), "torch": torch.__version__}
-    if args.out:
-        args.out.write_text(json.dumps({**provenance, "results": results}, indent=2) + "\n")
-    if args.doc:
-        args.doc.write_text(
-            "# Logits only where the loss needs them\n\n"
-            "Produced by `python benchmarks/completion_logits.py --doc docs/completion-logits.md` "
-            f"(commit {provenance['commit']}; {provenance['machine']}; torch {provenance['torch']}).\n\n"
-            f"{shape['sequences']} sequences padded to {shape['width']} tokens, {shape['completion_tokens']} "
-            f"completion tokens; the first completion target is position {shape['first_completion_target']}. "
-            "Qwen3-MoE, hidden 256, 2 layers, 8 experts (top-2); fp32 on CPU.\n\n" + text + "\n")
+    write_outputs(
+        args.out, args.doc, provenance, results,
+        "# Logits only where the loss needs them\n\n"
+        "Produced by `python benchmarks/completion_logits.py --doc docs/completion-logits.md` "
+        f"(commit {provenance['commit']}; {provenance['machine']}; torch {provenance['torch']}).\n\n"
+        f"{shape['sequences']} sequences padded to {shape['width']} tokens, {shape['completion_tokens']} "
+        f"completion tokens; the first completion target is position {shape['first_completion_target']}. "
+        "Qwen3-MoE, hidden 256, 2 layers, 8 experts (top-2); fp32 on CPU.\n\n" + text + "\n")
 
 
 if __name__ == "__main__":

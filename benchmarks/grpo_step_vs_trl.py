@@ -2,6 +2,7 @@
 
     python benchmarks/grpo_step_vs_trl.py [--workloads B1 B2 B3] [--pairings same best] [--device cpu]
                                           [--steps 6] [--out results.json] [--doc docs/trl-step-time.md]
+                                          [--data ../shared/data]
 
 Both tools train the same random-init Qwen3-MoE checkpoint (built here, saved to disk) on the same
 prompts, 8 prompts x 8 completions. B1 and B2: a character tokenizer, arithmetic prompts, every
@@ -9,7 +10,8 @@ completion exactly ``new_tokens`` long (end-of-sequence suppressed until then, i
 work's shape: a BPE vocabulary of 32,000 rows trained on the shared data, 32 experts with top-8
 routing, eight GSM8K questions through the chat template every step, completions of long-tailed
 length (the end-of-turn token's probability set so the median is about a quarter of the cap; each
-tool's mean length is reported). One optimizer step per generation batch, beta 0, one policy
+tool's mean length is reported); on a GPU, B3 takes a real checkpoint's scale: a vocabulary of
+151,936 rows (Qwen3's) and about 1B parameters (64 experts, top-8). One optimizer step per generation batch, beta 0, one policy
 iteration, the same learning rate, the same reward (a cheap rule: the completion's mean character
 code), gradient checkpointing on (TRL's default). fp32 on
 CPU; on a GPU (``--device cuda``) fp32 weights under bf16 autocast in both (TRL's ``bf16=True``,
@@ -58,8 +60,17 @@ WORKLOADS = {
            # against 101 tokens at 1e-5), and the comparison is of the same work
            "learning_rate": 1e-9},
 }
-SHARED_DATA = ROOT.parent / "shared" / "data"
+# on a GPU (--device cuda), B3 at a real checkpoint's scale: Qwen3's vocabulary of 151,936 rows,
+# about 1B parameters (64 experts, top-8)
+ON_GPU = {"B3": {"shape": dict(hidden_size=1024, num_layers=8, num_heads=16, num_kv_heads=4, num_experts=64,
+                               experts_per_token=8, expert_intermediate_size=512), "vocabulary": 151_936}}
 PROMPTS, GENERATIONS, LEARNING_RATE = 8, 8, 1e-5
+
+
+def shared_data() -> Path:
+    """The folder of the GSM8K, MATH-500 and HumanEval files (B3's prompts and vocabulary): --data,
+    passed on to the children's runs through the environment."""
+    return Path(os.environ.get("RLREASON_BENCH_DATA", ROOT.parent / "shared" / "data"))
 
 
 def mean_character_code(completions, **columns):
@@ -71,15 +82,20 @@ def mean_character_code(completions, **columns):
     return [sum(map(ord, c)) / (128 * max(len(c), 1)) for c in texts]
 
 
-def build_checkpoint(workload: str, directory: Path) -> int:
+def workload_spec(workload: str, on_gpu: bool) -> dict:
+    """The workload's settings; on a GPU, its GPU scale where it has one (``ON_GPU``)."""
+    return {**WORKLOADS[workload], **(ON_GPU.get(workload, {}) if on_gpu else {})}
+
+
+def build_checkpoint(workload: str, directory: Path, on_gpu: bool) -> int:
     from rlreason.recipe import TinyModelConfig
     from rlreason.tiny import build_char_tokenizer, build_tiny_moe
 
-    spec = WORKLOADS[workload]
+    spec = workload_spec(workload, on_gpu)
     tokenizer = shared_data_tokenizer(spec["vocabulary"]) if "vocabulary" in spec else build_char_tokenizer()
     model = build_tiny_moe(TinyModelConfig(**spec["shape"]), tokenizer)
     if spec.get("long_tailed"):
-        end_turns_at_rate(model, tokenizer, spec["new_tokens"])
+        end_turns_at_rate(model.to("cuda" if on_gpu else "cpu"), tokenizer, spec["new_tokens"])
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return sum(p.numel() for p in model.parameters())
@@ -92,7 +108,7 @@ def shared_data_tokenizer(vocabulary: int):
     from rlreason.tiny import CHAT_FORMATS, build_chat_tokenizer
 
     texts = [value for name in ("gsm8k_test.jsonl", "math500_test.jsonl", "humaneval.jsonl")
-             for line in (SHARED_DATA / name).read_text().splitlines()
+             for line in (shared_data() / name).read_text().splitlines()
              for value in json.loads(line).values() if isinstance(value, str)]
     tokenizer = build_chat_tokenizer(CHAT_FORMATS["chatml"], vocab_size=vocabulary, corpus=texts)
     tokenizer.add_tokens([f"<|unused_{i}|>" for i in range(vocabulary - len(tokenizer))])
@@ -111,7 +127,7 @@ def end_turns_at_rate(model, tokenizer, cap: int) -> None:
 
     end = tokenizer.convert_tokens_to_ids("<|im_end|>")
     model.generation_config.eos_token_id = [end, tokenizer.eos_token_id]
-    prompts = [torch.tensor([ids]) for ids in conversation_ids(tokenizer, PROMPTS)]
+    prompts = [torch.tensor([ids], device=model.device) for ids in conversation_ids(tokenizer, PROMPTS)]
     with torch.no_grad():
         torch.manual_seed(0)
         sampled = [model.generate(p, do_sample=True, max_new_tokens=cap // 2, min_new_tokens=cap // 2,
@@ -133,7 +149,7 @@ def conversations(count: int, first: int = 0) -> list[list[dict]]:
     """GSM8K test questions ``first``.. ``first + count - 1``, each one user turn. Both tools
     train on the first ``PROMPTS``: every step is those eight questions, in both, so their
     completions come from one length distribution (the end-of-turn rate is calibrated on them)."""
-    lines = (SHARED_DATA / "gsm8k_test.jsonl").read_text().splitlines()[first:first + count]
+    lines = (shared_data() / "gsm8k_test.jsonl").read_text().splitlines()[first:first + count]
     return [[{"role": "user", "content": json.loads(line)["question"]}] for line in lines]
 
 
@@ -165,12 +181,25 @@ def rlreason_generation(pairing: str) -> str:
 
 
 def run_rlreason(checkpoint: Path, workload: str, steps: int, out_dir: Path, generation: str,
-                 tuned: bool, overrides: list[str]) -> list[dict]:
-    from rlreason.recipe import Recipe, apply_override, build
-    from rlreason.session import open_session
+                 tuned: bool, overrides: list[str], on_gpu: bool) -> list[dict]:
     from rlreason.trainer import grpo_step
 
-    spec = WORKLOADS[workload]
+    session = rlreason_session(checkpoint, workload, steps, out_dir, generation, tuned, overrides, on_gpu)
+    timings = []
+    for step in range(1, steps + 1):
+        m = grpo_step(session, step)
+        timings.append({"step": m["step_time"], "generate": m["time/generate"], "reward": m["time/reward"],
+                        "tokens": m["completion_length"]})
+    return timings
+
+
+def rlreason_session(checkpoint: Path, workload: str, steps: int, out_dir: Path, generation: str,
+                     tuned: bool, overrides: list[str], on_gpu: bool):
+    """rlreason's training session on the workload: the recipe both tools' settings mirror."""
+    from rlreason.recipe import Recipe, apply_override, build
+    from rlreason.session import open_session
+
+    spec = workload_spec(workload, on_gpu)
     tokens = spec["new_tokens"]
     data = {"num_eval": 1, "synthetic": {"num_train": PROMPTS * steps}}
     if spec.get("long_tailed"):  # chat-templated GSM8K questions; the next one held out
@@ -195,13 +224,7 @@ def run_rlreason(checkpoint: Path, workload: str, steps: int, out_dir: Path, gen
     }
     for override in overrides:  # --rlreason-set: a variant to measure
         apply_override(raw, override)
-    session = open_session(build(Recipe, raw, ""), "bench")
-    timings = []
-    for step in range(1, steps + 1):
-        m = grpo_step(session, step)
-        timings.append({"step": m["step_time"], "generate": m["time/generate"], "reward": m["time/reward"],
-                        "tokens": m["completion_length"]})
-    return timings
+    return open_session(build(Recipe, raw, ""), "bench")
 
 
 def run_trl(checkpoint: Path, workload: str, steps: int, out_dir: Path, on_gpu: bool, tuned: bool) -> list[dict]:
@@ -209,7 +232,7 @@ def run_trl(checkpoint: Path, workload: str, steps: int, out_dir: Path, on_gpu: 
     from transformers import AutoTokenizer, TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 
-    spec = WORKLOADS[workload]
+    spec = workload_spec(workload, on_gpu)
     tokens = spec["new_tokens"]
     spent: dict[str, float] = {}  # seconds this step, by part
     timings: list[dict] = []
@@ -266,7 +289,8 @@ def child(tool: str, generation: str, setup: str, workload: str, steps: int, che
         if tool == "rlreason":
             if on_gpu:  # what `accelerate launch --mixed_precision bf16` sets
                 os.environ["ACCELERATE_MIXED_PRECISION"] = "bf16"
-            timings = run_rlreason(checkpoint, workload, steps, Path(out_dir), generation, setup == "tuned", overrides)
+            timings = run_rlreason(checkpoint, workload, steps, Path(out_dir), generation, setup == "tuned", overrides,
+                                   on_gpu)
         else:
             timings = run_trl(checkpoint, workload, steps, Path(out_dir), on_gpu, setup == "tuned")
     peak = {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
@@ -293,6 +317,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5, help="steps per run; the median is over steps 2..N")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--doc", type=Path, default=None, help="write the table of this run here (markdown)")
+    parser.add_argument("--data", type=Path, default=shared_data(),
+                        help="folder of gsm8k_test.jsonl, math500_test.jsonl and humaneval.jsonl (B3)")
     parser.add_argument("--tools", nargs="+", default=["rlreason", "trl"], choices=["rlreason", "trl"])
     parser.add_argument("--rlreason-set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="a recipe override for rlreason's runs (a variant to measure)")
@@ -300,6 +326,7 @@ def main() -> None:
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
     on_gpu = args.device == "cuda"
+    os.environ["RLREASON_BENCH_DATA"] = str(args.data.resolve())  # the children's runs read it too
     if args.child:
         tool, generation, setup, workload, checkpoint = args.child
         child(tool, generation, setup, workload, args.steps, Path(checkpoint), on_gpu, args.overrides)
@@ -312,7 +339,7 @@ def main() -> None:
     results = []
     for workload in args.workloads:
         with tempfile.TemporaryDirectory() as tmp:
-            parameters = build_checkpoint(workload, Path(tmp))
+            parameters = build_checkpoint(workload, Path(tmp), on_gpu)
             runs: dict[tuple[str, str, str], dict] = {}  # (tool, generation, setup) -> measurements
             for pairing in args.pairings:
                 generation = {"rlreason": rlreason_generation(pairing), "trl": "hf"}

@@ -56,6 +56,8 @@ def assemble(picks: list[tuple[ScoredBatch, list[int]]]) -> ScoredBatch:
     indices = [[group * g + k for group in groups for k in range(g)] for _, groups in picks]
     rows = [(b, i) for (b, _), chosen in zip(picks, indices) for i in chosen]
     logprobs = [b.rollouts.rollout_logprobs for b, _ in picks]
+    versions = [b.rollouts.policy_versions for b, _ in picks]
+    routings = [b.rollouts.routing for b, _ in picks]
     names = picks[0][0].rewards.per_function
     return ScoredBatch(
         examples=[b.examples[group] for b, groups in picks for group in groups],
@@ -66,6 +68,9 @@ def assemble(picks: list[tuple[ScoredBatch, list[int]]]) -> ScoredBatch:
                               else [b.rollouts.rollout_logprobs[i] for b, i in rows]),
             finish_reason=[b.rollouts.finish_reason[i] for b, i in rows],
             group_index=[i // g for i in range(len(rows))],
+            policy_versions=(None if any(v is None for v in versions)
+                             else [b.rollouts.policy_versions[i] for b, i in rows]),
+            routing=None if any(r is None for r in routings) else [b.rollouts.routing[i] for b, i in rows],
         ),
         texts=[b.texts[i] for b, i in rows],
         rewards=RewardBatch(

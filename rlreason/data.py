@@ -227,6 +227,10 @@ class PromptSampler:
         self.draws += 1
         return batch[self.share]
 
+    def state(self) -> dict[str, int]:
+        """Where the sampler is in the data: what ``restore`` takes."""
+        return {"epoch": self.epoch, "position": self.position, "draws": self.draws}
+
     def restore(self, epoch: int, position: int, draws: int) -> None:
         """Continue from a saved place in the data (global: any number of processes)."""
         self.epoch, self.position, self.draws = epoch, position, draws

@@ -1,8 +1,10 @@
-"""Per-token logprobs and entropies of sampled tokens: logits in, tensors out."""
+"""Per-token logprobs and entropies of sampled tokens: logits (or hidden states and the output
+layer) in, tensors out."""
 
 from __future__ import annotations
 
 import torch
+from torch.utils.checkpoint import checkpoint
 
 
 def token_logprobs(logits: torch.Tensor, token_ids: torch.Tensor, temperature: float = 1.0,
@@ -19,12 +21,13 @@ def token_logprobs(logits: torch.Tensor, token_ids: torch.Tensor, temperature: f
 
 
 def token_logprobs_and_entropy(logits: torch.Tensor, token_ids: torch.Tensor, temperature: float = 1.0,
-                               chunk: int = 16, with_entropy: bool = True
+                               chunk: int = 16, with_entropy: bool = True, entropy_grad: bool = False
                                ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Logprobs of ``token_ids`` and the entropy of each position's distribution.
 
     Computed ``chunk`` sequences at a time, so the float32 full-vocabulary log-softmax of the
-    whole batch never exists at once. The entropy carries no gradient (it is logged, not trained).
+    whole batch never exists at once. The entropy carries a gradient only with ``entropy_grad``
+    (an entropy bonus trains it; otherwise it is only logged or used to select tokens).
 
     Returns:
         (logprobs, entropy): (N, T) float32 each; entropy is None when not asked for.
@@ -36,7 +39,49 @@ def token_logprobs_and_entropy(logits: torch.Tensor, token_ids: torch.Tensor, te
         token = part.gather(-1, token_ids[lo:lo + chunk].unsqueeze(-1)).squeeze(-1)  # (n, T)
         picked.append(token - normaliser)
         if with_entropy:
-            with torch.no_grad():
-                probs = torch.softmax(part, dim=-1)  # (n, T, V)
-                entropies.append(normaliser - (probs * part).sum(dim=-1))
+            with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
+                entropies.append(entropy_of(part, normaliser))
+    return torch.cat(picked), torch.cat(entropies) if with_entropy else None
+
+
+def entropy_of(logits: torch.Tensor, normaliser: torch.Tensor) -> torch.Tensor:
+    """Entropy of ``softmax(logits)`` along the last axis, ``normaliser`` its logsumexp."""
+    return normaliser - (torch.softmax(logits, dim=-1) * logits).sum(dim=-1)
+
+
+def head_logprobs_and_entropy(head: torch.nn.Module, hidden: torch.Tensor, token_ids: torch.Tensor,
+                              temperature: float = 1.0, chunk_tokens: int = 1024, with_entropy: bool = True,
+                              entropy_grad: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Logprobs of ``token_ids`` (and entropies) from final hidden states through the output layer
+    ``head``, ``chunk_tokens`` positions at a time.
+
+    Only one chunk's logits (chunk x vocabulary) ever exist: each chunk's output layer and
+    log-softmax run under activation checkpointing, so the backward pass keeps the chunk's hidden
+    states rather than its logits and recomputes them. The entropy carries a gradient only with
+    ``entropy_grad``.
+
+    Args:
+        head: the model's output layer (``get_output_embeddings()``).
+        hidden: (K, H) hidden states, each predicting the token at the same index of ``token_ids``.
+        token_ids: (K,).
+    Returns:
+        (logprobs, entropy): (K,) float32 each; entropy is None when not asked for.
+    """
+    def chunk_of(part: torch.Tensor, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = head(part).float() / temperature  # (k, V)
+        normaliser = torch.logsumexp(logits, dim=-1)
+        picked = logits.gather(-1, ids.unsqueeze(-1)).squeeze(-1) - normaliser
+        if not with_entropy:
+            return picked, picked.new_zeros(())
+        with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
+            return picked, entropy_of(logits, normaliser)
+
+    recompute = torch.is_grad_enabled() and (hidden.requires_grad or any(p.requires_grad for p in head.parameters()))
+    picked, entropies = [], []
+    for lo in range(0, hidden.shape[0], chunk_tokens):
+        part, ids = hidden[lo:lo + chunk_tokens], token_ids[lo:lo + chunk_tokens]
+        token, entropy = (checkpoint(chunk_of, part, ids, use_reentrant=False) if recompute
+                          else chunk_of(part, ids))
+        picked.append(token)
+        entropies.append(entropy)
     return torch.cat(picked), torch.cat(entropies) if with_entropy else None

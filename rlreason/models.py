@@ -34,9 +34,22 @@ def load_policy(cfg: ModelConfig, tokenizer: PreTrainedTokenizerBase | None = No
         model = AutoModelForCausalLM.from_pretrained(
             cfg.name_or_path, dtype=getattr(torch, cfg.dtype), trust_remote_code=cfg.trust_remote_code
         )
+    choose_experts_implementation(model, cfg.experts_implementation)
     if cfg.lora is not None:
         model = add_lora(model, cfg)
     return LoadedModel(model=model, tokenizer=tokenizer)
+
+
+def choose_experts_implementation(model: PreTrainedModel, choice: str) -> None:
+    """Set the MoE experts' kernel (``model.experts_implementation``); ``auto`` keeps transformers'
+    own pick (grouped_mm where it can use it, else eager)."""
+    if choice == "auto":
+        return
+    if not model._can_set_experts_implementation():
+        raise RecipeError(f"model.experts_implementation: {type(model).__name__} has no experts kernel to "
+                          f"choose (not a transformers MoE); set it to auto")
+    model.set_experts_implementation(choice)
+    log.info("experts implementation: %s", choice)
 
 
 def load_tokenizer(cfg: ModelConfig) -> PreTrainedTokenizerBase:

@@ -66,11 +66,20 @@ class RoutingStats:
     changed: int = 0  # of which the experts used differ from the recorded ones
     compared: int = 0  # token-layer pairs that had a recorded selection to compare with
     load: dict[str, torch.Tensor] = field(default_factory=dict)  # router -> tokens per expert
+    # per router: tokens whose top-k set the router itself chose differs from the rollout engine's,
+    # and tokens the engine routed (moe.routing_replay: rollout)
+    engine_differs: dict[str, int] = field(default_factory=dict)
+    engine_compared: dict[str, int] = field(default_factory=dict)
 
     def metrics(self) -> dict[str, float]:
         out = {}
         if self.compared:
             out["moe/topk_changed"] = self.changed / self.compared
+        if self.engine_compared:
+            for i, name in enumerate(self.engine_compared):
+                out[f"moe/layer{i}/engine_topk_differs"] = self.engine_differs[name] / max(self.engine_compared[name], 1)
+            out["moe/engine_topk_differs"] = (sum(self.engine_differs.values())
+                                              / max(sum(self.engine_compared.values()), 1))
         imbalances = []
         for i, counts in enumerate(self.load.values()):
             share = counts / counts.sum().clamp(min=1)
@@ -88,15 +97,18 @@ Tape = dict  # router name -> list of recorded (tokens, k) expert indices, one p
 
 @contextlib.contextmanager
 def routing(model: torch.nn.Module, token_mask: torch.Tensor, *, record: Tape | None = None,
-            replay: Tape | None = None, compare: Tape | None = None,
+            replay: Tape | None = None, compare: Tape | None = None, engine: Tape | None = None,
             stats: RoutingStats | None = None) -> Iterator[None]:
     """Hook every router for the forward passes inside the block.
 
     Args:
         token_mask: (tokens,) True for real tokens, in the order routers see them (batch-major).
         record: append each router's selection to ``record[name]``.
-        replay: use the selections in ``replay[name]`` (consumed in order) instead of the router's.
+        replay: use the selections in ``replay[name]`` (consumed in order) instead of the router's;
+            a token whose entry is negative keeps the router's own.
         compare: count tokens whose used selection differs from the one in ``compare[name]``.
+        engine: the rollout engine's selections (negative: none); count, per router, the tokens
+            whose own top-k set (before any replay) differs from the engine's.
         stats: where counts and per-expert load accumulate.
     """
     cursors: dict[str, int] = defaultdict(int)
@@ -107,12 +119,24 @@ def routing(model: torch.nn.Module, token_mask: torch.Tensor, *, record: Tape | 
             logits, weights, indices = output
             position = cursors[name]
             cursors[name] += 1
+            # past the tapes' end: gradient checkpointing recomputing a layer in the backward pass;
+            # it must route as the forward did, and count nothing twice
+            taped = [len(tape[name]) for tape in (replay, compare, engine) if tape is not None]
+            recomputed = bool(taped) and position >= taped[0]
+            position = position % taped[0] if recomputed else position
+            if stats is not None and engine is not None and not recomputed:
+                theirs = engine[name][position].to(indices.device)
+                routed = mask & (theirs[:, 0] >= 0)
+                differs = (indices[routed].sort(dim=-1).values != theirs[routed].sort(dim=-1).values).any(dim=-1)
+                stats.engine_differs[name] = stats.engine_differs.get(name, 0) + int(differs.sum())
+                stats.engine_compared[name] = stats.engine_compared.get(name, 0) + int(routed.sum())
             if replay is not None:
-                indices = replay[name][position].to(indices.device)
+                replayed = replay[name][position].to(indices.device)
+                indices = torch.where(replayed >= 0, replayed, indices)
                 weights = weights_of_selected(router, logits, indices).to(weights.dtype)
-            if record is not None:
+            if record is not None and not recomputed:
                 record.setdefault(name, []).append(indices.detach().clone())
-            if stats is not None:
+            if stats is not None and not recomputed:
                 real = indices[mask]
                 counts = torch.bincount(real.flatten(), minlength=logits.shape[-1]).float()
                 stats.load[name] = stats.load.get(name, 0) + counts.cpu()

@@ -39,13 +39,53 @@ def check_recipe(recipe: Recipe, num_processes: int | None = None) -> Checked:
     if recipe.trainer.prompts_per_step % processes:
         raise RecipeError(f"trainer.prompts_per_step: {recipe.trainer.prompts_per_step} prompts cannot be "
                           f"shared evenly by {processes} processes; make it a multiple of {processes}")
-    backend = resolve_backend(recipe.rollout.backend)
+    backend = rollout_backend(recipe)
+    check_staleness(recipe)
+    if recipe.moe.routing_replay == "rollout" and (backend != "hf" or recipe.rollout.mode == "server"):
+        raise RecipeError("moe.routing_replay: rollout replays the experts the engine routed each token to, "
+                          "which only the hf backend records so far; set rollout.backend: hf (rollout.mode: "
+                          "colocate), or moe.routing_replay: old_policy")
     if backend == "vllm" and recipe.rollout.vllm.sleep_mode and not cuda_available():
         raise RecipeError("rollout.vllm.sleep_mode: needs a GPU (vLLM's sleep mode manages accelerator "
                           "memory); set it to false on CPU")
+    if recipe.algo.loss_type == "vespo" and recipe.algo.rollout_correction not in ("none", "token"):
+        raise RecipeError("algo.rollout_correction: vespo puts the rollout correction into its sequence "
+                          "weight token by token; set it to token (or none)")
+    if recipe.algo.loss_type == "clip_cov" and recipe.algo.clip_cov_lb >= recipe.algo.clip_cov_ub:
+        raise RecipeError(f"algo.clip_cov_lb: {recipe.algo.clip_cov_lb} is not below algo.clip_cov_ub "
+                          f"({recipe.algo.clip_cov_ub}), so clip_cov would drop no token; make it smaller")
     check_available(recipe.trainer.report_to)
     check_chat_settings(recipe)
     return Checked(suite, backend)
+
+
+def check_staleness(recipe: Recipe) -> None:
+    """Rollouts generated ahead (``rollout.max_staleness`` > 0) need a worker to generate them and a
+    loss that reweights samples of older policies."""
+    staleness = recipe.rollout.max_staleness
+    if not staleness:
+        return
+    if recipe.rollout.mode != "server":
+        raise RecipeError(f"rollout.max_staleness: {staleness} generates while the trainer updates, which "
+                          "needs a rollout worker of its own; set rollout.mode: server (or max_staleness: 0)")
+    if recipe.algo.rollout_correction == "none":
+        raise RecipeError(f"rollout.max_staleness: {staleness} trains on samples of policies up to {staleness} "
+                          "updates old; set algo.rollout_correction (token, sequence or sequence_mean) so the "
+                          "loss reweights them by the engine's logprobs")
+    if recipe.algo.dynamic_sampling:
+        raise RecipeError(f"rollout.max_staleness: {staleness} with algo.dynamic_sampling is not supported yet "
+                          "(a step's generation rounds are not known ahead); turn one of them off")
+
+
+def rollout_backend(recipe: Recipe) -> str:
+    """The backend generation runs on: with ``rollout.mode: server`` the worker's vLLM (which need
+    not be installed where the trainer runs), else as ``resolve_backend`` finds it here."""
+    if recipe.rollout.mode != "server":
+        return resolve_backend(recipe.rollout.backend)
+    if recipe.rollout.backend == "hf":
+        raise RecipeError("rollout.backend: hf generates on the trainer's own policy; rollout.mode: server "
+                          "runs vLLM in a worker: set rollout.backend to vllm (or auto), or rollout.mode to colocate")
+    return "vllm"
 
 
 def check_chat_settings(recipe: Recipe) -> None:

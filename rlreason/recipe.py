@@ -88,6 +88,11 @@ class ModelConfig:
     dtype: Literal["float32", "bfloat16", "float16"] = option("float32", "Weights dtype.")
     lora: LoraConfig | None = option(None, "Train LoRA adapters instead of all weights.")
     trust_remote_code: bool = option(False, "Allow model code from the hub.")
+    experts_implementation: Literal["auto", "eager", "grouped_mm", "batched_mm"] = option(
+        "auto", "Kernel of the MoE experts in the policy's own forward passes (the update; the hf "
+        "backend's decoding): transformers' experts_implementation. auto: transformers' pick, grouped_mm "
+        "where it can use it, else eager (on CPU the two are within run-to-run noise of each other, "
+        "docs/experts-kernels.md; batched_mm runs out of memory on long batches).")
 
 
 @dataclass
@@ -183,7 +188,30 @@ class HFGenerateConfig:
 
 
 @dataclass
+class RolloutServerConfig:
+    """Where the rollout worker of ``rollout.mode: server`` answers, and how long to wait for it."""
+
+    url: str = option("http://127.0.0.1:8300", "Address of the worker (`rlreason rollout-worker RECIPE "
+                      "--host H --port P`).", lambda v: v.startswith(("http://", "https://")), "an http(s):// URL")
+    answer_within_s: float = option(
+        5.0, "Seconds the worker may leave /health unanswered (dead, hung, unreachable) before the run "
+        "stops with an error naming it.", positive, "> 0")
+    channel_timeout_s: float = option(
+        120.0, "Seconds the weight channel waits for its other end (rendezvous, each broadcast).", positive,
+        "> 0")
+
+
+@dataclass
 class RolloutConfig:
+    mode: Literal["colocate", "server"] = option(
+        "colocate", "Where generation runs: colocate (the engine in every training process, taking turns "
+        "with the update) or server (a rollout worker process of its own, at rollout.server.url, started "
+        "with `rlreason rollout-worker RECIPE`; vLLM only). See docs/rollouts.md.")
+    server: RolloutServerConfig = option(help="The rollout worker of mode server.", factory=RolloutServerConfig)
+    max_staleness: int = option(
+        0, "Mode server: how many policy versions a trained sample may lag (0: on-policy, generation and "
+        "update take turns). K > 0: the worker generates the batches of the next K steps while the trainer "
+        "updates; needs algo.rollout_correction.", non_negative, ">= 0")
     backend: Literal["auto", "vllm", "hf"] = option(
         "auto", "Generation backend: vllm, hf (transformers generate), or auto (vllm when "
         "installed).")
@@ -212,8 +240,10 @@ class AlgoConfig:
     loss_type: Literal[tuple(VARIANTS)] = option(  # the names loss_variants.VARIANTS defines
         "grpo",
         "Policy loss: grpo (token mean per sequence), bnpo (token mean over the batch), dapo (bnpo "
-        "+ clip-higher), dr_grpo (token sum / constant), gspo / gspo_token (sequence-level ratio). "
-        "See rlreason/losses.py.",
+        "+ clip-higher), dr_grpo (token sum / constant), gspo / gspo_token (sequence-level ratio), "
+        "luspo (gspo, each sequence weighted by its length), cispo (clipped stop-gradient weight), "
+        "sapo (soft gate), vespo (gamma-weighted sequence ratio), clip_cov / kl_cov (covariance-selected "
+        "tokens clipped or KL-penalised, against entropy collapse). See docs/algorithms.md.",
     )
     scale_rewards: Literal["group", "batch", "none"] = option(
         "group", "Divide advantages by the std of the group, of the batch, or not (Dr. GRPO)."
@@ -228,11 +258,46 @@ class AlgoConfig:
         None, "Lower clip range of the importance ratio; null = the loss_type's (0.2; gspo 3e-4).",
         lambda v: v is None or v > 0, "> 0 or null")
     epsilon_high: float | None = option(
-        None, "Upper clip range; null = the loss_type's (0.2; dapo 0.28; gspo 4e-4).",
+        None, "Upper clip range; null = the loss_type's (0.2; dapo 0.28; gspo, luspo 4e-4). cispo: the "
+        "cap of its importance weight (epsilon_max, default 5.0).",
         lambda v: v is None or v > 0, "> 0 or null")
     delta: float | None = option(
         None, "Two-sided clip: cap the unclipped ratio at delta (e.g. 4); null = off.",
         lambda v: v is None or v > 1, "> 1 or null")
+    sapo_temperature_pos: float = option(
+        1.0, "sapo: gate temperature of tokens with a positive advantage.", positive, "> 0")
+    sapo_temperature_neg: float = option(
+        1.05, "sapo: gate temperature of the other tokens.", positive, "> 0")
+    vespo_k_pos: float = option(2.0, "vespo: power k of phi(w) for advantages >= 0.", non_negative, ">= 0")
+    vespo_lambda_pos: float = option(3.0, "vespo: decay lambda of phi(w) for advantages >= 0.", positive, "> 0")
+    vespo_k_neg: float = option(3.0, "vespo: power k of phi(w) for negative advantages.", non_negative, ">= 0")
+    vespo_lambda_neg: float = option(2.0, "vespo: decay lambda of phi(w) for negative advantages.", positive,
+                                     "> 0")
+    clip_cov_ratio: float = option(
+        2e-4, "clip_cov: share of the micro-batch's tokens taken out of the gradient.", lambda v: 0 < v <= 1,
+        "in (0, 1]")
+    clip_cov_lb: float = option(1.0, "clip_cov: lower bound of the covariance of the tokens it may drop.")
+    clip_cov_ub: float = option(5.0, "clip_cov: upper bound of that covariance (above clip_cov_lb).")
+    kl_cov_ratio: float = option(
+        2e-4, "kl_cov: share of the micro-batch's tokens (highest covariance first) that get the KL "
+        "penalty.", lambda v: 0 < v <= 1, "in (0, 1]")
+    kl_cov_coef: float = option(1.0, "kl_cov: weight of |log pi - log pi_old| on those tokens (verl's "
+                                "ppo_kl_coef).", non_negative, ">= 0")
+    entropy_coef: float = option(
+        0.0, "Entropy bonus: subtract this times the mean token entropy (of the top-entropy tokens "
+        "when they are selected) from the loss; with use_adaptive_entropy, its starting value.",
+        non_negative, ">= 0")
+    use_adaptive_entropy: bool = option(
+        False, "Skywork-OR1's adaptive entropy control (TRL's): after each optimizer step the "
+        "coefficient rises by entropy_coef_delta while the mean entropy is at or below "
+        "entropy_target and falls by it otherwise; it applies only while the entropy is at or below "
+        "the target.")
+    entropy_coef_min: float = option(0.0, "use_adaptive_entropy: lowest coefficient.", non_negative, ">= 0")
+    entropy_coef_max: float = option(1.0, "use_adaptive_entropy: highest coefficient.", non_negative, ">= 0")
+    entropy_coef_delta: float = option(0.005, "use_adaptive_entropy: step of the coefficient.", non_negative,
+                                       ">= 0")
+    entropy_target: float = option(0.2, "use_adaptive_entropy: target mean token entropy (nats).",
+                                   non_negative, ">= 0")
     beta: float = option(0.0, "KL (k3) coefficient to the reference model; 0 loads no reference.",
                          non_negative, ">= 0")
     unbiased_kl: bool = option(
@@ -246,11 +311,30 @@ class AlgoConfig:
         4, "Generation rounds per step at most with dynamic_sampling.", positive, "> 0")
     mask_truncated_completions: bool = option(
         False, "Leave completions cut at max_new_tokens out of the loss (DAPO overlong filtering).")
-    rollout_correction: Literal["none", "token", "sequence"] = option(
-        "none", "Truncated importance sampling against the rollout engine's logprobs, per token or "
-        "per sequence.")
-    rollout_correction_cap: float = option(
-        2.0, "Cap of the rollout-correction weight.", positive, "> 0")
+    rollout_correction: Literal["none", "token", "sequence", "sequence_mean"] = option(
+        "none", "Importance weights against the rollout engine's logprobs: per token, per sequence "
+        "(product of token ratios), or per sequence as their geometric mean.")
+    rollout_correction_mode: Literal["truncate", "mask"] = option(
+        "truncate", "truncate: clamp the weight into [rollout_correction_floor, rollout_correction_cap] "
+        "(TIS); mask: zero the weights outside it (MIS; per token with both bounds: IcePop).")
+    rollout_correction_cap: float | None = option(
+        2.0, "Upper bound of the rollout-correction weight; null: none.", lambda v: v is None or v > 0,
+        "> 0 or null")
+    rollout_correction_floor: float | None = option(
+        None, "Lower bound of the rollout-correction weight (IcePop: 0.5); null: none.",
+        lambda v: v is None or v >= 0, ">= 0 or null")
+    off_policy_mask_threshold: float | None = option(
+        None, "DeepSeek-V3.2's off-policy sequence masking: drop sequences with a negative advantage "
+        "whose mean log(pi_sampling / pi) is above this (e.g. 0.5); null: off.",
+        lambda v: v is None or v >= 0, ">= 0 or null")
+    top_entropy_quantile: float = option(
+        1.0, "Keep in the policy loss only the tokens in this top quantile of entropy (the 80/20 "
+        "rule: 0.2); 1 keeps all.", lambda v: 0 <= v <= 1, "in [0, 1]")
+
+    @property
+    def entropy_bonus_on(self) -> bool:
+        """Whether the loss has an entropy bonus (adaptive control keeps it on at coefficient 0)."""
+        return self.entropy_coef != 0 or self.use_adaptive_entropy
 
 
 @dataclass
@@ -263,8 +347,10 @@ class MoEConfig:
     router_z_loss_coef: float = option(
         0.0, "Weight of the router z-loss (mean squared logsumexp of router logits).", non_negative, ">= 0")
     freeze_router: bool = option(False, "Do not train the routers.")
-    routing_replay: Literal["none", "old_policy"] = option(
-        "none", "Replay the experts the old policy selected for each token in the policy update.")
+    routing_replay: Literal["none", "old_policy", "rollout"] = option(
+        "none", "Replay in the policy update the experts the old policy selected for each token "
+        "(old_policy, R2), or those the rollout engine routed it to (rollout, R3: the hf backend records "
+        "them; the combine weights still come from the trainer's router, so it keeps its gradient).")
 
     @property
     def router_losses_on(self) -> bool:
@@ -283,6 +369,12 @@ class TrainerConfig:
         "tokens (and micro_batch_size sequences): padding and the logits' memory stay small however "
         "much completion lengths vary (docs/speed.md); null: micro_batch_size sequences in batch order.",
         lambda v: v is None or v > 0, "> 0 or null")
+    logits_chunk_tokens: int = option(
+        1024, "Compute the completion tokens' logits this many at a time from the final hidden states, "
+        "recomputing each chunk in the backward pass: no batch x length x vocabulary tensor, and "
+        "padding never reaches the output layer (docs/speed.md); 0: the model's own logits, as under "
+        "FSDP2, whose output layer runs only inside the model's forward.",
+        non_negative, ">= 0")
     learning_rate: float = option(1e-6, "AdamW learning rate.", positive, "> 0")
     weight_decay: float = option(0.0, "AdamW weight decay.", non_negative, ">= 0")
     adam_betas: list[float] = option(help="AdamW betas.", factory=lambda: [0.9, 0.999],

@@ -8,6 +8,7 @@ of processes and under another strategy; the data position is global already.
 from __future__ import annotations
 
 import json
+import math
 import random
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -37,9 +38,10 @@ def save_session(session: Session, name: str, step: int, resumable: bool = True)
                 if resumable else None)
     target = session.recipe.run_dir / name
     if accelerator.is_main_process:
-        sampler = session.sampler
-        state = {"step": step, "sampler": {"epoch": sampler.epoch, "position": sampler.position,
-                                           "draws": sampler.draws}}
+        last = session.last_world_entropy
+        state = {"step": step, "sampler": session.sampler.state(),
+                 "entropy_control": {"coef": session.entropy_coef,
+                                     "last_world_entropy": None if math.isinf(last) else last}}
         save_checkpoint(session.policy, session.tokenizer, target, state, weights, training)
     accelerator.wait_for_everyone()
     return target

@@ -20,6 +20,11 @@ class Rollouts:
             distribution (logits / temperature), or None where the backend cannot give them.
         finish_reason: "stop" (EOS or a stop string) or "length" (hit max_new_tokens).
         group_index: index of the prompt (0..B-1) each completion answers.
+        policy_versions: the policy version (training step) whose weights generated each
+            completion, where the engine runs apart from the trainer (``rollout.mode: server``).
+        routing: the experts each MoE layer routed each token to in the engine, one
+            (layers, prompt + completion - 1, k) integer tensor per completion
+            (``rollout_routing``), where recorded (``moe.routing_replay: rollout``).
     """
 
     prompt_ids: list[list[int]]
@@ -27,6 +32,8 @@ class Rollouts:
     rollout_logprobs: list[list[float]] | None
     finish_reason: list[str]
     group_index: list[int]
+    policy_versions: list[int] | None = None
+    routing: list | None = None
 
     def __len__(self) -> int:
         return len(self.completion_ids)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch.distributed.fsdp import FSDPModule
 
-from rlreason.logprobs import token_logprobs_and_entropy
+from rlreason.logprobs import head_logprobs_and_entropy, token_logprobs_and_entropy
 
 
 @dataclass(frozen=True)
@@ -54,10 +55,12 @@ def masked_right_padded(sequences: list[list[int]], learned: list[list[int]], pa
     return TokenBatch(input_ids.to(device), attention_mask.to(device), completion_mask.to(device))
 
 
-def sequence_logprobs(model: torch.nn.Module, batch: TokenBatch, temperature: float = 1.0) -> torch.Tensor:
+def sequence_logprobs(model: torch.nn.Module, batch: TokenBatch, temperature: float = 1.0,
+                      logits_chunk_tokens: int = 0) -> torch.Tensor:
     """(N, L-1) logprob of each completion token under ``model`` (temperature-scaled); zero at
     positions before the batch's first completion token."""
-    return policy_forward(model, batch, temperature, with_entropy=False).logprobs
+    return policy_forward(model, batch, temperature, with_entropy=False,
+                          logits_chunk_tokens=logits_chunk_tokens).logprobs
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,7 @@ class Forward:
 
     Attributes:
         logprobs: (N, L-1) next-token logprobs (with grad).
-        entropy: (N, L-1) entropies (no grad), or None.
+        entropy: (N, L-1) entropies (with grad only if asked for), or None.
         aux_loss: the model's own MoE load-balancing loss, when router outputs were asked for.
         router_logits: per MoE layer, (N*L, experts), when router outputs were asked for.
     """
@@ -78,23 +81,62 @@ class Forward:
 
 
 def policy_forward(model: torch.nn.Module, batch: TokenBatch, temperature: float = 1.0,
-                   with_entropy: bool = True, router_outputs: bool = False) -> Forward:
+                   with_entropy: bool = True, router_outputs: bool = False,
+                   logits_chunk_tokens: int = 0, entropy_grad: bool = False) -> Forward:
     """Forward the batch; logprobs (and entropies) of the completion tokens, router outputs if asked.
 
     Logits are computed only from the first position that predicts a completion token on
     (``logits_to_keep``): the prompt's positions never reach the output layer. Logprobs and
-    entropies before that position are zero, like padding."""
+    entropies before that position are zero, like padding.
+
+    With ``logits_chunk_tokens`` > 0 (and an output layer whose logits are plain
+    ``head(hidden)``, see ``plain_output_head``), the model returns its final hidden states
+    instead and only the completion tokens' positions go through the output layer, that many at
+    a time (``head_logprobs_and_entropy``): no (N, L, vocabulary) tensor exists, and padding never
+    reaches the output layer. Positions that are not completion targets are then zero."""
     start = first_completion_target(batch.completion_mask)
+    targets = batch.input_ids[:, start + 1:]
     extra = {"output_router_logits": True} if router_outputs else {}
-    out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False,
-                logits_to_keep=batch.input_ids.shape[1] - start, **extra)  # (N, L - start, V)
-    logprobs, entropy = token_logprobs_and_entropy(out.logits[:, :-1], batch.input_ids[:, start + 1:],
-                                                   temperature, with_entropy=with_entropy)
+    head = plain_output_head(model) if logits_chunk_tokens > 0 else None
+    if head is None or not batch.completion_mask.any():
+        out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False,
+                    logits_to_keep=batch.input_ids.shape[1] - start, **extra)  # (N, L - start, V)
+        logprobs, entropy = token_logprobs_and_entropy(out.logits[:, :-1], targets, temperature,
+                                                       with_entropy=with_entropy, entropy_grad=entropy_grad)
+    else:
+        out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False,
+                    logits_to_keep=1, output_hidden_states=True, **extra)
+        kept = batch.completion_mask[:, start:].bool()  # (N, L-1-start)
+        hidden = out.hidden_states[-1][:, start:-1][kept]  # (K, H): the completion targets' states
+        picked, entropies = head_logprobs_and_entropy(head, hidden, targets[kept], temperature,
+                                                      logits_chunk_tokens, with_entropy, entropy_grad)
+        logprobs = torch.zeros(kept.shape, dtype=picked.dtype, device=picked.device).masked_scatter(kept, picked)
+        entropy = None if entropies is None else torch.zeros_like(logprobs).masked_scatter(kept, entropies)
     logprobs = torch.nn.functional.pad(logprobs, (start, 0))  # (N, L-1)
     entropy = None if entropy is None else torch.nn.functional.pad(entropy, (start, 0))
     if not router_outputs:
         return Forward(logprobs, entropy)
     return Forward(logprobs, entropy, out.aux_loss, out.router_logits)
+
+
+# config attributes of families whose logits are more than ``output_layer(final hidden state)``
+# (Gemma 2/3's soft-capping, Cohere's logit scale, Granite's logit scaling): they keep full logits
+LOGIT_TRANSFORMS = ("final_logit_softcapping", "logit_scale", "logits_scaling")
+
+
+def plain_output_head(model: torch.nn.Module) -> torch.nn.Module | None:
+    """The model's output layer when its logits are exactly that layer applied to the final hidden
+    state (what ``hidden_states[-1]`` holds) and it can be called on its own; None when the family
+    transforms the logits further, or when the model is sharded by FSDP2: its root's parameters
+    (the output layer's among them) are gathered only inside the model's forward, so the layer
+    cannot run after it."""
+    inner = getattr(model, "module", model)  # under DDP, the wrapped model
+    config = getattr(inner, "config", None)
+    if config is None or any(getattr(config, name, None) for name in LOGIT_TRANSFORMS):
+        return None
+    if isinstance(inner, FSDPModule):
+        return None
+    return inner.get_output_embeddings()
 
 
 def first_completion_target(completion_mask: torch.Tensor) -> int:

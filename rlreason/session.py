@@ -8,6 +8,7 @@ model is loaded, so a bad recipe fails in a second, not after a download.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,6 +53,9 @@ class Session:
     evals: list[tuple[int, EvalResult]] = field(default_factory=list)
     engine_in_sync: bool = True  # the engine starts from the policy; each optimizer step stales it
     start_step: int = 0  # the step a resumed run continues after
+    entropy_coef: float = 0.0  # the entropy bonus's coefficient (adaptive control moves it)
+    last_world_entropy: float = math.inf  # mean token entropy of the last optimizer step (adaptive control)
+    ahead: object = None  # rollout.RolloutsAhead: batches generated ahead (rollout.max_staleness > 0)
 
     @property
     def policy(self) -> torch.nn.Module:
@@ -107,14 +111,25 @@ def open_session(recipe: Recipe, description: str, with_reference: bool = False,
         recipe=recipe, accelerator=accelerator, model=model, tokenizer=loaded.tokenizer, prompts=prompts,
         optimizer=optimizer, scheduler=scheduler,
         engine=make_engine(recipe, checked.backend, accelerator.unwrap_model(model), loaded.tokenizer,
-                           prompt_ids, parameters_sharded(accelerator)),
+                           prompt_ids, parameters_sharded(accelerator), version=resumed["step"]),
         suite=checked.suite, splits=splits, sampler=sampler,
         log=RunLog(recipe.run_dir, t.max_steps, description, accelerator.is_main_process,
                    resumed_at=resumed["step"],
                    sinks=open_sinks(t.report_to, recipe.run_dir, recipe.name, to_dict(recipe), resumed["step"])
                    if accelerator.is_main_process else []),
         reference=reference, start_step=resumed["step"],
+        **restored_entropy_control(recipe, resumed),
     )
+
+
+def restored_entropy_control(recipe: Recipe, resumed: dict) -> dict:
+    """The entropy bonus's coefficient and last measured entropy: the recipe's at the start, the
+    checkpoint's on resume (None in the checkpoint: no entropy measured yet)."""
+    saved = resumed.get("entropy_control")
+    if saved is None:
+        return {"entropy_coef": recipe.algo.entropy_coef, "last_world_entropy": math.inf}
+    last = saved["last_world_entropy"]
+    return {"entropy_coef": saved["coef"], "last_world_entropy": math.inf if last is None else last}
 
 
 def write_config(recipe: Recipe) -> None:

@@ -39,7 +39,8 @@ def sft_step(session: Session, step: int) -> dict[str, float]:
         batch = masked_right_padded([sequences[i] for i in idx], [learned[i] for i in idx],
                                     session.tokenizer.pad_token_id, accelerator.device)
         with micro_batch(accelerator, session.model, last=k == len(chunks) - 1):
-            logprobs = sequence_logprobs(session.model, batch)  # (n, L-1)
+            logprobs = sequence_logprobs(session.model, batch,  # (n, L-1)
+                                         logits_chunk_tokens=session.recipe.trainer.logits_chunk_tokens)
             loss = -(logprobs * batch.completion_mask).sum() / num_tokens
             backward_share(accelerator, loss)
         total += loss.item()

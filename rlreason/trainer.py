@@ -43,6 +43,7 @@ from rlreason.distributed import gathered, gathered_objects, summed
 from rlreason.evaluate import EvalResult, evaluate
 from rlreason.recipe import Recipe
 from rlreason.resume import save_session
+from rlreason.rollout.ahead import RolloutsAhead
 from rlreason.session import Session, open_session
 from rlreason.stopping import RunInterrupted, StopRequests
 from rlreason.update import update_policy
@@ -55,7 +56,15 @@ def train(recipe: Recipe, resume: Path | None = None) -> RunResult:
     where the run and its final checkpoint are."""
     session = open_session(recipe, "grpo", with_reference=recipe.algo.beta > 0, resume=resume,
                            updates_per_step=recipe.algo.num_iterations)
-    return run_steps(session, grpo_step)
+    if recipe.rollout.max_staleness:
+        session.ahead = RolloutsAhead(session.engine, session.sampler, session.prompt_ids, recipe.rollout.num_generations,
+                                      recipe.rollout.max_staleness, first_step=session.start_step + 1,
+                                      last_step=recipe.trainer.max_steps)
+    try:
+        return run_steps(session, grpo_step)
+    finally:
+        if session.ahead is not None:
+            session.ahead.close()
 
 
 @dataclass(frozen=True)
@@ -95,7 +104,7 @@ def run_steps(session: Session, step_fn: Callable[[Session, int], dict]) -> RunR
 def grpo_step(session: Session, step: int) -> dict[str, float]:
     """One generation batch and ``num_iterations`` optimizer steps; returns the logged metrics."""
     recipe, started = session.recipe, time.perf_counter()
-    batch, sampled, timings = collect_batch(session)  # steps 1-3: sample, generate, score
+    batch, sampled, timings = collect_batch(session, step)  # steps 1-3: sample, generate, score
     scored = time.perf_counter()
     update = {}
     if batch.num_groups:  # dynamic sampling may find no group worth learning from
@@ -105,7 +114,7 @@ def grpo_step(session: Session, step: int) -> dict[str, float]:
                                       batch_rewards=everyone)
         update = update_policy(session, batch, advantages)
     updated = time.perf_counter()
-    sync_engine(session)
+    sync_engine(session, version=step)
     finished = time.perf_counter()
     metrics = {
         **sampling_metrics(session.accelerator, sampled),
@@ -115,6 +124,10 @@ def grpo_step(session: Session, step: int) -> dict[str, float]:
         "time/update": updated - scored, "time/sync": finished - updated,
         "step_time": finished - started,
     }
+    if batch.rollouts.policy_versions is not None:
+        metrics.update(staleness_metrics(session.accelerator, batch.rollouts.policy_versions, step))
+    if recipe.rollout.max_staleness:
+        metrics["time/overlap"], metrics["rollout/queue_depth"] = timings["overlap"], timings["queue_depth"]
     if recipe.algo.dynamic_sampling:
         processes = session.accelerator.num_processes  # both batches are this process's share
         metrics["dynamic_sampling/rounds"] = sampled.num_groups * processes / recipe.trainer.prompts_per_step
@@ -126,7 +139,7 @@ def grpo_step(session: Session, step: int) -> dict[str, float]:
     return metrics
 
 
-def collect_batch(session: Session) -> tuple[ScoredBatch, ScoredBatch, dict[str, float]]:
+def collect_batch(session: Session, step: int) -> tuple[ScoredBatch, ScoredBatch, dict[str, float]]:
     """This process's share of the batch to train on, what it sampled for it, and time spent
     generating/scoring.
 
@@ -141,7 +154,7 @@ def collect_batch(session: Session) -> tuple[ScoredBatch, ScoredBatch, dict[str,
     timings: dict[str, float] = defaultdict(float)
     sampled, kept, num_kept = [], [], 0
     for _ in range(rounds):
-        batch = generate_and_score(session, timings)
+        batch = generate_and_score(session, timings, step)
         sampled.append(batch)
         if not algo.dynamic_sampling:
             return batch, batch, timings
@@ -154,6 +167,13 @@ def collect_batch(session: Session) -> tuple[ScoredBatch, ScoredBatch, dict[str,
     return share(session.accelerator, concatenate(kept)), concatenate(sampled), timings
 
 
+def staleness_metrics(accelerator, versions: list[int], step: int) -> dict[str, float]:
+    """How many updates behind the policy of ``step`` (version step-1) the batch's samples were
+    generated, over every process."""
+    behind = gathered(accelerator, torch.tensor([float(step - 1 - v) for v in versions]))
+    return {"rollout/staleness_mean": behind.mean().item(), "rollout/staleness_max": behind.max().item()}
+
+
 def share(accelerator, batch: ScoredBatch) -> ScoredBatch:
     """This process's contiguous, equal share of a global batch's groups."""
     rank, processes = accelerator.process_index, accelerator.num_processes
@@ -161,13 +181,20 @@ def share(accelerator, batch: ScoredBatch) -> ScoredBatch:
     return batch.take_groups(list(range(rank * each, (rank + 1) * each)))
 
 
-def generate_and_score(session: Session, timings: dict[str, float]) -> ScoredBatch:
-    """Sample prompts, generate G completions each, score them (adding to ``timings``)."""
+def generate_and_score(session: Session, timings: dict[str, float], step: int) -> ScoredBatch:
+    """Sample prompts, generate G completions each (or take those generated ahead for ``step``),
+    score them (adding to ``timings``)."""
     recipe, started = session.recipe, time.perf_counter()
-    examples = session.sampler.next_batch()
     group_size = recipe.rollout.num_generations
-    rollouts = session.engine.generate(session.prompt_ids(examples), n=group_size,
-                                       seeds=session.sampler.last_seeds())
+    if session.ahead is not None:
+        ahead, timings["queue_depth"] = session.ahead.take(step)
+        examples, rollouts = ahead.examples, ahead.rollouts
+        session.sampler.restore(**ahead.sampler_state)  # what a checkpoint records: the data trained on
+        timings["overlap"] += max(ahead.generate_s - (time.perf_counter() - started), 0.0)
+    else:
+        examples = session.sampler.next_batch()
+        rollouts = session.engine.generate(session.prompt_ids(examples), n=group_size,
+                                           seeds=session.sampler.last_seeds())
     generated = time.perf_counter()
     texts = session.tokenizer.batch_decode(rollouts.completion_ids, skip_special_tokens=True)
     rewards = score_completions(session.suite, examples, texts, group_size, rollouts.completion_ids)
@@ -186,7 +213,7 @@ def evaluation_due(session: Session, step: int) -> bool:
 
 def evaluate_now(session: Session, step: int) -> EvalResult:
     """Greedy held-out evaluation, logged to metrics.jsonl as ``eval/*``."""
-    sync_engine(session)
+    sync_engine(session, version=step)
     started = time.perf_counter()
     evaluation = session.recipe.evaluation
     result = evaluate(session.engine, session.prompts, session.splits.eval, session.suite, evaluation.metric,
@@ -199,8 +226,9 @@ def evaluate_now(session: Session, step: int) -> EvalResult:
     return result
 
 
-def sync_engine(session: Session) -> None:
-    """Push the policy's weights to the rollout engine if an optimizer step changed them."""
+def sync_engine(session: Session, version: int) -> None:
+    """Push the policy's weights (those after step ``version``'s update) to the rollout engine if
+    an optimizer step changed them."""
     if not session.engine_in_sync:
-        session.engine.sync_weights()
+        session.engine.sync_weights(version)
         session.engine_in_sync = True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING
@@ -10,8 +11,10 @@ import torch
 
 from rlreason.batches import ScoredBatch
 from rlreason.distributed import backward_share, gathered_objects, micro_batch, summed
-from rlreason.losses import BatchTotals, LossConfig, mismatch_kl, policy_loss, rollout_correction
-from rlreason.moe import RoutingStats, Tape, router_z_loss, routing
+from rlreason.losses import (BatchTotals, LossConfig, adapted_entropy_coef, entropy_bonus, high_entropy_tokens,
+                             mismatch_kl, off_policy_sequences, policy_loss, rollout_correction)
+from rlreason.moe import RoutingStats, Tape, router_z_loss, routers, routing
+from rlreason.rollout_routing import replay_tape
 from rlreason.optimizer import optimizer_step
 from rlreason.sequences import (TokenBatch, completion_values, micro_batches, policy_forward,
                                 right_padded, sequence_logprobs, split_to, token_budget_batches)
@@ -30,7 +33,10 @@ class MicroBatch:
     ref_logprobs: torch.Tensor | None = None
     correction: torch.Tensor | None = None
     mismatch_kl: float = 0.0  # token sum, see losses.mismatch_kl
+    correction_bounded: float = 0.0  # tokens whose correction weight hit a bound (truncated or masked)
+    sampling_logprobs: torch.Tensor | None = None  # (n, L-1) the rollout engine's, when it gave them
     routing: Tape | None = None  # experts the old policy selected (MoE), recorded with old_logprobs
+    engine_routing: Tape | None = None  # experts the rollout engine selected (moe.routing_replay: rollout)
 
     @property
     def token_mask(self) -> torch.Tensor:
@@ -53,6 +59,10 @@ class UpdateSums:
     ratio_sq_sum: float = 0.0  # last iteration only
     mismatch_kl: float = 0.0  # once per batch
     correction_weight: float = 0.0  # once per batch
+    correction_bounded: float = 0.0  # once per batch
+    off_policy_masked: float = 0.0  # sequences (rows) the off-policy mask dropped
+    entropy_kept: float = 0.0  # tokens the top-entropy selection kept
+    covariance_selected: float = 0.0  # tokens clip_cov dropped / kl_cov penalised
     moe_aux_loss: float = 0.0
     moe_z_loss: float = 0.0
 
@@ -70,7 +80,12 @@ def loss_config(recipe) -> LossConfig:
     algo = recipe.algo
     return LossConfig(loss_type=algo.loss_type, epsilon=algo.epsilon, epsilon_high=algo.epsilon_high,
                       delta=algo.delta, beta=algo.beta, unbiased_kl=algo.unbiased_kl,
-                      max_completion_length=recipe.rollout.max_new_tokens)
+                      max_completion_length=recipe.rollout.max_new_tokens,
+                      sapo_temperature_pos=algo.sapo_temperature_pos, sapo_temperature_neg=algo.sapo_temperature_neg,
+                      vespo_k_pos=algo.vespo_k_pos, vespo_lambda_pos=algo.vespo_lambda_pos,
+                      vespo_k_neg=algo.vespo_k_neg, vespo_lambda_neg=algo.vespo_lambda_neg,
+                      clip_cov_ratio=algo.clip_cov_ratio, clip_cov_lb=algo.clip_cov_lb, clip_cov_ub=algo.clip_cov_ub,
+                      kl_cov_ratio=algo.kl_cov_ratio, kl_cov_coef=algo.kl_cov_coef)
 
 
 def update_policy(session: Session, batch: ScoredBatch, advantages: torch.Tensor) -> dict[str, float]:
@@ -89,26 +104,67 @@ def update_policy(session: Session, batch: ScoredBatch, advantages: torch.Tensor
     totals = global_totals(accelerator, len(batch.rollouts), local_tokens)
     sums = UpdateSums()
     for part in parts:
-        sums.add(mismatch_kl=part.mismatch_kl)
+        sums.add(mismatch_kl=part.mismatch_kl, correction_bounded=part.correction_bounded)
         if part.correction is not None:
             mask = part.tokens.completion_mask
             sums.add(correction_weight=(part.correction.expand_as(mask) * mask).sum().item())
+    selects_by_entropy = algo.top_entropy_quantile < 1
+    bonus_on = algo.entropy_bonus_on
     routing_stats = RoutingStats()
     for iteration in range(algo.num_iterations):
         last_iteration = iteration == algo.num_iterations - 1
+        coef = applied_entropy_coef(session) if bonus_on else 0.0
+        micro_batches = len(parts) * accelerator.num_processes  # as many on every process
+        window = torch.zeros(2, dtype=torch.float64)  # entropy sum and tokens of the bonus, this step
         for k, part in enumerate(parts):
-            with micro_batch(accelerator, model, last=k == len(parts) - 1):
+            with micro_batch(accelerator, model, last=k == len(parts) - 1), contextlib.ExitStack() as hooks:
                 loss, terms, entropy = micro_batch_loss(session, part, advantages[part.rows], cfg, totals,
-                                                        with_entropy=iteration == 0, stats=routing_stats)
-                backward_share(accelerator, loss)
+                                                        with_entropy=iteration == 0 or selects_by_entropy or bonus_on,
+                                                        stats=routing_stats, entropy_coef=coef,
+                                                        micro_batches=micro_batches, hooks=hooks)
+                backward_share(accelerator, loss)  # inside the hooks: checkpointed layers route again
+            bonus_tokens = terms.pop("bonus_entropy_tokens", None)
+            if bonus_tokens is not None:
+                window += torch.stack([terms.pop("bonus_entropy_sum"), bonus_tokens]).double().cpu()
             sums.add(loss=loss.item(), **{name: value.item() for name, value in terms.items()
                                           if last_iteration or not name.startswith("ratio_")})
-            if entropy is not None:
-                sums.add(entropy=(entropy * part.tokens.completion_mask).sum().item())
+            if entropy is not None and iteration == 0:
+                sums.add(entropy=(entropy.detach() * part.tokens.completion_mask).sum().item())
         sums.add(grad_norm=optimizer_step(session))
+        if algo.use_adaptive_entropy:
+            adapt_entropy_coef(session, *summed(accelerator, window.tolist()))
     sums = sums.over_processes(accelerator)
     metrics = update_metrics(sums, totals, algo.num_iterations, algo.rollout_correction != "none", cfg.beta > 0)
+    if algo.off_policy_mask_threshold is not None:
+        metrics["off_policy/masked_share"] = sums.off_policy_masked / (max(totals.num_sequences, 1) * algo.num_iterations)
+    if cfg.variant.objective in ("clip_cov", "kl_cov"):
+        metrics["covariance/selected_share"] = sums.covariance_selected / (max(totals.num_tokens, 1)
+                                                                            * algo.num_iterations)
+    if bonus_on:
+        metrics["entropy/coef"] = session.entropy_coef
+    if selects_by_entropy:
+        metrics["entropy/kept_share"] = sums.entropy_kept / (max(totals.num_tokens, 1) * algo.num_iterations)
     return {**metrics, **routing_stats.metrics(), **moe_loss_metrics(session, sums, algo.num_iterations)}
+
+
+def applied_entropy_coef(session: Session) -> float:
+    """The entropy bonus's coefficient this optimizer step: the recipe's; under adaptive control,
+    the current one while the last step's entropy was at or below the target, else 0 (TRL 1.16)."""
+    algo = session.recipe.algo
+    if algo.use_adaptive_entropy and session.last_world_entropy > algo.entropy_target:
+        return 0.0
+    return session.entropy_coef
+
+
+def adapt_entropy_coef(session: Session, entropy_sum: float, tokens: float) -> None:
+    """After an optimizer step: the step's mean entropy over every process's bonus tokens moves
+    the coefficient for the next one (``losses.adapted_entropy_coef``)."""
+    algo = session.recipe.algo
+    entropy = entropy_sum / max(tokens, 1.0)
+    session.entropy_coef = adapted_entropy_coef(session.entropy_coef, entropy, algo.entropy_target,
+                                                algo.entropy_coef_delta, algo.entropy_coef_min,
+                                                algo.entropy_coef_max)
+    session.last_world_entropy = entropy
 
 
 def micro_batch_rows(session: Session, batch: ScoredBatch) -> list[list[int]]:
@@ -125,27 +181,49 @@ def micro_batch_rows(session: Session, batch: ScoredBatch) -> list[list[int]]:
 
 
 def micro_batch_loss(session: Session, part: MicroBatch, advantages: torch.Tensor, cfg: LossConfig,
-                     totals: BatchTotals, with_entropy: bool = False, stats: RoutingStats | None = None
+                     totals: BatchTotals, with_entropy: bool = False, stats: RoutingStats | None = None,
+                     entropy_coef: float = 0.0, micro_batches: int = 1, hooks: contextlib.ExitStack | None = None
                      ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor | None]:
-    """This micro-batch's share of the batch loss: policy loss, KL, and the MoE router terms.
+    """This micro-batch's share of the batch loss: policy loss, KL, the entropy bonus and the MoE
+    router terms.
 
     The MoE terms (the model's load-balancing loss and the router z-loss) are means over the
-    micro-batch, weighted by its share of the batch's sequences.
+    micro-batch, weighted by its share of the batch's sequences. The entropy bonus subtracts
+    ``entropy_coef`` times the micro-batch's share of the batch's mean entropy (``losses.entropy_bonus``;
+    ``micro_batches``: how many the batch is split into, over every process). ``hooks``: where the
+    routers' hooks (routing replay, statistics) stay entered until the caller closes it, after the
+    backward pass (gradient checkpointing runs the routers again there); without it they end with
+    the forward.
     """
+    bonus_on = session.recipe.algo.entropy_bonus_on
     recipe, model = session.recipe, session.model
     moe = recipe.moe
     router_terms = moe.router_losses_on
-    replay = part.routing if moe.routing_replay == "old_policy" else None
-    with routing(model, part.token_mask, replay=replay, compare=part.routing, stats=stats):
-        scored = policy_forward(model, part.tokens, recipe.rollout.temperature, with_entropy, router_terms)
-    logprobs = scored.logprobs
     ref = part.ref_logprobs
-    if ref is None and cfg.beta > 0:
+    if ref is None and cfg.beta > 0:  # before the routers are hooked: the reference routes on its own
         ref = reference_logprobs(session, part.tokens)
+    replay = {"old_policy": part.routing, "rollout": part.engine_routing}.get(moe.routing_replay)
+    hooked = routing(model, part.token_mask, replay=replay, compare=part.routing, engine=part.engine_routing,
+                     stats=stats)
+    if hooks is not None:
+        hooks.enter_context(hooked)  # on until the caller's backward pass is done
+    with hooked if hooks is None else contextlib.nullcontext():
+        scored = policy_forward(model, part.tokens, recipe.rollout.temperature, with_entropy, router_terms,
+                                recipe.trainer.logits_chunk_tokens, entropy_grad=entropy_coef != 0)
+    logprobs = scored.logprobs
     old = logprobs.detach() if part.old_logprobs is None else part.old_logprobs
     mask = part.tokens.completion_mask
-    loss, terms = policy_loss(logprobs, old, advantages.to(logprobs.device), mask,
-                              cfg, totals, ref, part.correction)
+    advantages = advantages.to(logprobs.device)
+    entropy = scored.entropy
+    keep, selected, chosen = loss_selection(session, part, logprobs, old, advantages,
+                                            None if entropy is None else entropy.detach())
+    loss, terms = policy_loss(logprobs, old, advantages, mask, cfg, totals, ref, part.correction, keep)
+    terms = {**terms, **selected}
+    if bonus_on:
+        loss = loss - entropy_coef * entropy_bonus(entropy, mask, totals.num_tokens, micro_batches, chosen)
+        effective = mask if chosen is None else mask * chosen
+        terms = {**terms, "bonus_entropy_sum": (entropy.detach() * effective).sum(),
+                 "bonus_entropy_tokens": effective.sum()}
     ratio = torch.exp(logprobs.detach() - old) * mask  # token ratios, for their spread
     terms = {**terms, "ratio_sum": ratio.sum(), "ratio_sq_sum": (ratio * ratio).sum()}
     if router_terms:
@@ -154,7 +232,39 @@ def micro_batch_loss(session: Session, part: MicroBatch, advantages: torch.Tenso
         z = router_z_loss(scored.router_logits, part.token_mask)
         loss = loss + share * (moe.aux_loss_coef * aux + moe.router_z_loss_coef * z)
         terms = {**terms, "moe_aux_loss": share * aux.detach(), "moe_z_loss": share * z.detach()}
-    return loss, terms, scored.entropy
+    return loss, terms, entropy
+
+
+def loss_selection(session: Session, part: MicroBatch, logprobs: torch.Tensor, old: torch.Tensor,
+                   advantages: torch.Tensor, entropy: torch.Tensor | None
+                   ) -> tuple[torch.Tensor | None, dict[str, torch.Tensor], torch.Tensor | None]:
+    """Which policy-loss terms count: the off-policy sequence mask (against the rollout engine's
+    logprobs where it gave them, else the old policy's) and the top-entropy tokens (threshold over
+    every process's tokens of this micro-batch, as TRL takes it). (keep or None, counts to log,
+    the top-entropy tokens or None)."""
+    algo, mask = session.recipe.algo, part.tokens.completion_mask
+    keep, counts, chosen = None, {}, None
+    if algo.off_policy_mask_threshold is not None:
+        sampling = old if part.sampling_logprobs is None else part.sampling_logprobs
+        keep = off_policy_sequences(advantages, logprobs, sampling, mask, algo.off_policy_mask_threshold)
+        kept_tokens = (keep.expand_as(mask) * mask).sum(dim=1)
+        counts["off_policy_masked"] = ((kept_tokens == 0) & (mask.sum(dim=1) > 0)).sum()  # rows dropped
+    if algo.top_entropy_quantile < 1:
+        pool = entropy_pool(session.accelerator, entropy, mask)
+        chosen = high_entropy_tokens(entropy, mask, algo.top_entropy_quantile, pool)
+        keep = chosen if keep is None else keep * chosen
+        counts["entropy_kept"] = chosen.sum()
+    return keep, counts, chosen
+
+
+def entropy_pool(accelerator, entropy: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The completion tokens' entropies of this micro-batch on every process."""
+    local = entropy[mask.bool()].float()
+    if accelerator.num_processes == 1:
+        return local
+    sentinel = -1e9  # entropies are never negative
+    gathered = accelerator.gather(accelerator.pad_across_processes(local, dim=0, pad_index=sentinel))
+    return gathered[gathered != sentinel]
 
 
 def moe_loss_metrics(session: Session, sums: UpdateSums, iterations: int) -> dict[str, float]:
@@ -190,6 +300,7 @@ def update_metrics(sums: UpdateSums, totals: BatchTotals, iterations: int,
     if corrected:
         metrics["rollout/mismatch_kl"] = sums.mismatch_kl / tokens
         metrics["rollout/correction_weight"] = sums.correction_weight / tokens
+        metrics["rollout/correction_bounded"] = sums.correction_bounded / tokens
     return metrics
 
 
@@ -205,32 +316,51 @@ def prepare_micro_batch(session: Session, batch: ScoredBatch, rows: list[int]) -
         keep = torch.tensor([rollouts.finish_reason[i] != "length" for i in rows],
                             dtype=tokens.completion_mask.dtype, device=tokens.completion_mask.device)
         tokens = dataclasses.replace(tokens, completion_mask=tokens.completion_mask * keep.unsqueeze(1))
-    part = MicroBatch(rows, tokens)
+    part = MicroBatch(rows, tokens, engine_routing=engine_tape(session, rollouts, rows, tokens))
     needs_old = (algo.num_iterations > 1 or algo.rollout_correction != "none"
                  or recipe.moe.routing_replay != "none")
     if needs_old:
         tape: Tape = {}
-        with torch.no_grad(), routing(session.model, part.token_mask, record=tape):
-            old = sequence_logprobs(session.model, tokens, recipe.rollout.temperature)
+        with torch.no_grad(), routing(session.model, part.token_mask, record=tape, replay=part.engine_routing):
+            old = sequence_logprobs(session.model, tokens, recipe.rollout.temperature,
+                                    recipe.trainer.logits_chunk_tokens)
         ref = reference_logprobs(session, tokens) if algo.beta > 0 else None
         part = dataclasses.replace(part, old_logprobs=old, ref_logprobs=ref, routing=tape or None)
+    if algo.rollout_correction != "none" and rollouts.rollout_logprobs is None:
+        raise ValueError("algo.rollout_correction needs the rollout engine's logprobs, and this "
+                         "backend returned none; set algo.rollout_correction: none")
+    wants_sampled = algo.rollout_correction != "none" or algo.off_policy_mask_threshold is not None
+    if wants_sampled and rollouts.rollout_logprobs is not None:
+        part = dataclasses.replace(part, sampling_logprobs=completion_values(
+            [rollouts.rollout_logprobs[i] for i in rows], tokens.completion_mask))
     if algo.rollout_correction != "none":
-        if rollouts.rollout_logprobs is None:
-            raise ValueError("algo.rollout_correction needs the rollout engine's logprobs, and this "
-                             "backend returned none; set algo.rollout_correction: none")
-        sampled = completion_values([rollouts.rollout_logprobs[i] for i in rows], tokens.completion_mask)
-        weights = rollout_correction(part.old_logprobs, sampled, tokens.completion_mask,
-                                     algo.rollout_correction, algo.rollout_correction_cap)
-        kl = mismatch_kl(part.old_logprobs, sampled, tokens.completion_mask).item()
-        part = dataclasses.replace(part, correction=weights, mismatch_kl=kl)
+        sampled, mask = part.sampling_logprobs, tokens.completion_mask
+        weights, bounded = rollout_correction(part.old_logprobs, sampled, mask, algo.rollout_correction,
+                                              algo.rollout_correction_cap, algo.rollout_correction_floor,
+                                              algo.rollout_correction_mode)
+        kl = mismatch_kl(part.old_logprobs, sampled, mask).item()
+        part = dataclasses.replace(part, correction=weights, mismatch_kl=kl,
+                                   correction_bounded=(bounded.expand_as(mask) * mask).sum().item())
     return part
+
+
+def engine_tape(session: Session, rollouts, rows: list[int], tokens: TokenBatch) -> Tape | None:
+    """With ``moe.routing_replay: rollout``, the engine's routing of the micro-batch's tokens as
+    the policy's routers see them (``rollout_routing.replay_tape``)."""
+    if session.recipe.moe.routing_replay != "rollout":
+        return None
+    if rollouts.routing is None:
+        raise ValueError("moe.routing_replay: rollout needs the rollout engine's routing, and these rollouts "
+                         "carry none; set rollout.backend: hf (the engine that records it)")
+    names = [name for name, _ in routers(session.model)]
+    return replay_tape([rollouts.routing[i] for i in rows], names, tokens.input_ids.shape[1])
 
 
 @torch.no_grad()
 def reference_logprobs(session: Session, tokens: TokenBatch) -> torch.Tensor:
     """Logprobs under the reference: the frozen copy, or the policy with LoRA disabled."""
-    temperature = session.recipe.rollout.temperature
+    temperature, chunk = session.recipe.rollout.temperature, session.recipe.trainer.logits_chunk_tokens
     if session.reference is not None:
-        return sequence_logprobs(session.reference, tokens, temperature)
+        return sequence_logprobs(session.reference, tokens, temperature, chunk)
     with session.policy.disable_adapter():
-        return sequence_logprobs(session.model, tokens, temperature)
+        return sequence_logprobs(session.model, tokens, temperature, chunk)

@@ -22,6 +22,21 @@ def rlreason(*args, timeout=300):
                           text=True, timeout=timeout)
 
 
+def assert_engine_follows_policy_through_three_steps(session) -> None:
+    """The engine's logprobs of a fixed sequence equal the trainer's (within 1e-4) before and after
+    three synced GRPO steps that move them."""
+    from rlreason.trainer import grpo_step
+
+    before = torch.tensor(session.engine.logprobs_of(FIXED_SEQUENCE))
+    assert torch.allclose(before, trainer_logprobs(session, FIXED_SEQUENCE), atol=1e-4)
+    for step in (1, 2, 3):
+        metrics = grpo_step(session, step)
+        assert metrics["time/sync"] > 0
+    after = torch.tensor(session.engine.logprobs_of(FIXED_SEQUENCE))
+    assert (after - before).abs().max() > 1e-3, "three steps should move the policy"
+    assert torch.allclose(after, trainer_logprobs(session, FIXED_SEQUENCE), atol=1e-4)
+
+
 def trainer_logprobs(session, ids: list[int]) -> torch.Tensor:
     """The policy's logprobs of ``ids[1:]`` after ``ids[0]``, as the trainer computes them."""
     batch = right_padded([ids[:1]], [ids[1:]], session.tokenizer.pad_token_id)

@@ -4,7 +4,6 @@ the end-of-turn token ending completions, rewards in TRL's message form, SFT on 
 import json
 
 import pytest
-import torch
 import yaml
 from tokenizers import AddedToken
 

@@ -115,6 +115,20 @@ def test_demo_grpo_repairs_its_cold_start_to_90_percent(demo_sft, tmp_path, laun
         assert metrics[name] == pytest.approx(value, abs=1e-12), name
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("loss_type", ["luspo", "cispo", "sapo", "vespo", "clip_cov", "kl_cov"])
+def test_demo_grpo_learns_with_each_newer_loss(demo_sft, tmp_path, loss_type):
+    """The demo's GRPO stage with the loss swapped: held-out greedy accuracy rises from the cold
+    start by at least 40 points over the recipe's 200 steps, as with grpo."""
+    grpo_dir = tmp_path / loss_type
+    done = rlreason("train", "recipes/demo/grpo.yaml", "--set", f"model.name_or_path={demo_sft}",
+                    "--set", f"output_dir={grpo_dir}", "--set", f"algo.loss_type={loss_type}", timeout=900)
+    assert done.returncode == 0, done.stderr
+    evals = [json.loads(x) for x in (grpo_dir / "metrics.jsonl").read_text().splitlines()]
+    accuracy = {e["step"]: e["eval/accuracy"] for e in evals if "eval/accuracy" in e}
+    assert accuracy[200] - accuracy[0] >= 0.4, accuracy
+
+
 @pytest.mark.slow  # runs the CLI with vLLM engines
 def test_eval_reports_held_out_accuracy_of_a_checkpoint(tmp_path):
     sft_dir = tmp_path / "sft"

@@ -5,8 +5,8 @@ import torch
 
 from rlreason.advantages import group_advantages
 from rlreason.logprobs import token_logprobs, token_logprobs_and_entropy
-from rlreason.losses import (VARIANTS, BatchTotals, LossConfig, mismatch_kl, policy_loss,
-                             rollout_correction)
+from rlreason.losses import (VARIANTS, BatchTotals, LossConfig, entropy_bonus, mismatch_kl, policy_loss,
+                             rollout_correction, off_policy_sequences, high_entropy_tokens)
 from rlreason.sequences import right_padded, sequence_logprobs
 
 
@@ -79,8 +79,9 @@ def test_k3_kl_term_by_hand():
     assert loss.item() == pytest.approx(0.1 * kl)
 
 
-@pytest.mark.parametrize("loss_type", list(VARIANTS))
+@pytest.mark.parametrize("loss_type", [name for name in VARIANTS if name not in ("clip_cov", "kl_cov")])
 def test_micro_batches_sum_to_the_full_batch_loss(loss_type):
+    """Every loss but Clip-Cov and KL-Cov, whose covariance is taken per micro-batch (as verl takes it)."""
     torch.manual_seed(1)
     logprobs = torch.randn(6, 5, dtype=torch.float64) * 0.1 - 1
     old = torch.randn(6, 5, dtype=torch.float64) * 0.1 - 1
@@ -183,12 +184,52 @@ def test_rollout_correction_by_hand():
     old = torch.log(torch.tensor([[0.5, 0.4, 0.3]]))
     rollout = torch.log(torch.tensor([[0.25, 0.4, 0.6]]))
     mask = torch.tensor([[1.0, 1.0, 0.0]])  # third token is padding
-    token = rollout_correction(old, rollout, mask, "token", cap=1.5)
+    token, bounded = rollout_correction(old, rollout, mask, "token", cap=1.5)
     assert torch.allclose(token, torch.tensor([[1.5, 1.0, 1.0]]))  # 2 capped; padding: exp(0)
-    sequence = rollout_correction(old, rollout, mask, "sequence", cap=3.0)
+    assert bounded.tolist() == [[True, False, False]]
+    sequence, _ = rollout_correction(old, rollout, mask, "sequence", cap=3.0)
     assert torch.allclose(sequence, torch.tensor([[2.0]]))  # product of ratios of real tokens
+    geometric, _ = rollout_correction(old, rollout, mask, "sequence_mean", cap=3.0)
+    assert torch.allclose(geometric, torch.tensor([[2.0 ** 0.5]]))  # geometric mean of 2 and 1
     assert mismatch_kl(old, old, mask).item() == 0
     assert mismatch_kl(old, rollout, mask).item() == pytest.approx(2 - math.log(2) - 1)
+
+
+def test_rollout_correction_modes_and_bounds_by_hand():
+    """Token ratios 2, 1, 0.25, 5 (fifth: padding): truncate clamps into [floor, cap], mask zeroes
+    what falls outside and keeps the rest as it is (IcePop: per token, both bounds)."""
+    old = torch.log(torch.tensor([[0.8, 0.4, 0.1, 0.5, 0.9]]))
+    rollout = torch.log(torch.tensor([[0.4, 0.4, 0.4, 0.1, 0.1]]))
+    mask = torch.tensor([[1.0, 1.0, 1.0, 1.0, 0.0]])
+    truncated, bounded = rollout_correction(old, rollout, mask, "token", cap=3.0, floor=0.5)
+    assert torch.allclose(truncated, torch.tensor([[2.0, 1.0, 0.5, 3.0, 1.0]]))
+    assert bounded.tolist() == [[False, False, True, True, False]]
+    masked, _ = rollout_correction(old, rollout, mask, "token", cap=3.0, floor=0.5, mode="mask")
+    assert torch.allclose(masked, torch.tensor([[2.0, 1.0, 0.0, 0.0, 1.0]]))
+    only_floor, _ = rollout_correction(old, rollout, mask, "token", cap=None, floor=0.5, mode="mask")
+    assert torch.allclose(only_floor, torch.tensor([[2.0, 1.0, 0.0, 5.0, 1.0]]))
+    # sequence: 2 * 1 * 0.25 * 5 = 2.5 -> masked above a cap of 2, truncated to it
+    assert rollout_correction(old, rollout, mask, "sequence", cap=2.0, mode="mask")[0].item() == 0
+    assert rollout_correction(old, rollout, mask, "sequence", cap=2.0)[0].item() == pytest.approx(2.0)
+    with pytest.raises(ValueError, match="mode must be truncate or mask"):
+        rollout_correction(old, rollout, mask, "token", cap=2.0, mode="clip")
+
+
+def test_off_policy_sequence_mask_drops_negative_advantage_sequences_far_off_policy():
+    """Mean log(pi_sampling / pi) over each sequence's tokens: 0.6, 0.6, 0.1; advantages -1, +1, -1."""
+    logprobs = torch.zeros(3, 3)
+    sampling = torch.tensor([[0.6, 0.6, 9.0], [0.6, 0.6, 0.6], [0.1, 0.1, 0.1]])
+    mask = torch.tensor([[1.0, 1.0, 0.0], [1.0, 1.0, 1.0], [1.0, 1.0, 1.0]])
+    keep = off_policy_sequences(torch.tensor([-1.0, 1.0, -1.0]), logprobs, sampling, mask, threshold=0.5)
+    assert keep.tolist() == [[0.0], [1.0], [1.0]]  # padding's 9.0 does not count
+
+
+def test_high_entropy_tokens_keep_the_top_quantile_of_real_tokens():
+    entropy = torch.tensor([[0.1, 0.9, 0.5, 7.0], [0.3, 0.7, 0.2, 0.0]])
+    mask = torch.tensor([[1.0, 1.0, 1.0, 0.0], [1.0, 1.0, 1.0, 1.0]])  # 7.0 is padding
+    chosen = high_entropy_tokens(entropy, mask, quantile=0.3)
+    # real entropies 0.1 0.9 0.5 0.3 0.7 0.2 0.0: the 0.7 quantile is 0.54, so 0.9 and 0.7 stay
+    assert chosen.tolist() == [[0.0, 1.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0]]
 
 
 def test_correction_scales_each_token_loss():
@@ -229,3 +270,24 @@ def test_one_step_raises_the_positive_and_lowers_the_negative_sequence(loss_type
     after = sequence_logprob()
     assert after[0] > before[0]
     assert after[1] < before[1]
+
+
+def test_entropy_bonus_shares_add_up_to_the_batch_mean_however_it_is_split():
+    torch.manual_seed(2)
+    entropy = torch.rand(6, 5, dtype=torch.float64) * 3
+    mask = (torch.rand(6, 5) > 0.3).double()
+    total = int(mask.sum())
+    whole = (entropy * mask).sum() / total
+    for split in ([6], [2, 2, 2], [1, 5], [4, 2]):
+        bounds = [sum(split[:i]) for i in range(len(split) + 1)]
+        shares = sum(entropy_bonus(entropy[lo:hi], mask[lo:hi], total, len(split))
+                     for lo, hi in zip(bounds, bounds[1:]))
+        assert shares.item() == pytest.approx(whole.item(), rel=1e-12)
+    # over chosen tokens: the mean of each micro-batch's mean (TRL's), the batch mean when whole
+    chosen = (entropy > 1.5).double()
+    chosen_mean = (entropy * mask * chosen).sum() / (mask * chosen).sum()
+    assert entropy_bonus(entropy, mask, total, 1, chosen).item() == pytest.approx(chosen_mean.item(), rel=1e-12)
+    halves = [entropy_bonus(entropy[lo:lo + 3], mask[lo:lo + 3], total, 2, chosen[lo:lo + 3]) for lo in (0, 3)]
+    expected = sum((entropy[lo:lo + 3] * mask[lo:lo + 3] * chosen[lo:lo + 3]).sum()
+                   / (mask[lo:lo + 3] * chosen[lo:lo + 3]).sum() for lo in (0, 3)) / 2
+    assert sum(halves).item() == pytest.approx(expected.item(), rel=1e-12)

@@ -132,7 +132,7 @@ def test_expert_load_is_logged_per_layer(make_recipe):
 def test_aux_loss_coef_adds_exactly_the_models_router_loss(make_recipe):
     def loss_with(coef):
         session = open_moe_session(make_recipe, aux_loss_coef=coef)
-        batch, _, _ = collect_batch(session)
+        batch, _, _ = collect_batch(session, step=1)
         part = prepare_micro_batch(session, batch, list(range(len(batch.rollouts))))
         cfg = LossConfig(max_completion_length=session.recipe.rollout.max_new_tokens)
         totals = BatchTotals(len(batch.rollouts), int(part.tokens.completion_mask.sum()))
@@ -184,3 +184,49 @@ def test_lora_on_attention_only_or_on_the_experts_too(make_recipe, targets, expe
     if expert_adapters:
         lora_b = [p for n, p in session.policy.named_parameters() if "mlp.experts" in n and "lora_B" in n]
         assert any(p.abs().sum() > 0 for p in lora_b)  # the expert adapters did
+
+
+@pytest.mark.parametrize("implementation", ["grouped_mm", "batched_mm"])
+@pytest.mark.parametrize("family", list(ROUTER_FAMILIES))
+def test_every_experts_kernel_gives_the_eager_loops_logprobs_and_gradients(family, implementation, tokenizer):
+    """model.experts_implementation: each of transformers' kernels computes what the loop over
+    experts computes, forward and backward, on every MoE family (the same weights)."""
+    from rlreason.models import choose_experts_implementation
+    from rlreason.recipe import TinyModelConfig
+    from rlreason.sequences import policy_forward, right_padded
+    from rlreason.tiny import build_tiny_moe
+
+    model = build_tiny_moe(TinyModelConfig(architecture=family, hidden_size=32, num_heads=2, num_kv_heads=1,
+                                           num_experts=8, experts_per_token=2, expert_intermediate_size=32),
+                           tokenizer)
+    batch = right_padded([[5, 6, 7], [8, 9]], [[10, 11, 12, 13], [14]], pad_id=0)
+    mask = batch.completion_mask.bool()
+    results = []
+    for choice in ("eager", implementation):
+        choose_experts_implementation(model, choice)
+        model.zero_grad(set_to_none=True)
+        logprobs = policy_forward(model, batch, with_entropy=False, logits_chunk_tokens=4).logprobs
+        logprobs[mask].sum().backward()
+        results.append((logprobs.detach(), {n: p.grad.clone() for n, p in model.named_parameters()
+                                            if p.grad is not None}))
+    (eager, eager_grads), (kernel, kernel_grads) = results
+    assert model.config._experts_implementation == implementation
+    assert torch.allclose(kernel[mask], eager[mask], atol=1e-5)
+    assert kernel_grads.keys() == eager_grads.keys()
+    for name, grad in eager_grads.items():
+        assert torch.allclose(kernel_grads[name], grad, atol=1e-5, rtol=1e-4), name
+
+
+def test_experts_implementation_reaches_the_policy_and_names_itself_on_a_dense_model(tokenizer):
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    from rlreason.models import choose_experts_implementation, load_policy
+    from rlreason.recipe import ModelConfig, RecipeError
+
+    policy = load_policy(ModelConfig(experts_implementation="batched_mm"), tokenizer).model
+    assert policy.config._experts_implementation == "batched_mm"
+    dense = Qwen3ForCausalLM(Qwen3Config(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                         num_attention_heads=2, num_key_value_heads=1))
+    choose_experts_implementation(dense, "auto")  # nothing to choose: fine
+    with pytest.raises(RecipeError, match="model.experts_implementation: Qwen3ForCausalLM has no experts kernel"):
+        choose_experts_implementation(dense, "grouped_mm")

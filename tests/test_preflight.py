@@ -26,7 +26,26 @@ ABSENT_MODEL = "--set=model.name_or_path=/nonexistent/model"
      "rollout.vllm.sleep_mode: needs a GPU"),
     ("train", ["rollout.backend=tpu"], {}, "rollout.backend: must be one of"),
     ("sft", ["rewards=[{name: math_acuracy}]"], {}, "rewards[0].name: unknown reward 'math_acuracy'"),
-], ids=["metric", "metric-eval", "processes", "sleep-mode", "backend", "reward"])
+    ("train", ["algo.loss_type=vespo", "algo.rollout_correction=sequence"], {},
+     "algo.rollout_correction: vespo puts the rollout correction into its sequence weight token by token"),
+    ("train", ["algo.loss_type=vespo", "algo.rollout_correction=sequence_mean"], {},
+     "algo.rollout_correction: vespo puts the rollout correction into its sequence weight token by token"),
+    ("train", ["algo.loss_type=clip_cov", "algo.clip_cov_lb=5", "algo.clip_cov_ub=2"], {},
+     "algo.clip_cov_lb: 5.0 is not below algo.clip_cov_ub (2.0)"),
+    ("train", ["rollout.max_staleness=1", "algo.rollout_correction=token"], {},
+     "rollout.max_staleness: 1 generates while the trainer updates, which needs a rollout worker"),
+    ("train", ["rollout.mode=server", "rollout.max_staleness=2"], {},
+     "rollout.max_staleness: 2 trains on samples of policies up to 2 updates old; set algo.rollout_correction"),
+    ("train", ["rollout.mode=server", "rollout.max_staleness=1", "algo.rollout_correction=token",
+               "algo.dynamic_sampling=true"], {}, "rollout.max_staleness: 1 with algo.dynamic_sampling"),
+    ("train", ["rollout.mode=server", "rollout.backend=hf"], {}, "rollout.backend: hf generates on the trainer's"),
+    ("train", ["rollout.max_staleness=-1"], {}, "rollout.max_staleness: must be >= 0"),
+    ("train", ["rollout.server.url=localhost:8300"], {}, "rollout.server.url: must be an http(s):// URL"),
+    ("train", ["rollout.backend=vllm", "moe.routing_replay=rollout"], {},
+     "moe.routing_replay: rollout replays the experts the engine routed each token to, which only the hf"),
+], ids=["metric", "metric-eval", "processes", "sleep-mode", "backend", "reward", "vespo-sequence",
+        "vespo-sequence-mean", "clip-cov-bounds", "staleness-colocated", "staleness-uncorrected",
+        "staleness-dynamic-sampling", "server-hf", "staleness-negative", "server-url", "r3-vllm"])
 def test_recipe_error_is_one_line_naming_the_key_before_the_model_loads(tmp_path, command, overrides, env, message):
     recipe = "recipes/demo/sft.yaml" if command == "sft" else "recipes/demo/grpo.yaml"
     args = [sys.executable, "-m", "cli", command, recipe, ABSENT_MODEL, f"--set=output_dir={tmp_path / 'run'}",

@@ -26,7 +26,10 @@ def write_recipe(tmp_path: Path, run_dir: Path, save_every: int = 4) -> Path:
         "data": {"num_eval": 4, "synthetic": {"num_train": 24}},  # 6 batches of 4: a new epoch mid-run
         "rollout": {"backend": "hf", "num_generations": 4, "max_new_tokens": 6},
         "rewards": [{"name": "tests.plugin_rewards:character_codes"}],
-        "algo": {"loss_type": "dapo", "num_iterations": 2},
+        # adaptive entropy control: its coefficient and last entropy move every optimizer step and
+        # must come back from the checkpoint
+        "algo": {"loss_type": "dapo", "num_iterations": 2, "use_adaptive_entropy": True, "entropy_coef": 0.01,
+                 "entropy_target": 100.0},
         "trainer": {"max_steps": 12, "save_every": save_every, "prompts_per_step": 4, "micro_batch_size": 8,
                     "learning_rate": 1e-2, "lr_scheduler": "cosine", "seed": 3},
         "evaluation": {"every": 4, "batch_size": 4},

@@ -6,8 +6,7 @@ import torch
 from rlreason.rollout.hf import HFRollout
 from rlreason.sequences import right_padded, sequence_logprobs
 from rlreason.session import open_session
-from rlreason.trainer import grpo_step
-from tests.helpers import FIXED_SEQUENCE, trainer_logprobs
+from tests.helpers import assert_engine_follows_policy_through_three_steps
 
 VARIED = [{"name": "tests.plugin_rewards:character_codes"}]
 
@@ -33,15 +32,7 @@ def open_vllm_session(make_recipe):
 
 @pytest.mark.parametrize("model", [{}, {"lora": {"r": 4, "alpha": 16}}], ids=["full", "lora"])
 def test_engine_follows_the_policy_through_three_synced_steps(open_vllm_session, model):
-    session = open_vllm_session(**model)
-    before = torch.tensor(session.engine.logprobs_of(FIXED_SEQUENCE))
-    assert torch.allclose(before, trainer_logprobs(session, FIXED_SEQUENCE), atol=1e-4)
-    for step in (1, 2, 3):
-        metrics = grpo_step(session, step)
-        assert metrics["time/sync"] > 0
-    after = torch.tensor(session.engine.logprobs_of(FIXED_SEQUENCE))
-    assert (after - before).abs().max() > 1e-3, "three steps should move the policy"
-    assert torch.allclose(after, trainer_logprobs(session, FIXED_SEQUENCE), atol=1e-4)
+    assert_engine_follows_policy_through_three_steps(open_vllm_session(**model))
 
 
 def test_rollouts_have_the_hf_structure_and_the_trainer_logprobs(open_vllm_session):

@@ -24,6 +24,10 @@ VARIANTS = {
     "dynamic_sampling": {"rewards": [{"name": "tests.plugin_rewards:ties_on_even_prompts"}],
                          "algo": {"loss_type": "dapo", "scale_rewards": "batch", "dynamic_sampling": True,
                                   "max_sampling_rounds": 8}},
+    # an entropy bonus under adaptive control (target above any entropy: applied from step 2 on)
+    "entropy_bonus": {"rewards": [{"name": "tests.plugin_rewards:character_codes"}],
+                      "algo": {"loss_type": "dapo", "scale_rewards": "batch", "use_adaptive_entropy": True,
+                               "entropy_coef": 0.5, "entropy_target": 100.0}},
 }
 
 
@@ -83,7 +87,9 @@ def one_process(tmp_path_factory):
 @pytest.mark.slow  # accelerate launch, 2 processes
 @pytest.mark.parametrize("config, variant", [("ddp", "dapo"), ("fsdp2", "dapo"), ("fsdp2", "dynamic_sampling"),
                                              ("cpu", "dapo"),  # accelerate launch --cpu: DDP over gloo
-                                             ("deepspeed-zero2", "dapo"), ("deepspeed-zero3", "dapo")])
+                                             ("deepspeed-zero2", "dapo"), ("deepspeed-zero3", "dapo"),
+                                             ("ddp", "entropy_bonus"), ("fsdp2", "entropy_bonus"),
+                                             ("deepspeed-zero3", "entropy_bonus")])
 def test_two_processes_train_as_one(one_process, tmp_path, config, variant):
     one_process, two = one_process(variant), train(tmp_path, config, accelerate_launch(config), variant)
     one_losses, two_losses = logged(one_process, "loss"), logged(two, "loss")
@@ -108,6 +114,8 @@ def test_two_processes_train_as_one(one_process, tmp_path, config, variant):
     step_one = weights(two, "checkpoint-1")
     assert max((after_two[n] - step_one[n]).abs().max().item() for n in step_one) > 1e-3, \
         "the second step should move the weights (else the comparison proves nothing)"
+    if variant == "entropy_bonus":  # the coefficient moved alike: the entropy is measured over every process
+        assert logged(two, "entropy/coef") == pytest.approx(logged(one_process, "entropy/coef")) == [0.505, 0.51]
     if variant == "dynamic_sampling":  # groups were dropped and refilled, the same way
         assert logged(two, "dynamic_sampling/rounds") == logged(one_process, "dynamic_sampling/rounds")
         assert max(logged(two, "dynamic_sampling/rounds")) > 1

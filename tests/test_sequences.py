@@ -62,6 +62,48 @@ def test_completion_only_logits_give_the_full_forwards_logprobs_and_entropies(ti
     assert scored.logprobs[:, :1].abs().sum() == 0 and scored.logprobs[1, 1] != 0
 
 
+@pytest.mark.parametrize("checkpointing", [False, True])
+def test_chunked_output_layer_gives_the_full_logits_values_and_gradients(tiny_model, checkpointing):
+    """Completion positions only, through the output layer 3 at a time: the same logprobs,
+    entropies, MoE aux loss and parameter gradients (through the logprobs and, as an entropy bonus
+    takes it, the entropies) as full logits, with the model's own gradient checkpointing on and
+    off; positions that are not completion targets are zero."""
+    torch.manual_seed(0)
+    if checkpointing:
+        tiny_model.gradient_checkpointing_enable()
+    tiny_model.train()
+    prompts, completions = [[10, 11, 12, 13], [14, 15], [16, 17, 18]], [[19, 20], [21, 22, 23, 24, 25], [26]]
+    batch = right_padded(prompts, completions, pad_id=0)
+    mask = batch.completion_mask.bool()
+    results = []
+    for chunk in (0, 3):
+        tiny_model.zero_grad(set_to_none=True)
+        scored = policy_forward(tiny_model, batch, temperature=0.7, router_outputs=True, logits_chunk_tokens=chunk,
+                                entropy_grad=True)
+        weights = torch.arange(1.0, 1.0 + mask.sum().item())  # a different weight per token
+        ((scored.logprobs[mask] * weights).sum() - (scored.entropy[mask] * weights.flip(0)).sum()
+         + scored.aux_loss).backward()
+        grads = {n: p.grad.clone() for n, p in tiny_model.named_parameters() if p.grad is not None}
+        results.append((scored, grads))
+    (full, full_grads), (chunked, chunked_grads) = results
+    assert torch.allclose(chunked.logprobs[mask], full.logprobs[mask], atol=1e-5)
+    assert torch.allclose(chunked.entropy[mask], full.entropy[mask], atol=1e-5)
+    assert chunked.logprobs[~mask].abs().sum() == 0 and chunked.entropy[~mask].abs().sum() == 0
+    assert torch.allclose(chunked.aux_loss, full.aux_loss)
+    assert chunked_grads.keys() == full_grads.keys()  # the tied embedding carries the head's gradient
+    for name, grad in full_grads.items():
+        assert torch.allclose(chunked_grads[name], grad, atol=1e-5, rtol=1e-4), name
+
+
+def test_chunked_output_layer_keeps_full_logits_for_families_that_transform_them(tiny_model):
+    """Soft-capped logits (Gemma 2/3) are not ``head(hidden)``: those models keep the full path."""
+    from rlreason.sequences import plain_output_head
+
+    assert plain_output_head(tiny_model) is tiny_model.lm_head
+    tiny_model.config.final_logit_softcapping = 30.0
+    assert plain_output_head(tiny_model) is None
+
+
 def test_token_budget_batches_group_similar_lengths_within_the_budget():
     lengths = [5, 30, 8, 28, 6, 70]
     batches = token_budget_batches(lengths, max_tokens=60, max_rows=2)

@@ -7,6 +7,7 @@ from transformers import AutoModelForCausalLM
 
 from rlreason.advantages import group_advantages
 from rlreason.checkpoint import latest_checkpoint
+from rlreason.loss_variants import VARIANTS
 from rlreason.session import open_session
 from rlreason.sft import sft
 from rlreason.trainer import collect_batch, grpo_step, train
@@ -112,7 +113,7 @@ def test_dynamic_sampling_keeps_only_groups_whose_rewards_differ(make_recipe):
                          trainer={"prompts_per_step": 4},
                          algo={"dynamic_sampling": True, "max_sampling_rounds": 8})
     session = open_session(recipe, "test")
-    batch, sampled, _ = collect_batch(session)
+    batch, sampled, _ = collect_batch(session, step=1)
     assert batch.num_groups == 4
     assert batch.varied_groups() == [0, 1, 2, 3]
     tied = sampled.num_groups - len(sampled.varied_groups())
@@ -140,7 +141,7 @@ def test_truncated_completions_are_left_out_of_the_loss(make_recipe):
     recipe = make_recipe(rewards=SHORTNESS, rollout={"max_new_tokens": 3},
                          algo={"mask_truncated_completions": True})
     session = open_session(recipe, "test")
-    batch, _, _ = collect_batch(session)
+    batch, _, _ = collect_batch(session, step=1)
     rows = list(range(len(batch.rollouts)))
     part = prepare_micro_batch(session, batch, rows)
     reasons = batch.rollouts.finish_reason
@@ -158,6 +159,64 @@ def test_rollout_correction_logs_a_small_mismatch_between_generate_and_forward(m
     assert metrics["rollout/correction_weight"] == pytest.approx(1.0, abs=1e-2)
 
 
+def test_mismatch_masking_off_policy_mask_and_top_entropy_selection_run_from_a_recipe(make_recipe):
+    """IcePop-style token masking, DeepSeek-V3.2's off-policy sequence mask and the 80/20 token
+    selection, all on, two policy iterations: each logs what it did, and the step trains."""
+    recipe = make_recipe(rewards=SHORTNESS, algo={
+        "rollout_correction": "token", "rollout_correction_mode": "mask", "rollout_correction_floor": 0.5,
+        "rollout_correction_cap": 5.0, "off_policy_mask_threshold": 0.5, "top_entropy_quantile": 0.2,
+        "num_iterations": 2})
+    session = open_session(recipe, "test")
+    before = snapshot(session.policy)
+    metrics = grpo_step(session, step=1)
+    assert metrics["rollout/correction_bounded"] == 0  # generate and forward agree far inside [0.5, 5]
+    assert metrics["off_policy/masked_share"] == 0  # nothing is that far off-policy after one update
+    assert 0.2 <= metrics["entropy/kept_share"] < 0.3  # the top fifth (ties at the threshold stay)
+    assert math.isfinite(metrics["loss"]) and metrics["grad_norm"] > 0
+    assert any(not torch.equal(before[n], p) for n, p in snapshot(session.policy).items())
+
+
+@pytest.mark.parametrize("algo", [
+    {"loss_type": "clip_cov", "clip_cov_ratio": 0.1, "clip_cov_lb": 0.0, "clip_cov_ub": 100.0},
+    {"loss_type": "kl_cov", "kl_cov_ratio": 0.1}], ids=["clip_cov", "kl_cov"])
+def test_covariance_losses_run_from_a_recipe_and_log_the_share_they_select(make_recipe, algo):
+    session = open_session(make_recipe(rewards=SHORTNESS, algo={**algo, "num_iterations": 2}), "test")
+    before = snapshot(session.policy)
+    metrics = grpo_step(session, step=1)
+    assert 0 < metrics["covariance/selected_share"] <= 0.2  # a tenth of each micro-batch's tokens, at least one
+    assert math.isfinite(metrics["loss"]) and metrics["grad_norm"] > 0
+    assert any(not torch.equal(before[n], p) for n, p in snapshot(session.policy).items())
+
+
+def test_entropy_bonus_alone_trains_when_every_group_ties(make_recipe):
+    """Tied rewards give zero advantages and no policy gradient; the entropy bonus still moves the
+    weights, and its coefficient is logged."""
+    tied = [{"name": "tests.plugin_rewards:as_constant"}]
+    plain = grpo_step(open_session(make_recipe(rewards=tied), "test"), step=1)
+    assert plain["grad_norm"] == 0 and "entropy/coef" not in plain
+    session = open_session(make_recipe(rewards=tied, algo={"entropy_coef": 0.5}), "test")
+    before = snapshot(session.policy)
+    metrics = grpo_step(session, step=1)
+    assert metrics["grad_norm"] > 0 and metrics["entropy/coef"] == 0.5
+    assert any(not torch.equal(before[n], p) for n, p in snapshot(session.policy).items())
+
+
+def test_adaptive_entropy_control_waits_for_a_measurement_then_steps_the_coefficient(make_recipe):
+    """Step 1 applies no bonus (no entropy measured yet) and raises the coefficient by its delta
+    per optimizer step while the entropy is under the target; step 2 applies it."""
+    tied = [{"name": "tests.plugin_rewards:as_constant"}]
+    session = open_session(make_recipe(rewards=tied, algo={
+        "use_adaptive_entropy": True, "entropy_coef": 0.1, "entropy_coef_delta": 0.01, "entropy_target": 100.0,
+        "num_iterations": 2}), "test")
+    first = grpo_step(session, step=1)
+    assert first["grad_norm"] > 0  # the second optimizer step of the batch already applies 0.11
+    assert first["entropy/coef"] == pytest.approx(0.12)  # two optimizer steps, each +0.01
+    assert 0 < session.last_world_entropy < 100.0
+    session.recipe.algo.entropy_target = session.last_world_entropy / 2  # now above the target: it falls
+    second = grpo_step(session, step=2)
+    assert second["entropy/coef"] == pytest.approx(0.10)
+
+
 def test_entropy_is_logged_per_token(make_recipe):
     session = open_session(make_recipe(rewards=SHORTNESS), "test")
     metrics = grpo_step(session, step=1)
@@ -165,7 +224,7 @@ def test_entropy_is_logged_per_token(make_recipe):
     assert 0 < metrics["entropy"] <= math.log(vocab)
 
 
-@pytest.mark.parametrize("loss_type", ["grpo", "bnpo", "dapo", "dr_grpo", "gspo", "gspo_token"])
+@pytest.mark.parametrize("loss_type", list(VARIANTS))
 def test_every_loss_type_trains_from_a_recipe(make_recipe, loss_type):
     recipe = make_recipe(rewards=SHORTNESS, algo={"loss_type": loss_type, "baseline": "leave_one_out",
                                                   "normalise_each_reward": True})
@@ -182,7 +241,7 @@ def test_old_logprobs_cost_a_forward_only_when_they_must_stay_fixed(make_recipe,
     recipe = make_recipe(rewards=SHORTNESS, algo={"num_iterations": iterations},
                          trainer={"prompts_per_step": 4, "micro_batch_size": 8})
     session = open_session(recipe, "test")
-    batch, _, _ = collect_batch(session)
+    batch, _, _ = collect_batch(session, step=1)
     calls = []
     hook = session.policy.register_forward_hook(lambda *args: calls.append(1))
     update_policy(session, batch, torch.randn(len(batch.rollouts)))
@@ -196,13 +255,16 @@ def test_beta_zero_loads_no_reference(make_recipe):
     assert "kl" not in grpo_step(session, step=1)
 
 
-@pytest.mark.parametrize("model", [{}, {"lora": {"r": 4, "alpha": 8}}], ids=["full", "lora"])
-def test_gradient_checkpointing_takes_the_same_steps(make_recipe, model):
-    """Recomputing activations changes memory, not the maths: the same losses and weights."""
+@pytest.mark.parametrize("model, moe", [({}, {}), ({"lora": {"r": 4, "alpha": 8}}, {}),
+                                        ({}, {"routing_replay": "old_policy"}), ({}, {"routing_replay": "rollout"})],
+                         ids=["full", "lora", "replay-old-policy", "replay-rollout"])
+def test_gradient_checkpointing_takes_the_same_steps(make_recipe, model, moe):
+    """Recomputing activations changes memory, not the maths: the same losses and weights (with
+    routing replay too: the recomputed routers replay what the forward did)."""
     runs = []
     for checkpointing in (False, True):
         torch.manual_seed(0)
-        session = open_session(make_recipe(rewards=SHORTNESS, model=model, algo={"num_iterations": 2},
+        session = open_session(make_recipe(rewards=SHORTNESS, model=model, algo={"num_iterations": 2}, moe=moe,
                                            trainer={"gradient_checkpointing": checkpointing}), "test")
         assert session.policy.is_gradient_checkpointing == checkpointing
         losses = [grpo_step(session, step)["loss"] for step in (1, 2)]
@@ -227,7 +289,7 @@ def test_token_budget_micro_batches_take_the_same_step_as_consecutive_ones(make_
     sessions = [open_session(make_recipe(algo={"loss_type": loss_type},
                                          trainer={"micro_batch_size": 8, "max_tokens_per_micro_batch": budget}),
                              "test") for budget in (None, 40)]
-    batch, _, _ = collect_batch(sessions[0])
+    batch, _, _ = collect_batch(sessions[0], step=1)
     advantages = group_advantages(batch.trained_total, batch.group_size, "group", "mean")
     consecutive, budgeted = (update_policy(s, batch, advantages) for s in sessions)
     assert len(micro_batch_rows(sessions[1], batch)) > len(micro_batch_rows(sessions[0], batch))

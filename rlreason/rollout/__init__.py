@@ -15,7 +15,8 @@ class RolloutEngine(Protocol):
                  max_new_tokens: int | None = None, seeds: list[int] | None = None) -> Rollouts:
         """``n`` completions per prompt; ``seeds`` (one per prompt) fix how each is sampled."""
 
-    def sync_weights(self) -> None: ...
+    def sync_weights(self, version: int | None = None) -> None:
+        """Push the policy's weights to the engine; ``version``: the training step they are of."""
 
 
 def vllm_available() -> bool:
@@ -34,23 +35,33 @@ def resolve_backend(backend: str) -> str:
 
 
 def make_engine(recipe: Recipe, backend: str, policy, tokenizer, prompt_ids: list[list[int]],
-                sharded: bool = False) -> RolloutEngine:
+                sharded: bool = False, version: int = 0, in_process: bool = False) -> RolloutEngine:
     """The recipe's rollout engine on ``backend`` (``vllm`` or ``hf``, as ``resolve_backend``
-    resolved it), following ``policy``'s weights.
+    resolved it), following ``policy``'s weights: in this process, or with ``rollout.mode:
+    server`` the client of a rollout worker (unless ``in_process``: the worker's own engine).
 
     ``prompt_ids``: every prompt the engine will see, tokenized, so it can size its context.
-    ``sharded``: the policy's parameters are split across processes (FSDP). Completions end at
-    EOS or at the chat template's end-of-turn token (``chat.stop_token_ids``).
+    ``sharded``: the policy's parameters are split across processes (FSDP). ``version``: the
+    policy version of its weights now (the step a resumed run continues after). Completions end
+    at EOS or at the chat template's end-of-turn token (``chat.stop_token_ids``).
     """
     cfg = recipe.rollout
     longest = max(map(len, prompt_ids)) if prompt_ids else 0
     check_context(longest, cfg.max_new_tokens, getattr(policy, "config", None))
     stop_ids = stop_token_ids(tokenizer, getattr(getattr(policy, "generation_config", None), "eos_token_id", None),
                               recipe.data.chat_template_kwargs)
+    if cfg.mode == "server" and not in_process:
+        import torch.distributed as dist
+
+        from rlreason.rollout.remote import RemoteRollout
+
+        first = not dist.is_initialized() or dist.get_rank() == 0
+        return RemoteRollout(policy, cfg, stop_ids, sender=first, version=version)
     if backend == "hf":
         from rlreason.rollout.hf import HFRollout
 
-        return HFRollout(policy, tokenizer, cfg, stop_ids, synced=sharded)
+        return HFRollout(policy, tokenizer, cfg, stop_ids, synced=sharded,
+                         record_routing=recipe.moe.routing_replay == "rollout")
     from rlreason.rollout.vllm import VLLMRollout
 
     max_model_len = cfg.vllm.max_model_len or longest + cfg.max_new_tokens

@@ -34,8 +34,8 @@ def without(logits: torch.Tensor, banned: torch.Tensor | None) -> torch.Tensor:
 
 @torch.no_grad()
 def shrinking_decode(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, cache, draw,
-                     max_new_tokens: int, stop_ids: list[int], min_new_tokens: int = 0
-                     ) -> tuple[list[list[int]], list[list[float]]]:
+                     max_new_tokens: int, stop_ids: list[int], min_new_tokens: int = 0,
+                     forward_rows: list[torch.Tensor] | None = None) -> tuple[list[list[int]], list[list[float]]]:
     """Decode up to ``max_new_tokens`` for each left-padded row, each row until one of
     ``stop_ids`` (included) or the limit; returns each row's tokens and their logprobs.
 
@@ -46,6 +46,8 @@ def shrinking_decode(model, input_ids: torch.Tensor, attention_mask: torch.Tenso
             logits of batch rows ``rows`` (A,) at completion position ``step``, token ids that may
             not be drawn yet (the stop tokens before ``min_new_tokens``) or None -> (A,) tokens
             and their logprobs.
+        forward_rows: if given, the batch rows each decoding forward runs on are appended to it
+            (what a recording of the forwards, e.g. the MoE routing, needs to tell rows apart).
     """
     batch, device = input_ids.shape[0], input_ids.device
     stops = torch.tensor(stop_ids, device=device)
@@ -75,6 +77,8 @@ def shrinking_decode(model, input_ids: torch.Tensor, attention_mask: torch.Tenso
             running = running[keep]
         attention_mask = torch.cat([attention_mask, attention_mask.new_ones(len(rows), 1)], dim=1)
         position = attention_mask.sum(-1, keepdim=True) - 1  # (A, 1)
+        if forward_rows is not None:
+            forward_rows.append(rows.cpu())
         logits = model(input_ids=step_tokens.unsqueeze(1), attention_mask=attention_mask, position_ids=position,
                        past_key_values=cache, use_cache=True).logits[:, -1]
     return tokens, logprobs

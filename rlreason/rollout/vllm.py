@@ -101,12 +101,17 @@ class VLLMRollout:
             group_index=[i // n for i in range(len(completions))],
         )
 
-    def sync_weights(self) -> None:
-        """Push the policy's current weights (LoRA merged, experts per expert) into the engine."""
+    def sync_weights(self, version: int | None = None) -> None:
+        """Push the policy's current weights (LoRA merged, experts per expert) into the engine
+        (``version``: for engines in another process; this one shares the trainer's)."""
+        with checkpoint_weights(self.policy) as weights:
+            self.load_weights(weights.items())
+
+    def load_weights(self, weights) -> None:
+        """Load ``(checkpoint name, tensor)`` pairs into the engine's model."""
         self.wake()
         model = self.llm.llm_engine.model_executor.driver_worker.model_runner.model
-        with checkpoint_weights(self.policy) as weights:
-            model.load_weights(weights.items())
+        model.load_weights(weights)
         if self.on_cpu:
             repack_cpu_experts(model)
         self.llm.reset_prefix_cache()

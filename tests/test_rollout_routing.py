@@ -1,0 +1,134 @@
+"""moe.routing_replay: rollout (R3): the experts the rollout engine routed each token to travel
+with the rollouts and are replayed in the trainer's forward. Real tiny MoEs, the real hf engine."""
+
+import copy
+import dataclasses
+
+import pytest
+import torch
+
+from rlreason.moe import RoutingStats, routers, routing
+from rlreason.rollout.hf import HFRollout
+from rlreason.rollout_routing import NO_ROUTING, per_completion, replay_tape
+from rlreason.sequences import sequence_logprobs
+from rlreason.session import open_session
+from rlreason.trainer import collect_batch, grpo_step
+from rlreason.losses import BatchTotals
+from rlreason.update import loss_config, micro_batch_loss, prepare_micro_batch
+from tests.conftest import TINY
+
+VARIED = [{"name": "tests.plugin_rewards:character_codes"}]
+WIDE = {"num_experts": 16, "experts_per_token": 4, "hidden_size": 128}  # enough near-ties for bf16 to flip some
+
+
+def test_each_rows_routing_is_cut_from_prefill_and_the_decoding_forwards_it_ran_in():
+    """Expert ids that encode (row, position) come out in each row's order: prompt tokens from the
+    left-padded prefill, then completion tokens from the forwards that fed them, rows leaving."""
+    width, prompts, lengths = 4, [2, 4, 3], [3, 1, 4]
+
+    def code(row, position):
+        return torch.tensor([150 * row + position, 0])
+
+    prefill = torch.stack([code(r, p - (width - prompts[r])) for r in range(3) for p in range(width)])
+    forward_rows = [torch.tensor([0, 1, 2]), torch.tensor([0, 2]), torch.tensor([2])]  # row 1 ended first
+    steps = [torch.stack([code(r, prompts[r] + t) for r in rows.tolist()]) for t, rows in enumerate(forward_rows)]
+    tape = {"layer0": [prefill, *steps], "layer1": [prefill + 1, *[s + 1 for s in steps]]}
+    routed = per_completion(tape, forward_rows, width, prompts, lengths)
+    for row, (prompt, length) in enumerate(zip(prompts, lengths)):
+        assert routed[row].shape == (2, prompt + length - 1, 2)
+        assert routed[row][0, :, 0].tolist() == [150 * row + p for p in range(prompt + length - 1)]
+        assert torch.equal(routed[row][1].long(), routed[row][0].long() + 1)
+    assert routed[0].dtype == torch.uint8 and routed[2].dtype == torch.int16  # ids past 255 need two bytes
+    tape = replay_tape(routed, ["a", "b"], width=8)
+    assert tape["a"][0].shape == (3 * 8, 2) and tape["a"][0][8 * 1 + 4:16].eq(NO_ROUTING).all()
+
+
+def open_r3_session(make_recipe, architecture="qwen3_moe", replay="rollout", **model):
+    return open_session(make_recipe(model={"tiny": {**TINY, **WIDE, "architecture": architecture}, **model},
+                                    rollout={"backend": "hf", "max_new_tokens": 16}, rewards=VARIED,
+                                    moe={"routing_replay": replay}), "test")
+
+
+def engine_comparison(session, part, replay):
+    """The trainer's forward of ``part`` (replaying ``replay``): its logprobs, the selections it
+    used, and how often its routers' own choice differed from the engine's."""
+    stats, used = RoutingStats(), {}
+    with torch.no_grad(), routing(session.model, part.token_mask, replay=replay, record=used,
+                                  engine=part.engine_routing, stats=stats):
+        logprobs = sequence_logprobs(session.model, part.tokens)
+    return logprobs, used, stats
+
+
+@pytest.mark.parametrize("architecture, model", [
+    ("qwen3_moe", {}), ("qwen2_moe", {}), ("mixtral", {}), ("olmoe", {}), ("gpt_oss", {}),
+    ("qwen3_moe", {"lora": {"r": 4, "alpha": 8, "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"],
+                            "target_parameters": ["mlp.experts.gate_up_proj", "mlp.experts.down_proj"]}}),
+], ids=["qwen3_moe", "qwen2_moe", "mixtral", "olmoe", "gpt_oss", "qwen3_moe-lora-experts"])
+@pytest.mark.parametrize("drop_finished_rows", [True, False], ids=["shrinking", "generate"])
+def test_the_engine_recorded_what_the_trainer_recomputes_for_every_token_and_layer(
+        make_recipe, architecture, model, drop_finished_rows):
+    session = open_r3_session(make_recipe, architecture, **model)
+    session.engine.cfg = dataclasses.replace(session.engine.cfg, hf=dataclasses.replace(
+        session.engine.cfg.hf, drop_finished_rows=drop_finished_rows))
+    batch, _, _ = collect_batch(session, step=1)
+    rollouts = batch.rollouts
+    layers = len(routers(session.model))
+    for prompt, completion, routed in zip(rollouts.prompt_ids, rollouts.completion_ids, rollouts.routing):
+        assert routed.shape[:2] == (layers, len(prompt) + len(completion) - 1) and routed.dtype == torch.uint8
+    part = prepare_micro_batch(session, batch, list(range(len(rollouts.completion_ids))))
+    _, _, stats = engine_comparison(session, part, replay=None)
+    # the same weights and dtype: every token's top-k set equals the engine's (a row or position
+    # cut wrongly would differ on most tokens)
+    assert sum(stats.engine_compared.values()) == layers * sum(r.shape[1] for r in rollouts.routing)
+    assert stats.metrics()["moe/engine_topk_differs"] == 0.0
+
+
+def test_replaying_a_bf16_engines_routing_makes_the_trainer_route_as_it_did_and_lowers_the_mismatch(make_recipe):
+    session = open_r3_session(make_recipe)
+    engine = HFRollout(copy.deepcopy(session.policy).to(torch.bfloat16), session.tokenizer, session.recipe.rollout,
+                       session.engine.stop_ids, record_routing=True)
+    session.engine = engine
+    batch, _, _ = collect_batch(session, step=1)
+    part = prepare_micro_batch(session, batch, list(range(len(batch.rollouts.completion_ids))))
+    mask = part.tokens.completion_mask.bool()
+    engine_logprobs = torch.zeros_like(mask, dtype=torch.float32)
+    for row, logprobs in enumerate(batch.rollouts.rollout_logprobs):
+        engine_logprobs[row][mask[row]] = torch.tensor(logprobs)
+    mismatch = {}
+    for label, replay in (("off", None), ("rollout", part.engine_routing)):
+        logprobs, used, stats = engine_comparison(session, part, replay)
+        mismatch[label] = (logprobs - engine_logprobs)[mask].abs()
+        if label == "off":
+            assert stats.metrics()["moe/engine_topk_differs"] > 0, "bf16 should route some tokens differently"
+        else:  # every recorded token of every layer used the engine's experts
+            for name, selections in part.engine_routing.items():
+                recorded = selections[0][:, 0] >= 0
+                assert torch.equal(used[name][0][recorded].sort(dim=-1).values,
+                                   selections[0][recorded].sort(dim=-1).values)
+    assert mismatch["rollout"].mean() < mismatch["off"].mean()
+    assert mismatch["rollout"].max() < mismatch["off"].max()
+
+
+def test_router_weights_get_gradients_under_replay(make_recipe):
+    session = open_r3_session(make_recipe)
+    batch, _, _ = collect_batch(session, step=1)
+    part = prepare_micro_batch(session, batch, list(range(len(batch.rollouts.completion_ids))))
+    advantages = torch.linspace(-1, 1, len(part.rows))
+    totals = BatchTotals(len(part.rows), int(part.tokens.completion_mask.sum()))
+    loss, _, _ = micro_batch_loss(session, part, advantages, loss_config(session.recipe), totals)
+    loss.backward()
+    grads = [p.grad for _, router in routers(session.model) for p in router.parameters()]
+    assert grads and all(g is not None and g.abs().sum() > 0 for g in grads)
+
+
+def test_a_grpo_step_with_rollout_replay_equals_one_without_when_the_routing_agrees(make_recipe):
+    """The hf engine is the policy itself: the routing it recorded is what the trainer recomputes."""
+    after = {}
+    for replay in ("rollout", "none"):
+        session = open_r3_session(make_recipe, replay=replay)
+        metrics = grpo_step(session, 1)
+        if replay == "rollout":
+            assert metrics["moe/engine_topk_differs"] == 0.0
+        after[replay] = {name: p.detach().clone() for name, p in session.policy.named_parameters()}
+    moved = max((after["rollout"][n] - p).abs().max().item() for n, p in after["none"].items())
+    assert moved < 1e-6
