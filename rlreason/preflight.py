@@ -41,10 +41,6 @@ def check_recipe(recipe: Recipe, num_processes: int | None = None) -> Checked:
                           f"shared evenly by {processes} processes; make it a multiple of {processes}")
     backend = rollout_backend(recipe)
     check_staleness(recipe)
-    if recipe.moe.routing_replay == "rollout" and (backend != "hf" or recipe.rollout.mode == "server"):
-        raise RecipeError("moe.routing_replay: rollout replays the experts the engine routed each token to, "
-                          "which only the hf backend records so far; set rollout.backend: hf (rollout.mode: "
-                          "colocate), or moe.routing_replay: old_policy")
     if backend == "vllm" and recipe.rollout.vllm.sleep_mode and not cuda_available():
         raise RecipeError("rollout.vllm.sleep_mode: needs a GPU (vLLM's sleep mode manages accelerator "
                           "memory); set it to false on CPU")

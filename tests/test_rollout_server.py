@@ -11,6 +11,7 @@ import time
 
 import pytest
 import requests
+import torch
 from accelerate.utils.other import get_free_port
 import yaml
 
@@ -104,6 +105,7 @@ def test_bad_requests_get_errors_and_the_worker_keeps_serving(make_recipe, worke
            ("/generate", {"prompt_ids": [[1, 10**9]], "n": 2}),  # a token past the vocabulary
            ("/generate", {"prompt_ids": [[1, 2]], "n": 2, "seeds": [1, 2, 3]}),
            ("/generate", {"prompt_ids": [[1, 2]], "n": 2, "min_version": 10**6, "wait_s": 0.5}),
+           ("/generate", {"prompt_ids": [[1, 2]], "n": 2, "routing": True}),  # its recipe records none
            ("/logprobs", {"token_ids": [1]}),
            ("/weights", {"channel": "none", "version": 1, "tensors": []}),
            ("/channel", {"backend": "nccl"})]  # no GPU here
@@ -262,3 +264,35 @@ def test_a_trainer_whose_channel_another_took_over_gets_an_error_not_the_others_
     # its push is refused (not the open channel), or its broadcast finds the old channel closed
     with pytest.raises(RolloutWorkerError, match=f"rollout worker at {worker_url}.*/weights"):
         first.engine.sync_weights(1)
+
+
+def test_routing_replay_from_the_workers_engine(make_recipe, tmp_path):
+    """moe.routing_replay: rollout in server mode: the worker's engine records each token's experts
+    and sends them with the completions; the trainer recomputes (nearly) the same and replays them."""
+    from rlreason.moe import RoutingStats, routers, routing
+    from rlreason.sequences import sequence_logprobs
+    from rlreason.trainer import collect_batch
+    from rlreason.update import prepare_micro_batch
+
+    sections = {"model": {"tiny": {**TINY, "num_experts": 16, "experts_per_token": 4}},
+                "moe": {"routing_replay": "rollout"}}
+    worker, url = start_worker(make_recipe(rollout={"backend": "vllm", "mode": "server"}, **sections), tmp_path)
+    try:
+        session = open_session(server_recipe(make_recipe, url, **sections), "test")
+        batch, _, _ = collect_batch(session, step=1)
+        layers = len(routers(session.model))
+        for prompt, completion, routed in zip(batch.rollouts.prompt_ids, batch.rollouts.completion_ids,
+                                              batch.rollouts.routing):
+            assert routed.shape[:2] == (layers, len(prompt) + len(completion) - 1) and routed.dtype == torch.uint8
+        part = prepare_micro_batch(session, batch, list(range(len(batch.rollouts.completion_ids))))
+        stats, used = RoutingStats(), {}
+        with torch.no_grad(), routing(session.model, part.token_mask, replay=part.engine_routing, record=used,
+                                      engine=part.engine_routing, stats=stats):
+            sequence_logprobs(session.model, part.tokens)
+        assert stats.metrics()["moe/engine_topk_differs"] < 0.01  # the router's own choice, before replay
+        for name, selections in part.engine_routing.items():
+            assert torch.equal(used[name][0].sort(dim=-1).values[selections[0][:, 0] >= 0],
+                               selections[0][selections[0][:, 0] >= 0].sort(dim=-1).values)
+    finally:
+        worker.kill()
+        worker.wait()

@@ -28,6 +28,9 @@ VARIANTS = {
     "entropy_bonus": {"rewards": [{"name": "tests.plugin_rewards:character_codes"}],
                       "algo": {"loss_type": "dapo", "scale_rewards": "batch", "use_adaptive_entropy": True,
                                "entropy_coef": 0.5, "entropy_target": 100.0}},
+    # routing replay from the rollout engine (R3): each process's rollouts carry their own routing
+    "routing_replay": {"rewards": [{"name": "tests.plugin_rewards:character_codes"}],
+                       "algo": {"loss_type": "dapo", "scale_rewards": "batch"}, "moe": {"routing_replay": "rollout"}},
 }
 
 
@@ -89,7 +92,8 @@ def one_process(tmp_path_factory):
                                              ("cpu", "dapo"),  # accelerate launch --cpu: DDP over gloo
                                              ("deepspeed-zero2", "dapo"), ("deepspeed-zero3", "dapo"),
                                              ("ddp", "entropy_bonus"), ("fsdp2", "entropy_bonus"),
-                                             ("deepspeed-zero3", "entropy_bonus")])
+                                             ("deepspeed-zero3", "entropy_bonus"),
+                                             ("ddp", "routing_replay"), ("fsdp2", "routing_replay")])
 def test_two_processes_train_as_one(one_process, tmp_path, config, variant):
     one_process, two = one_process(variant), train(tmp_path, config, accelerate_launch(config), variant)
     one_losses, two_losses = logged(one_process, "loss"), logged(two, "loss")
@@ -116,6 +120,8 @@ def test_two_processes_train_as_one(one_process, tmp_path, config, variant):
         "the second step should move the weights (else the comparison proves nothing)"
     if variant == "entropy_bonus":  # the coefficient moved alike: the entropy is measured over every process
         assert logged(two, "entropy/coef") == pytest.approx(logged(one_process, "entropy/coef")) == [0.505, 0.51]
+    if variant == "routing_replay":  # each process's engine routed as its trainer recomputes
+        assert logged(two, "moe/engine_topk_differs") == logged(one_process, "moe/engine_topk_differs") == [0.0, 0.0]
     if variant == "dynamic_sampling":  # groups were dropped and refilled, the same way
         assert logged(two, "dynamic_sampling/rounds") == logged(one_process, "dynamic_sampling/rounds")
         assert max(logged(two, "dynamic_sampling/rounds")) > 1

@@ -28,6 +28,7 @@ from rlreason.rollout import channel
 from rlreason.rollout.channel import TensorSpec
 from rlreason.rollout.errors import RolloutWorkerError
 from rlreason.rollout.weights import checkpoint_weights
+from rlreason.rollout_routing import from_wire
 from rlreason.rollouts import Rollouts
 
 log = logging.getLogger(__name__)
@@ -35,10 +36,13 @@ log = logging.getLogger(__name__)
 
 class RemoteRollout:
     def __init__(self, policy: torch.nn.Module, cfg: RolloutConfig, stop_ids: list[int], sender: bool,
-                 version: int = 0):
+                 version: int = 0, record_routing: bool = False):
         """``sender``: this process pushes the weights (process 0); ``version``: the policy
-        version of the weights now (the step a resumed run continues after), pushed at once."""
+        version of the weights now (the step a resumed run continues after), pushed at once;
+        ``record_routing``: sampled completions carry the experts the worker's engine routed
+        their tokens to (``moe.routing_replay: rollout``; the worker's recipe must ask for it too)."""
         self.policy, self.cfg, self.stop_ids, self.sender = policy, cfg, stop_ids, sender
+        self.record_routing = record_routing
         self.url = cfg.server.url.rstrip("/")
         self.group = None
         self.channel_name: str | None = None
@@ -56,7 +60,7 @@ class RemoteRollout:
         least ``min_version`` (default: the last one pushed); each carries its version."""
         answer = self.call("/generate", {"prompt_ids": prompt_ids, "n": n, "greedy": greedy,
                                          "max_new_tokens": max_new_tokens, "seeds": seeds,
-                                         "channel": self.channel_name,
+                                         "channel": self.channel_name, "routing": self.record_routing and not greedy,
                                          "min_version": max(self.version if min_version is None else min_version,
                                                             self.first_version)})
         if self.channel_name is not None and answer["channel"] != self.channel_name:
@@ -70,6 +74,7 @@ class RemoteRollout:
             finish_reason=answer["finish_reason"],
             group_index=[i // n for i in range(count)],
             policy_versions=[answer["version"]] * count,
+            routing=[from_wire(r) for r in answer["routing"]] if answer.get("routing") else None,
         )
 
     def sync_weights(self, version: int | None = None) -> None:

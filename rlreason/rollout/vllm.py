@@ -19,6 +19,7 @@ import torch
 
 from rlreason.recipe import RolloutConfig
 from rlreason.rollout.weights import checkpoint_weights
+from rlreason.rollout_routing import compact
 from rlreason.rollouts import Rollouts
 
 log = logging.getLogger(__name__)
@@ -29,11 +30,13 @@ os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
 
 class VLLMRollout:
     def __init__(self, policy: torch.nn.Module, tokenizer, cfg: RolloutConfig, stop_ids: list[int],
-                 source: str | None, dtype: str, seed: int, max_model_len: int):
+                 source: str | None, dtype: str, seed: int, max_model_len: int, record_routing: bool = False):
         """``stop_ids``: the tokens that end a completion (besides the engine's EOS: the chat
         template's end of turn); ``source``: the checkpoint the policy was loaded from (hub id or
         directory), or None when it was built in memory; the engine starts from it, then follows
-        the policy."""
+        the policy; ``record_routing``: sampled completions carry the experts each MoE layer routed
+        their tokens to (``rollout_routing``; for ``moe.routing_replay: rollout``): vLLM's
+        routed-experts output on a GPU, the engine's routers recorded in place on CPU."""
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         from vllm import LLM
 
@@ -57,8 +60,18 @@ class VLLMRollout:
                 logprobs_mode="processed_logprobs",  # after temperature, as the trainer computes them
                 **({"distributed_executor_backend": "external_launcher"}
                    if cfg.vllm.tensor_parallel_size > 1 else {}),
+                # recording routing: vLLM's output on a GPU; on CPU the routers' capture hook, which a
+                # compiled graph (traced before the hook is set) would skip: the engine runs eagerly
+                **({"enforce_eager": True} if record_routing and on_cpu else {}),
+                **({"enable_return_routed_experts": True} if record_routing and not on_cpu else {}),
             )
         torch.set_num_threads(threads)
+        self.record_routing = record_routing
+        self.recorder = None
+        if record_routing and on_cpu:
+            from rlreason.rollout.vllm_routing import EngineRoutingRecorder
+
+            self.recorder = EngineRoutingRecorder(self.llm.llm_engine.model_executor.driver_worker.model_runner)
         self.on_cpu = on_cpu
         self.sleeping = False
         # Push once now: the policy may differ from its source (dtype, adapters), and an engine's
@@ -85,21 +98,36 @@ class VLLMRollout:
         outputs = self.llm.generate([{"prompt_token_ids": list(p)} for p in prompt_ids], params,
                                     use_tqdm=False)
         self.sleep()
-        completions, logprobs, reasons = [], [], []
-        for out in outputs:
+        recording = self.record_routing and not greedy  # greedy: evaluation, nothing to replay
+        completions, logprobs, reasons, routing = [], [], [], []
+        for prompt, out in zip(prompt_ids, outputs):
             for sample in out.outputs:
                 ids = list(sample.token_ids)
                 completions.append(ids)
                 reasons.append("length" if sample.finish_reason == "length" else "stop")
                 if not greedy:
                     logprobs.append([step[token].logprob for step, token in zip(sample.logprobs, ids)])
+                if recording:
+                    routing.append(self.routing_of(list(prompt), ids, sample))
         return Rollouts(
             prompt_ids=[list(p) for p in prompt_ids for _ in range(n)],
             completion_ids=completions,
             rollout_logprobs=None if greedy else logprobs,
             finish_reason=reasons,
             group_index=[i // n for i in range(len(completions))],
+            routing=routing or None,
         )
+
+    def routing_of(self, prompt: list[int], completion: list[int], sample) -> torch.Tensor:
+        """One completion's (MoE layers, P + L - 1, k) expert ids, as the engine routed them."""
+        if self.recorder is not None:
+            return self.recorder.routing_of(prompt, completion)
+        routed = sample.routed_experts  # (P + L - 1, layers, k), vLLM's routed-experts output
+        expected = len(prompt) + len(completion) - 1
+        if routed is None or routed.shape[0] != expected:
+            raise RuntimeError(f"vLLM returned routed experts for {None if routed is None else routed.shape[0]} "
+                               f"tokens of a completion, expected {expected} (prompt + completion - 1)")
+        return compact(torch.from_numpy(routed.astype("int64")).permute(1, 0, 2).contiguous())
 
     def sync_weights(self, version: int | None = None) -> None:
         """Push the policy's current weights (LoRA merged, experts per expert) into the engine
@@ -115,6 +143,8 @@ class VLLMRollout:
         if self.on_cpu:
             repack_cpu_experts(model)
         self.llm.reset_prefix_cache()
+        if self.recorder is not None:
+            self.recorder.clear()
 
     def logprobs_of(self, token_ids: list[int]) -> list[float]:
         """The engine's logprob of each token of ``token_ids`` after the first (temperature 1)."""

@@ -31,6 +31,7 @@ from pydantic import BaseModel, Field
 from rlreason.recipe import Recipe, RecipeError
 from rlreason.rollout import channel
 from rlreason.rollout.channel import TensorSpec
+from rlreason.rollout_routing import to_wire
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ class GenerateRequest(BaseModel):
     channel: str | None = None  # the trainer's weight channel: its pushes, not another trainer's
     min_version: int | None = None  # wait until the engine holds at least this version of them
     wait_s: float = Field(default=600.0, ge=0)
+    routing: bool = False  # sampled completions carry the experts the engine routed their tokens to
 
 
 class LogprobsRequest(BaseModel):
@@ -82,6 +84,9 @@ class RolloutWorker:
     def generate(self, request: GenerateRequest) -> dict:
         if request.seeds is not None and len(request.seeds) != len(request.prompt_ids):
             raise ValueError(f"seeds: {len(request.seeds)} given for {len(request.prompt_ids)} prompts")
+        if request.routing and not self.engine.record_routing:
+            raise ValueError("routing: this worker's engine does not record the experts it routes to; start "
+                             "it with moe.routing_replay: rollout in its recipe (the trainer's recipe)")
         waits = request.min_version is not None or request.channel is not None
         if waits:
             self.wait_for_version(request.channel, request.min_version, request.wait_s)
@@ -93,8 +98,10 @@ class RolloutWorker:
                 version, holder = self.version, self.channel_name
             rollouts = self.engine.generate(request.prompt_ids, request.n, greedy=request.greedy,
                                             max_new_tokens=request.max_new_tokens, seeds=request.seeds)
+        routing = [to_wire(r) for r in rollouts.routing] if request.routing and rollouts.routing else None
         return {"completion_ids": rollouts.completion_ids, "logprobs": rollouts.rollout_logprobs,
-                "finish_reason": rollouts.finish_reason, "version": version, "channel": holder}
+                "finish_reason": rollouts.finish_reason, "version": version, "channel": holder,
+                "routing": routing}
 
     def holds(self, channel: str | None, wanted: int | None) -> bool:
         """Whether the engine holds version ``wanted`` or later pushed on ``channel`` (None: any;

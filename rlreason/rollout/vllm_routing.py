@@ -1,0 +1,94 @@
+"""The experts an in-process vLLM engine routed each token to (``moe.routing_replay: rollout``).
+
+vLLM returns routed experts only from its GPU model runner (``enable_return_routed_experts``); the
+CPU runner has no such output. Here the engine's own routers report their choice through vLLM's
+capture hook (``bind_routed_experts_capturer``, the hook its GPU capturer uses), and each forward's
+rows are filed by the request and position they belong to, read off the model runner's batch.
+
+Tokens are filed under their prefix (the token ids up to and including them), not under the
+request: a request whose prompt the prefix cache served never runs those tokens through the
+model, and the routing that made their keys and values is the one of the request that did.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from rlreason.rollout_routing import NO_ROUTING, compact
+
+
+class EngineRoutingRecorder:
+    """Attached to an in-process engine's model runner: every token the engine runs through the
+    model is filed with its top-k experts per MoE layer, until ``clear`` (the engine's prefix
+    cache lives as long: both end when new weights load)."""
+
+    def __init__(self, runner):
+        from vllm.model_executor.layers.fused_moe.routed_experts_capturer import bind_routed_experts_capturer
+
+        self.runner = runner
+        self.layers: dict[int, torch.Tensor] = {}  # this forward: decoder layer index -> (tokens, k)
+        self.by_prefix: dict[int, torch.Tensor] = {}  # prefix key -> (MoE layers, k)
+        self.last_key: dict[str, tuple[int, int]] = {}  # request -> (position, prefix key there)
+        self.shape: tuple[int, int] | None = None  # (MoE layers, k), once a forward is filed
+        bind_routed_experts_capturer(runner.model, self)
+        forward = runner._model_forward
+
+        def recording_forward(*args, **kwargs):
+            out = forward(*args, **kwargs)
+            if self.layers:
+                self.file(kwargs["positions"])
+            self.layers = {}
+            return out
+
+        runner._model_forward = recording_forward
+
+    def capture(self, layer_id: int, topk_ids: torch.Tensor) -> None:
+        """vLLM's capture hook: one MoE layer's (tokens, k) expert ids of this forward."""
+        self.layers[layer_id] = topk_ids.to("cpu", torch.int16, copy=True)
+
+    def clear(self) -> None:
+        """Forget every filed prefix: with new weights, as the engine's prefix cache does."""
+        self.by_prefix, self.last_key = {}, {}
+
+    def file(self, positions: torch.Tensor) -> None:
+        """File this forward's rows by request and position (the runner's batch, as it ran)."""
+        batch = self.runner.input_batch
+        count = batch.num_reqs
+        starts = self.runner.query_start_loc.cpu[:count + 1].tolist()
+        positions = positions[:starts[-1]].cpu().tolist()
+        routed = torch.stack([self.layers[layer] for layer in sorted(self.layers)], dim=1)  # (tokens, layers, k)
+        self.shape = routed.shape[1:]
+        for row, request in enumerate(batch.req_ids[:count]):
+            first, end = starts[row], starts[row + 1]
+            if first == end:
+                continue
+            tokens = batch.token_ids_cpu[row]
+            keys = self.prefix_keys(request, tokens, positions[first], positions[end - 1])
+            for key, token in zip(keys, range(first, end)):
+                self.by_prefix[key] = routed[token]
+
+    def prefix_keys(self, request: str, tokens, first: int, last: int) -> list[int]:
+        """The prefix keys of positions ``first..last`` of ``request`` (continuing from the key
+        its previous forward ended on, when it ended just before ``first``)."""
+        position, key = self.last_key.get(request, (-1, 0))
+        if position != first - 1:
+            position, key = -1, 0
+        keys = []
+        for p in range(position + 1, last + 1):
+            key = hash((key, int(tokens[p])))
+            if p >= first:
+                keys.append(key)
+        self.last_key[request] = (last, key)
+        return keys
+
+    def routing_of(self, prompt: list[int], completion: list[int]) -> torch.Tensor:
+        """(MoE layers, P + L - 1, k) for a finished completion: its prompt's tokens and every
+        completion token but the last (never fed back); ``NO_ROUTING`` where none was filed."""
+        if self.shape is None:
+            raise RuntimeError("the engine's MoE routers reported no routing (is the model a MoE?)")
+        missing = torch.full(self.shape, NO_ROUTING, dtype=torch.int16)
+        rows, key = [], 0
+        for token in (prompt + completion)[:-1]:
+            key = hash((key, token))
+            rows.append(self.by_prefix.get(key, missing))
+        return compact(torch.stack(rows, dim=1))
