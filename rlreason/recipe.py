@@ -351,6 +351,11 @@ class MoEConfig:
         "none", "Replay in the policy update the experts the old policy selected for each token "
         "(old_policy, R2), or those the rollout engine routed it to (rollout, R3: the hf and vllm backends and "
         "a rollout worker record them; the combine weights still come from the trainer's router, so it keeps its gradient).")
+    replay_engine_weights: bool = option(
+        False, "With routing_replay: rollout, also use the engine's combine weights of the replayed "
+        "experts instead of recomputing them from the trainer's router logits: the forward then "
+        "matches the engine's more closely, but no gradient reaches the routers through the "
+        "combine (only through aux_loss_coef / router_z_loss_coef). hf and vllm-cpu engines.")
 
     @property
     def router_losses_on(self) -> bool:

@@ -24,8 +24,13 @@ def compact(indices: torch.Tensor) -> torch.Tensor:
     return indices.to(torch.uint8 if fits else torch.int16)
 
 
+def combine_weights(weights: torch.Tensor) -> torch.Tensor:
+    """The engine's combine weights as they travel (bfloat16: 2 bytes per token, layer and expert)."""
+    return weights.to(torch.bfloat16)
+
+
 def per_completion(tape: dict[str, list[torch.Tensor]], forward_rows: list[torch.Tensor], prompt_width: int,
-                   prompt_lengths: list[int], completion_lengths: list[int]) -> list[torch.Tensor]:
+                   prompt_lengths: list[int], completion_lengths: list[int], finish=compact) -> list[torch.Tensor]:
     """Each row's routing from a decoding run's recording.
 
     Args:
@@ -33,6 +38,7 @@ def per_completion(tape: dict[str, list[torch.Tensor]], forward_rows: list[torch
             (B, prompt_width) left-padded prompts, then one decoding forward per step.
         forward_rows: for each decoding forward, the batch rows it ran on (in its order).
         prompt_width: P of the prefill; prompt_lengths, completion_lengths: each row's.
+        finish: what each row's tensor is stored as (``compact`` ids, ``combine_weights``).
     Returns:
         one (layers, prompt + completion - 1, k) tensor per row.
     """
@@ -47,22 +53,25 @@ def per_completion(tape: dict[str, list[torch.Tensor]], forward_rows: list[torch
             # completion token t is fed at decoding forward t (0-based), so tokens 0..length-2
             fed = [selections[1 + t][where[t][row]] for t in range(length - 1)]
             per_layer.append(torch.cat([first[row, prompt_width - prompt:], *[f.unsqueeze(0) for f in fed]]))
-        out.append(compact(torch.stack(per_layer)).cpu())
+        out.append(finish(torch.stack(per_layer)).cpu())
     return out
 
 
-def replay_tape(routings: list[torch.Tensor], names: list[str], width: int) -> dict[str, list[torch.Tensor]]:
+def replay_tape(routings: list[torch.Tensor], names: list[str], width: int, weights: bool = False
+                ) -> dict[str, list[torch.Tensor]]:
     """The replay tape of a right-padded micro-batch of ``width`` tokens per row: for each router
     (``names``, forward order), one (rows * width, k) selection; tokens without a recorded routing
-    (each row's last token, padding) hold ``NO_ROUTING``."""
+    (each row's last token, padding) hold ``NO_ROUTING``. ``weights``: ``routings`` are combine
+    weights (float32 out, 0 where none)."""
     layers, _, k = routings[0].shape
     if len(names) != layers:
         raise ValueError(f"the rollouts carry routing of {layers} MoE layers; the policy has {len(names)}")
+    dtype, fill = (torch.float32, 0.0) if weights else (torch.long, NO_ROUTING)
     tape = {}
     for layer, name in enumerate(names):
-        table = torch.full((len(routings), width, k), NO_ROUTING, dtype=torch.long)
+        table = torch.full((len(routings), width, k), fill, dtype=dtype)
         for row, routing in enumerate(routings):
-            table[row, :routing.shape[1]] = routing[layer].long()
+            table[row, :routing.shape[1]] = routing[layer].to(dtype)
         tape[name] = [table.reshape(-1, k)]
     return tape
 
@@ -70,12 +79,18 @@ def replay_tape(routings: list[torch.Tensor], names: list[str], width: int) -> d
 def to_wire(routing: torch.Tensor) -> dict:
     """One completion's routing as JSON can carry it: dtype, shape and the raw bytes in base64."""
     return {"dtype": str(routing.dtype).removeprefix("torch."), "shape": list(routing.shape),
-            "data": base64.b64encode(routing.contiguous().numpy().tobytes()).decode("ascii")}
+            "data": base64.b64encode(raw_bytes(routing)).decode("ascii")}
+
+
+def raw_bytes(tensor: torch.Tensor) -> bytes:
+    """The tensor's memory (numpy has no bfloat16: its bits go out as int16)."""
+    tensor = tensor.contiguous()
+    return (tensor.view(torch.int16) if tensor.dtype == torch.bfloat16 else tensor).numpy().tobytes()
 
 
 def from_wire(message: dict) -> torch.Tensor:
     """The inverse of ``to_wire``."""
-    dtype = {"uint8": torch.uint8, "int16": torch.int16}[message["dtype"]]
+    dtype = {"uint8": torch.uint8, "int16": torch.int16, "bfloat16": torch.bfloat16}[message["dtype"]]
     raw = bytearray(base64.b64decode(message["data"]))
     return torch.frombuffer(raw, dtype=dtype).reshape(message["shape"]) if raw else \
         torch.zeros(message["shape"], dtype=dtype)

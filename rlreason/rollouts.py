@@ -25,6 +25,8 @@ class Rollouts:
         routing: the experts each MoE layer routed each token to in the engine, one
             (layers, prompt + completion - 1, k) integer tensor per completion
             (``rollout_routing``), where recorded (``moe.routing_replay: rollout``).
+        routing_weights: the engine's combine weights of those experts, same shape, bfloat16,
+            where recorded (``moe.replay_engine_weights``).
     """
 
     prompt_ids: list[list[int]]
@@ -34,6 +36,7 @@ class Rollouts:
     group_index: list[int]
     policy_versions: list[int] | None = None
     routing: list | None = None
+    routing_weights: list | None = None
 
     def __len__(self) -> int:
         return len(self.completion_ids)

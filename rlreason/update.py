@@ -37,6 +37,7 @@ class MicroBatch:
     sampling_logprobs: torch.Tensor | None = None  # (n, L-1) the rollout engine's, when it gave them
     routing: Tape | None = None  # experts the old policy selected (MoE), recorded with old_logprobs
     engine_routing: Tape | None = None  # experts the rollout engine selected (moe.routing_replay: rollout)
+    engine_weights: Tape | None = None  # their combine weights in the engine (moe.replay_engine_weights)
 
     @property
     def token_mask(self) -> torch.Tensor:
@@ -204,7 +205,7 @@ def micro_batch_loss(session: Session, part: MicroBatch, advantages: torch.Tenso
         ref = reference_logprobs(session, part.tokens)
     replay = {"old_policy": part.routing, "rollout": part.engine_routing}.get(moe.routing_replay)
     hooked = routing(model, part.token_mask, replay=replay, compare=part.routing, engine=part.engine_routing,
-                     stats=stats)
+                     stats=stats, replay_weights=part.engine_weights if replay is part.engine_routing else None)
     if hooks is not None:
         hooks.enter_context(hooked)  # on until the caller's backward pass is done
     with hooked if hooks is None else contextlib.nullcontext():
@@ -316,12 +317,14 @@ def prepare_micro_batch(session: Session, batch: ScoredBatch, rows: list[int]) -
         keep = torch.tensor([rollouts.finish_reason[i] != "length" for i in rows],
                             dtype=tokens.completion_mask.dtype, device=tokens.completion_mask.device)
         tokens = dataclasses.replace(tokens, completion_mask=tokens.completion_mask * keep.unsqueeze(1))
-    part = MicroBatch(rows, tokens, engine_routing=engine_tape(session, rollouts, rows, tokens))
+    part = MicroBatch(rows, tokens, engine_routing=engine_tape(session, rollouts, rows, tokens),
+                      engine_weights=engine_weights_tape(session, rollouts, rows, tokens))
     needs_old = (algo.num_iterations > 1 or algo.rollout_correction != "none"
                  or recipe.moe.routing_replay != "none")
     if needs_old:
         tape: Tape = {}
-        with torch.no_grad(), routing(session.model, part.token_mask, record=tape, replay=part.engine_routing):
+        with torch.no_grad(), routing(session.model, part.token_mask, record=tape, replay=part.engine_routing,
+                                      replay_weights=part.engine_weights):
             old = sequence_logprobs(session.model, tokens, recipe.rollout.temperature,
                                     recipe.trainer.logits_chunk_tokens)
         ref = reference_logprobs(session, tokens) if algo.beta > 0 else None
@@ -351,9 +354,21 @@ def engine_tape(session: Session, rollouts, rows: list[int], tokens: TokenBatch)
         return None
     if rollouts.routing is None:
         raise ValueError("moe.routing_replay: rollout needs the rollout engine's routing, and these rollouts "
-                         "carry none; set rollout.backend: hf (the engine that records it)")
+                         "carry none (a rollout worker started without moe.routing_replay: rollout?)")
     names = [name for name, _ in routers(session.model)]
     return replay_tape([rollouts.routing[i] for i in rows], names, tokens.input_ids.shape[1])
+
+
+def engine_weights_tape(session: Session, rollouts, rows: list[int], tokens: TokenBatch) -> Tape | None:
+    """With ``moe.replay_engine_weights``, the engine's combine weights of the replayed experts,
+    laid out as ``engine_tape``."""
+    if not session.recipe.moe.replay_engine_weights:
+        return None
+    if rollouts.routing_weights is None:
+        raise ValueError("moe.replay_engine_weights needs the rollout engine's combine weights, and these "
+                         "rollouts carry none")
+    names = [name for name, _ in routers(session.model)]
+    return replay_tape([rollouts.routing_weights[i] for i in rows], names, tokens.input_ids.shape[1], weights=True)
 
 
 @torch.no_grad()

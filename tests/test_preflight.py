@@ -41,9 +41,11 @@ ABSENT_MODEL = "--set=model.name_or_path=/nonexistent/model"
     ("train", ["rollout.mode=server", "rollout.backend=hf"], {}, "rollout.backend: hf generates on the trainer's"),
     ("train", ["rollout.max_staleness=-1"], {}, "rollout.max_staleness: must be >= 0"),
     ("train", ["rollout.server.url=localhost:8300"], {}, "rollout.server.url: must be an http(s):// URL"),
+    ("train", ["moe.replay_engine_weights=true", "moe.routing_replay=old_policy"], {},
+     "moe.replay_engine_weights: replays the engine's combine weights of the experts it routed to, which needs"),
 ], ids=["metric", "metric-eval", "processes", "sleep-mode", "backend", "reward", "vespo-sequence",
         "vespo-sequence-mean", "clip-cov-bounds", "staleness-colocated", "staleness-uncorrected",
-        "staleness-dynamic-sampling", "server-hf", "staleness-negative", "server-url"])
+        "staleness-dynamic-sampling", "server-hf", "staleness-negative", "server-url", "engine-weights"])
 def test_recipe_error_is_one_line_naming_the_key_before_the_model_loads(tmp_path, command, overrides, env, message):
     recipe = "recipes/demo/sft.yaml" if command == "sft" else "recipes/demo/grpo.yaml"
     args = [sys.executable, "-m", "cli", command, recipe, ABSENT_MODEL, f"--set=output_dir={tmp_path / 'run'}",

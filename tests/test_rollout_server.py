@@ -268,22 +268,24 @@ def test_a_trainer_whose_channel_another_took_over_gets_an_error_not_the_others_
 
 def test_routing_replay_from_the_workers_engine(make_recipe, tmp_path):
     """moe.routing_replay: rollout in server mode: the worker's engine records each token's experts
-    and sends them with the completions; the trainer recomputes (nearly) the same and replays them."""
+    (and their weights) and sends them with the completions; the trainer recomputes (nearly) the
+    same and replays them."""
     from rlreason.moe import RoutingStats, routers, routing
     from rlreason.sequences import sequence_logprobs
     from rlreason.trainer import collect_batch
     from rlreason.update import prepare_micro_batch
 
     sections = {"model": {"tiny": {**TINY, "num_experts": 16, "experts_per_token": 4}},
-                "moe": {"routing_replay": "rollout"}}
+                "moe": {"routing_replay": "rollout", "replay_engine_weights": True}}
     worker, url = start_worker(make_recipe(rollout={"backend": "vllm", "mode": "server"}, **sections), tmp_path)
     try:
         session = open_session(server_recipe(make_recipe, url, **sections), "test")
         batch, _, _ = collect_batch(session, step=1)
         layers = len(routers(session.model))
-        for prompt, completion, routed in zip(batch.rollouts.prompt_ids, batch.rollouts.completion_ids,
-                                              batch.rollouts.routing):
+        for prompt, completion, routed, weights in zip(batch.rollouts.prompt_ids, batch.rollouts.completion_ids,
+                                                       batch.rollouts.routing, batch.rollouts.routing_weights):
             assert routed.shape[:2] == (layers, len(prompt) + len(completion) - 1) and routed.dtype == torch.uint8
+            assert weights.shape == routed.shape and weights.dtype == torch.bfloat16
         part = prepare_micro_batch(session, batch, list(range(len(batch.rollouts.completion_ids))))
         stats, used = RoutingStats(), {}
         with torch.no_grad(), routing(session.model, part.token_mask, replay=part.engine_routing, record=used,

@@ -57,18 +57,21 @@ def make_engine(recipe: Recipe, backend: str, policy, tokenizer, prompt_ids: lis
 
         first = not dist.is_initialized() or dist.get_rank() == 0
         return RemoteRollout(policy, cfg, stop_ids, sender=first, version=version,
-                             record_routing=recipe.moe.routing_replay == "rollout")
+                             record_routing=recipe.moe.routing_replay == "rollout",
+                             record_weights=recipe.moe.replay_engine_weights)
     if backend == "hf":
         from rlreason.rollout.hf import HFRollout
 
         return HFRollout(policy, tokenizer, cfg, stop_ids, synced=sharded,
-                         record_routing=recipe.moe.routing_replay == "rollout")
+                         record_routing=recipe.moe.routing_replay == "rollout",
+                         record_weights=recipe.moe.replay_engine_weights)
     from rlreason.rollout.vllm import VLLMRollout
 
     max_model_len = cfg.vllm.max_model_len or longest + cfg.max_new_tokens
     return VLLMRollout(policy, tokenizer, cfg, stop_ids, source=recipe.model.name_or_path, dtype=recipe.model.dtype,
                        seed=recipe.trainer.seed, max_model_len=max_model_len,
-                       record_routing=recipe.moe.routing_replay == "rollout")
+                       record_routing=recipe.moe.routing_replay == "rollout",
+                       record_weights=recipe.moe.replay_engine_weights)
 
 
 def check_context(longest_prompt: int, max_new_tokens: int, config) -> None:

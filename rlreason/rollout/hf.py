@@ -20,21 +20,23 @@ from rlreason.recipe import RolloutConfig
 from rlreason.rollout.decode_attention import grouped_decoding
 from rlreason.rollout.kv_cache import preallocated_cache
 from rlreason.rollout.shrinking_decode import greedy_draw, shrinking_decode, without
-from rlreason.rollout_routing import per_completion
+from rlreason.rollout_routing import combine_weights, per_completion
 from rlreason.rollouts import Rollouts
 
 
 class HFRollout:
     def __init__(self, model, tokenizer, cfg: RolloutConfig, stop_ids: list[int], synced: bool = False,
-                 record_routing: bool = False):
+                 record_routing: bool = False, record_weights: bool = False):
         """``stop_ids``: the tokens that end a completion (EOS, the chat template's end of turn);
         ``synced``: the model is sharded across processes (FSDP), so every process must run the
         same number of forward passes, until the last one is done; ``record_routing``: sampled
         completions carry the experts each MoE layer routed their tokens to
-        (``rollout_routing``; for ``moe.routing_replay: rollout``)."""
+        (``rollout_routing``; for ``moe.routing_replay: rollout``); ``record_weights``: and their
+        combine weights (``moe.replay_engine_weights``)."""
         self.model, self.tokenizer, self.cfg, self.synced = model, tokenizer, cfg, synced
         self.stop_ids = stop_ids
         self.record_routing = record_routing
+        self.record_weights = record_weights
 
     def sync_weights(self, version: int | None = None) -> None:
         """Nothing to do: generation runs on the policy's own parameters."""
@@ -63,17 +65,18 @@ class HFRollout:
         was_training = self.model.training
         self.model.eval()
         tape = {} if self.record_routing and not greedy else None  # greedy: evaluation, nothing to replay
+        weights = {} if tape is not None and self.record_weights else None
         forward_rows = [] if tape is not None else None
         try:
             if shrinking:
-                with grouped_decoding(self.model), recorded(self.model, tape):
+                with grouped_decoding(self.model), recorded(self.model, tape, weights):
                     generated, logprobs = shrinking_decode(
                         self.model, input_ids, attention_mask, cache, sampler.draw if sampler else greedy_draw,
                         max_new_tokens, self.stop_ids, cfg.min_new_tokens, forward_rows)
                 return with_routing(self.trim(prompt_ids, generated, logprobs if sampler else None, n),
-                                    tape, forward_rows, input_ids.shape[1])
+                                    tape, weights, forward_rows, input_ids.shape[1])
             with (weights_dtype_forward(self.model) if static else contextlib.nullcontext(), grouped_decoding(self.model),
-                  recorded(self.model, tape)):
+                  recorded(self.model, tape, weights)):
                 out = self.model.generate(
                     input_ids=input_ids, attention_mask=attention_mask, do_sample=False,
                     temperature=None, top_p=None, top_k=None, repetition_penalty=1.0,
@@ -91,7 +94,7 @@ class HFRollout:
         logprobs = sampler.drawn_logprobs().tolist() if sampler else None
         if tape:  # generate keeps every row in every decoding forward
             forward_rows = [torch.arange(len(rows))] * (len(next(iter(tape.values()))) - 1)
-        return with_routing(self.trim(prompt_ids, generated.tolist(), logprobs, n), tape, forward_rows,
+        return with_routing(self.trim(prompt_ids, generated.tolist(), logprobs, n), tape, weights, forward_rows,
                             input_ids.shape[1])
 
     def trim(self, prompt_ids, generated, logprobs, n) -> Rollouts:
@@ -122,19 +125,25 @@ class HFRollout:
         return len(ids), "length"
 
 
-def recorded(model, tape: dict | None):
-    """Record every MoE router's selections into ``tape`` (None: a context that does nothing)."""
+def recorded(model, tape: dict | None, weights: dict | None = None):
+    """Record every MoE router's selections into ``tape``, and their combine weights into
+    ``weights`` if given (``tape`` None: a context that does nothing)."""
     if tape is None:
         return contextlib.nullcontext()
-    return routing(model, torch.ones(0), record=tape)
+    return routing(model, torch.ones(0), record=tape, record_weights=weights)
 
 
-def with_routing(rollouts: Rollouts, tape: dict | None, forward_rows: list | None, prompt_width: int) -> Rollouts:
-    """``rollouts`` with each completion's recorded routing (``rollout_routing.per_completion``)."""
+def with_routing(rollouts: Rollouts, tape: dict | None, weights: dict | None, forward_rows: list | None,
+                 prompt_width: int) -> Rollouts:
+    """``rollouts`` with each completion's recorded routing (``rollout_routing.per_completion``)
+    and, if recorded, its combine weights."""
     if not tape:
         return rollouts
-    return dataclasses.replace(rollouts, routing=per_completion(
-        tape, forward_rows, prompt_width, list(map(len, rollouts.prompt_ids)), list(map(len, rollouts.completion_ids))))
+    lengths = list(map(len, rollouts.prompt_ids)), list(map(len, rollouts.completion_ids))
+    return dataclasses.replace(
+        rollouts, routing=per_completion(tape, forward_rows, prompt_width, *lengths),
+        routing_weights=per_completion(weights, forward_rows, prompt_width, *lengths, finish=combine_weights)
+        if weights else None)
 
 
 @contextlib.contextmanager

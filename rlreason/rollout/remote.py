@@ -36,13 +36,14 @@ log = logging.getLogger(__name__)
 
 class RemoteRollout:
     def __init__(self, policy: torch.nn.Module, cfg: RolloutConfig, stop_ids: list[int], sender: bool,
-                 version: int = 0, record_routing: bool = False):
+                 version: int = 0, record_routing: bool = False, record_weights: bool = False):
         """``sender``: this process pushes the weights (process 0); ``version``: the policy
         version of the weights now (the step a resumed run continues after), pushed at once;
         ``record_routing``: sampled completions carry the experts the worker's engine routed
-        their tokens to (``moe.routing_replay: rollout``; the worker's recipe must ask for it too)."""
+        their tokens to (``moe.routing_replay: rollout``; the worker's recipe must ask for it too);
+        ``record_weights``: and their combine weights (``moe.replay_engine_weights``)."""
         self.policy, self.cfg, self.stop_ids, self.sender = policy, cfg, stop_ids, sender
-        self.record_routing = record_routing
+        self.record_routing, self.record_weights = record_routing, record_weights
         self.url = cfg.server.url.rstrip("/")
         self.group = None
         self.channel_name: str | None = None
@@ -61,6 +62,7 @@ class RemoteRollout:
         answer = self.call("/generate", {"prompt_ids": prompt_ids, "n": n, "greedy": greedy,
                                          "max_new_tokens": max_new_tokens, "seeds": seeds,
                                          "channel": self.channel_name, "routing": self.record_routing and not greedy,
+                                         "routing_weights": self.record_weights and not greedy,
                                          "min_version": max(self.version if min_version is None else min_version,
                                                             self.first_version)})
         if self.channel_name is not None and answer["channel"] != self.channel_name:
@@ -75,6 +77,7 @@ class RemoteRollout:
             group_index=[i // n for i in range(count)],
             policy_versions=[answer["version"]] * count,
             routing=[from_wire(r) for r in answer["routing"]] if answer.get("routing") else None,
+            routing_weights=[from_wire(w) for w in answer["routing_weights"]] if answer.get("routing_weights") else None,
         )
 
     def sync_weights(self, version: int | None = None) -> None:

@@ -30,13 +30,15 @@ os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
 
 class VLLMRollout:
     def __init__(self, policy: torch.nn.Module, tokenizer, cfg: RolloutConfig, stop_ids: list[int],
-                 source: str | None, dtype: str, seed: int, max_model_len: int, record_routing: bool = False):
+                 source: str | None, dtype: str, seed: int, max_model_len: int, record_routing: bool = False,
+                 record_weights: bool = False):
         """``stop_ids``: the tokens that end a completion (besides the engine's EOS: the chat
         template's end of turn); ``source``: the checkpoint the policy was loaded from (hub id or
         directory), or None when it was built in memory; the engine starts from it, then follows
         the policy; ``record_routing``: sampled completions carry the experts each MoE layer routed
         their tokens to (``rollout_routing``; for ``moe.routing_replay: rollout``): vLLM's
-        routed-experts output on a GPU, the engine's routers recorded in place on CPU."""
+        routed-experts output on a GPU, the engine's routers recorded in place on CPU;
+        ``record_weights``: and their combine weights (CPU only: vLLM's output has the ids alone)."""
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         from vllm import LLM
 
@@ -44,6 +46,11 @@ class VLLMRollout:
         self.stop_ids = stop_ids
         self.calls = 0
         on_cpu = not torch.cuda.is_available()
+        if record_weights and not on_cpu:
+            from rlreason.recipe import RecipeError
+
+            raise RecipeError("moe.replay_engine_weights: vLLM on a GPU returns the experts it routed to, not "
+                              "their weights; set it to false (the ids are still replayed), or use the hf backend")
         if on_cpu:
             keep_cpu_weights_loadable()
         threads = torch.get_num_threads()  # vLLM lowers torch's thread count for serving
@@ -66,12 +73,13 @@ class VLLMRollout:
                 **({"enable_return_routed_experts": True} if record_routing and not on_cpu else {}),
             )
         torch.set_num_threads(threads)
-        self.record_routing = record_routing
+        self.record_routing, self.record_weights = record_routing, record_weights
         self.recorder = None
         if record_routing and on_cpu:
             from rlreason.rollout.vllm_routing import EngineRoutingRecorder
 
-            self.recorder = EngineRoutingRecorder(self.llm.llm_engine.model_executor.driver_worker.model_runner)
+            self.recorder = EngineRoutingRecorder(self.llm.llm_engine.model_executor.driver_worker.model_runner,
+                                                  weights=record_weights)
         self.on_cpu = on_cpu
         self.sleeping = False
         # Push once now: the policy may differ from its source (dtype, adapters), and an engine's
@@ -99,7 +107,7 @@ class VLLMRollout:
                                     use_tqdm=False)
         self.sleep()
         recording = self.record_routing and not greedy  # greedy: evaluation, nothing to replay
-        completions, logprobs, reasons, routing = [], [], [], []
+        completions, logprobs, reasons, routing, weights = [], [], [], [], []
         for prompt, out in zip(prompt_ids, outputs):
             for sample in out.outputs:
                 ids = list(sample.token_ids)
@@ -108,7 +116,9 @@ class VLLMRollout:
                 if not greedy:
                     logprobs.append([step[token].logprob for step, token in zip(sample.logprobs, ids)])
                 if recording:
-                    routing.append(self.routing_of(list(prompt), ids, sample))
+                    ids_routed, weights_routed = self.routing_of(list(prompt), ids, sample)
+                    routing.append(ids_routed)
+                    weights.append(weights_routed)
         return Rollouts(
             prompt_ids=[list(p) for p in prompt_ids for _ in range(n)],
             completion_ids=completions,
@@ -116,10 +126,12 @@ class VLLMRollout:
             finish_reason=reasons,
             group_index=[i // n for i in range(len(completions))],
             routing=routing or None,
+            routing_weights=weights if weights and weights[0] is not None else None,
         )
 
-    def routing_of(self, prompt: list[int], completion: list[int], sample) -> torch.Tensor:
-        """One completion's (MoE layers, P + L - 1, k) expert ids, as the engine routed them."""
+    def routing_of(self, prompt: list[int], completion: list[int], sample) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """One completion's (MoE layers, P + L - 1, k) expert ids, as the engine routed them, and
+        their combine weights where recorded."""
         if self.recorder is not None:
             return self.recorder.routing_of(prompt, completion)
         routed = sample.routed_experts  # (P + L - 1, layers, k), vLLM's routed-experts output
@@ -127,7 +139,7 @@ class VLLMRollout:
         if routed is None or routed.shape[0] != expected:
             raise RuntimeError(f"vLLM returned routed experts for {None if routed is None else routed.shape[0]} "
                                f"tokens of a completion, expected {expected} (prompt + completion - 1)")
-        return compact(torch.from_numpy(routed.astype("int64")).permute(1, 0, 2).contiguous())
+        return compact(torch.from_numpy(routed.astype("int64")).permute(1, 0, 2).contiguous()), None
 
     def sync_weights(self, version: int | None = None) -> None:
         """Push the policy's current weights (LoRA merged, experts per expert) into the engine

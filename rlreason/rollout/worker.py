@@ -46,6 +46,7 @@ class GenerateRequest(BaseModel):
     min_version: int | None = None  # wait until the engine holds at least this version of them
     wait_s: float = Field(default=600.0, ge=0)
     routing: bool = False  # sampled completions carry the experts the engine routed their tokens to
+    routing_weights: bool = False  # and those experts' combine weights
 
 
 class LogprobsRequest(BaseModel):
@@ -87,6 +88,9 @@ class RolloutWorker:
         if request.routing and not self.engine.record_routing:
             raise ValueError("routing: this worker's engine does not record the experts it routes to; start "
                              "it with moe.routing_replay: rollout in its recipe (the trainer's recipe)")
+        if request.routing_weights and not self.engine.record_weights:
+            raise ValueError("routing_weights: this worker's engine does not record combine weights; start it "
+                             "with moe.replay_engine_weights: true in its recipe (the trainer's recipe)")
         waits = request.min_version is not None or request.channel is not None
         if waits:
             self.wait_for_version(request.channel, request.min_version, request.wait_s)
@@ -99,9 +103,11 @@ class RolloutWorker:
             rollouts = self.engine.generate(request.prompt_ids, request.n, greedy=request.greedy,
                                             max_new_tokens=request.max_new_tokens, seeds=request.seeds)
         routing = [to_wire(r) for r in rollouts.routing] if request.routing and rollouts.routing else None
+        weights = ([to_wire(w) for w in rollouts.routing_weights]
+                   if request.routing_weights and rollouts.routing_weights else None)
         return {"completion_ids": rollouts.completion_ids, "logprobs": rollouts.rollout_logprobs,
                 "finish_reason": rollouts.finish_reason, "version": version, "channel": holder,
-                "routing": routing}
+                "routing": routing, "routing_weights": weights}
 
     def holds(self, channel: str | None, wanted: int | None) -> bool:
         """Whether the engine holds version ``wanted`` or later pushed on ``channel`` (None: any;
