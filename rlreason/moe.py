@@ -70,6 +70,8 @@ class RoutingStats:
     # and tokens the engine routed (moe.routing_replay: rollout)
     engine_differs: dict[str, int] = field(default_factory=dict)
     engine_compared: dict[str, int] = field(default_factory=dict)
+    # per router: tokens the forward sent to other experts than the engine's (after any replay)
+    engine_routed_differs: dict[str, int] = field(default_factory=dict)
 
     def metrics(self) -> dict[str, float]:
         out = {}
@@ -77,9 +79,12 @@ class RoutingStats:
             out["moe/topk_changed"] = self.changed / self.compared
         if self.engine_compared:
             for i, name in enumerate(self.engine_compared):
-                out[f"moe/layer{i}/engine_topk_differs"] = self.engine_differs[name] / max(self.engine_compared[name], 1)
-            out["moe/engine_topk_differs"] = (sum(self.engine_differs.values())
-                                              / max(sum(self.engine_compared.values()), 1))
+                compared = max(self.engine_compared[name], 1)
+                out[f"moe/layer{i}/engine_topk_differs"] = self.engine_differs[name] / compared
+                out[f"moe/layer{i}/engine_routed_differs"] = self.engine_routed_differs.get(name, 0) / compared
+            compared = max(sum(self.engine_compared.values()), 1)
+            out["moe/engine_topk_differs"] = sum(self.engine_differs.values()) / compared
+            out["moe/engine_routed_differs"] = sum(self.engine_routed_differs.values()) / compared
         imbalances = []
         for i, counts in enumerate(self.load.values()):
             share = counts / counts.sum().clamp(min=1)
@@ -109,7 +114,8 @@ def routing(model: torch.nn.Module, token_mask: torch.Tensor, *, record: Tape | 
             a token whose entry is negative keeps the router's own.
         compare: count tokens whose used selection differs from the one in ``compare[name]``.
         engine: the rollout engine's selections (negative: none); count, per router, the tokens
-            whose own top-k set (before any replay) differs from the engine's.
+            whose own top-k set (before any replay) differs from the engine's, and those the
+            forward routed elsewhere than the engine (after replay).
         stats: where counts and per-expert load accumulate.
         replay_weights: the combine weights of the selections in ``replay`` (same order), used as
             given for the tokens replayed (``moe.replay_engine_weights``: no gradient reaches the
@@ -142,6 +148,9 @@ def routing(model: torch.nn.Module, token_mask: torch.Tensor, *, record: Tape | 
                 if replay_weights is not None:
                     given = replay_weights[name][position].to(weights.device, weights.dtype)
                     weights = torch.where(replayed[:, :1] >= 0, given, weights)
+            if stats is not None and engine is not None and not recomputed:  # what the forward used
+                routed_differs = (indices[routed].sort(dim=-1).values != theirs[routed].sort(dim=-1).values).any(dim=-1)
+                stats.engine_routed_differs[name] = stats.engine_routed_differs.get(name, 0) + int(routed_differs.sum())
             if record is not None and not recomputed:
                 record.setdefault(name, []).append(indices.detach().clone())
             if record_weights is not None and not recomputed:

@@ -135,7 +135,8 @@ def update_policy(session: Session, batch: ScoredBatch, advantages: torch.Tensor
         if algo.use_adaptive_entropy:
             adapt_entropy_coef(session, *summed(accelerator, window.tolist()))
     sums = sums.over_processes(accelerator)
-    metrics = update_metrics(sums, totals, algo.num_iterations, algo.rollout_correction != "none", cfg.beta > 0)
+    metrics = update_metrics(sums, totals, algo.num_iterations, algo.rollout_correction != "none", cfg.beta > 0,
+                             mismatch_measured=measures_mismatch(session.recipe, batch.rollouts))
     if algo.off_policy_mask_threshold is not None:
         metrics["off_policy/masked_share"] = sums.off_policy_masked / (max(totals.num_sequences, 1) * algo.num_iterations)
     if cfg.variant.objective in ("clip_cov", "kl_cov"):
@@ -283,8 +284,9 @@ def global_totals(accelerator, num_sequences: int, num_tokens: int) -> BatchTota
 
 
 def update_metrics(sums: UpdateSums, totals: BatchTotals, iterations: int,
-                   corrected: bool, with_kl: bool) -> dict[str, float]:
-    """Per-token means (over every iteration) of what policy_loss summed."""
+                   corrected: bool, with_kl: bool, mismatch_measured: bool = False) -> dict[str, float]:
+    """Per-token means (over every iteration) of what policy_loss summed; ``mismatch_measured``:
+    the train/inference mismatch KL was measured without a rollout correction (``measures_mismatch``)."""
     tokens = max(totals.num_tokens, 1)
     metrics = {
         "loss": sums.loss / iterations, "grad_norm": sums.grad_norm / iterations,
@@ -298,8 +300,9 @@ def update_metrics(sums: UpdateSums, totals: BatchTotals, iterations: int,
     mean = sums.ratio_sum / tokens  # last iteration only
     metrics["ratio/mean"] = mean
     metrics["ratio/variance"] = sums.ratio_sq_sum / tokens - mean * mean
-    if corrected:
+    if corrected or mismatch_measured:
         metrics["rollout/mismatch_kl"] = sums.mismatch_kl / tokens
+    if corrected:
         metrics["rollout/correction_weight"] = sums.correction_weight / tokens
         metrics["rollout/correction_bounded"] = sums.correction_bounded / tokens
     return metrics
@@ -329,6 +332,10 @@ def prepare_micro_batch(session: Session, batch: ScoredBatch, rows: list[int]) -
                                     recipe.trainer.logits_chunk_tokens)
         ref = reference_logprobs(session, tokens) if algo.beta > 0 else None
         part = dataclasses.replace(part, old_logprobs=old, ref_logprobs=ref, routing=tape or None)
+    if measures_mismatch(recipe, rollouts):  # R3's effect on the mismatch, logged without a correction too
+        sampled = completion_values([rollouts.rollout_logprobs[i] for i in rows], tokens.completion_mask)
+        part = dataclasses.replace(part, mismatch_kl=mismatch_kl(part.old_logprobs, sampled,
+                                                                 tokens.completion_mask).item())
     if algo.rollout_correction != "none" and rollouts.rollout_logprobs is None:
         raise ValueError("algo.rollout_correction needs the rollout engine's logprobs, and this "
                          "backend returned none; set algo.rollout_correction: none")
@@ -345,6 +352,13 @@ def prepare_micro_batch(session: Session, batch: ScoredBatch, rows: list[int]) -
         part = dataclasses.replace(part, correction=weights, mismatch_kl=kl,
                                    correction_bounded=(bounded.expand_as(mask) * mask).sum().item())
     return part
+
+
+def measures_mismatch(recipe, rollouts) -> bool:
+    """Whether the update measures the train/inference mismatch KL with no rollout correction
+    asking for it: under ``moe.routing_replay: rollout``, when the engine gave its logprobs."""
+    return (recipe.moe.routing_replay == "rollout" and recipe.algo.rollout_correction == "none"
+            and rollouts.rollout_logprobs is not None)
 
 
 def engine_tape(session: Session, rollouts, rows: list[int], tokens: TokenBatch) -> Tape | None:

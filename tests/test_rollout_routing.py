@@ -99,9 +99,12 @@ def test_replaying_a_bf16_engines_routing_makes_the_trainer_route_as_it_did_and_
     for label, replay in (("off", None), ("rollout", part.engine_routing)):
         logprobs, used, stats = engine_comparison(session, part, replay)
         mismatch[label] = (logprobs - engine_logprobs)[mask].abs()
+        metrics = stats.metrics()
         if label == "off":
-            assert stats.metrics()["moe/engine_topk_differs"] > 0, "bf16 should route some tokens differently"
+            assert metrics["moe/engine_topk_differs"] == metrics["moe/engine_routed_differs"] > 0, \
+                "bf16 should route some tokens differently"
         else:  # every recorded token of every layer used the engine's experts
+            assert metrics["moe/engine_routed_differs"] == 0 < metrics["moe/engine_topk_differs"]
             for name, selections in part.engine_routing.items():
                 recorded = selections[0][:, 0] >= 0
                 assert torch.equal(used[name][0][recorded].sort(dim=-1).values,
@@ -129,7 +132,9 @@ def test_a_grpo_step_with_rollout_replay_equals_one_without_when_the_routing_agr
         session = open_r3_session(make_recipe, replay=replay)
         metrics = grpo_step(session, 1)
         if replay == "rollout":
-            assert metrics["moe/engine_topk_differs"] == 0.0
+            assert metrics["moe/engine_topk_differs"] == metrics["moe/engine_routed_differs"] == 0.0
+            # measured without a rollout correction too; the same weights and dtype: almost none
+            assert 0 <= metrics["rollout/mismatch_kl"] < 1e-9
         after[replay] = {name: p.detach().clone() for name, p in session.policy.named_parameters()}
     moved = max((after["rollout"][n] - p).abs().max().item() for n, p in after["none"].items())
     assert moved < 1e-6
