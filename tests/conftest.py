@@ -86,7 +86,9 @@ def tiny_recipe(tmp_path: Path, **sections) -> Recipe:
         "output_dir": str(tmp_path / "run"),
         "model": {"tiny": dict(TINY)},
         "data": {"num_eval": 16, "synthetic": {"num_train": 256}},
-        "rollout": {"backend": "hf", "num_generations": 4, "max_new_tokens": 6},
+        # a vLLM engine's cache sized for tiny batches, not 0.3 of the machine's memory (several
+        # engines, a worker's and a trainer's, may be up at once)
+        "rollout": {"backend": "hf", "num_generations": 4, "max_new_tokens": 6, "vllm": {"kv_cache_memory_gb": 0.25}},
         "trainer": {"max_steps": 2, "prompts_per_step": 4, "micro_batch_size": 8,
                     "learning_rate": 1e-3},
         "evaluation": {"batch_size": 16},
