@@ -55,25 +55,25 @@ def assemble(picks: list[tuple[ScoredBatch, list[int]]]) -> ScoredBatch:
     g = picks[0][0].group_size
     indices = [[group * g + k for group in groups for k in range(g)] for _, groups in picks]
     rows = [(b, i) for (b, _), chosen in zip(picks, indices) for i in chosen]
-    logprobs = [b.rollouts.rollout_logprobs for b, _ in picks]
-    versions = [b.rollouts.policy_versions for b, _ in picks]
-    routings = [b.rollouts.routing for b, _ in picks]
-    routing_weights = [b.rollouts.routing_weights for b, _ in picks]
     names = picks[0][0].rewards.per_function
+
+    def optional(field: str) -> list | None:
+        """The rows' values of a Rollouts field some engines leave None (None unless all have it)."""
+        if any(getattr(b.rollouts, field) is None for b, _ in picks):
+            return None
+        return [getattr(b.rollouts, field)[i] for b, i in rows]
+
     return ScoredBatch(
         examples=[b.examples[group] for b, groups in picks for group in groups],
         rollouts=Rollouts(
             prompt_ids=[b.rollouts.prompt_ids[i] for b, i in rows],
             completion_ids=[b.rollouts.completion_ids[i] for b, i in rows],
-            rollout_logprobs=(None if any(lp is None for lp in logprobs)
-                              else [b.rollouts.rollout_logprobs[i] for b, i in rows]),
+            rollout_logprobs=optional("rollout_logprobs"),
             finish_reason=[b.rollouts.finish_reason[i] for b, i in rows],
             group_index=[i // g for i in range(len(rows))],
-            policy_versions=(None if any(v is None for v in versions)
-                             else [b.rollouts.policy_versions[i] for b, i in rows]),
-            routing=None if any(r is None for r in routings) else [b.rollouts.routing[i] for b, i in rows],
-            routing_weights=(None if any(w is None for w in routing_weights)
-                             else [b.rollouts.routing_weights[i] for b, i in rows]),
+            policy_versions=optional("policy_versions"),
+            routing=optional("routing"),
+            routing_weights=optional("routing_weights"),
         ),
         texts=[b.texts[i] for b, i in rows],
         rewards=RewardBatch(

@@ -138,7 +138,8 @@ def routing(model: torch.nn.Module, token_mask: torch.Tensor, *, record: Tape | 
             if stats is not None and engine is not None and not recomputed:
                 theirs = engine[name][position].to(indices.device)
                 routed = mask & (theirs[:, 0] >= 0)
-                differs = (indices[routed].sort(dim=-1).values != theirs[routed].sort(dim=-1).values).any(dim=-1)
+                engine_set = theirs[routed].sort(dim=-1).values
+                differs = (indices[routed].sort(dim=-1).values != engine_set).any(dim=-1)
                 stats.engine_differs[name] = stats.engine_differs.get(name, 0) + int(differs.sum())
                 stats.engine_compared[name] = stats.engine_compared.get(name, 0) + int(routed.sum())
             if replay is not None:
@@ -149,7 +150,7 @@ def routing(model: torch.nn.Module, token_mask: torch.Tensor, *, record: Tape | 
                     given = replay_weights[name][position].to(weights.device, weights.dtype)
                     weights = torch.where(replayed[:, :1] >= 0, given, weights)
             if stats is not None and engine is not None and not recomputed:  # what the forward used
-                routed_differs = (indices[routed].sort(dim=-1).values != theirs[routed].sort(dim=-1).values).any(dim=-1)
+                routed_differs = (indices[routed].sort(dim=-1).values != engine_set).any(dim=-1)
                 stats.engine_routed_differs[name] = stats.engine_routed_differs.get(name, 0) + int(routed_differs.sum())
             if record is not None and not recomputed:
                 record.setdefault(name, []).append(indices.detach().clone())

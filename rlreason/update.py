@@ -332,24 +332,22 @@ def prepare_micro_batch(session: Session, batch: ScoredBatch, rows: list[int]) -
                                     recipe.trainer.logits_chunk_tokens)
         ref = reference_logprobs(session, tokens) if algo.beta > 0 else None
         part = dataclasses.replace(part, old_logprobs=old, ref_logprobs=ref, routing=tape or None)
-    if measures_mismatch(recipe, rollouts):  # R3's effect on the mismatch, logged without a correction too
-        sampled = completion_values([rollouts.rollout_logprobs[i] for i in rows], tokens.completion_mask)
-        part = dataclasses.replace(part, mismatch_kl=mismatch_kl(part.old_logprobs, sampled,
-                                                                 tokens.completion_mask).item())
     if algo.rollout_correction != "none" and rollouts.rollout_logprobs is None:
         raise ValueError("algo.rollout_correction needs the rollout engine's logprobs, and this "
                          "backend returned none; set algo.rollout_correction: none")
-    wants_sampled = algo.rollout_correction != "none" or algo.off_policy_mask_threshold is not None
+    corrected, measured = algo.rollout_correction != "none", measures_mismatch(recipe, rollouts)
+    wants_sampled = corrected or measured or algo.off_policy_mask_threshold is not None
     if wants_sampled and rollouts.rollout_logprobs is not None:
         part = dataclasses.replace(part, sampling_logprobs=completion_values(
             [rollouts.rollout_logprobs[i] for i in rows], tokens.completion_mask))
-    if algo.rollout_correction != "none":
-        sampled, mask = part.sampling_logprobs, tokens.completion_mask
+    sampled, mask = part.sampling_logprobs, tokens.completion_mask
+    if corrected or measured:  # R3's effect on the mismatch is logged without a correction too
+        part = dataclasses.replace(part, mismatch_kl=mismatch_kl(part.old_logprobs, sampled, mask).item())
+    if corrected:
         weights, bounded = rollout_correction(part.old_logprobs, sampled, mask, algo.rollout_correction,
                                               algo.rollout_correction_cap, algo.rollout_correction_floor,
                                               algo.rollout_correction_mode)
-        kl = mismatch_kl(part.old_logprobs, sampled, mask).item()
-        part = dataclasses.replace(part, correction=weights, mismatch_kl=kl,
+        part = dataclasses.replace(part, correction=weights,
                                    correction_bounded=(bounded.expand_as(mask) * mask).sum().item())
     return part
 
@@ -369,8 +367,7 @@ def engine_tape(session: Session, rollouts, rows: list[int], tokens: TokenBatch)
     if rollouts.routing is None:
         raise ValueError("moe.routing_replay: rollout needs the rollout engine's routing, and these rollouts "
                          "carry none (a rollout worker started without moe.routing_replay: rollout?)")
-    names = [name for name, _ in routers(session.model)]
-    return replay_tape([rollouts.routing[i] for i in rows], names, tokens.input_ids.shape[1])
+    return micro_batch_tape(session, [rollouts.routing[i] for i in rows], tokens)
 
 
 def engine_weights_tape(session: Session, rollouts, rows: list[int], tokens: TokenBatch) -> Tape | None:
@@ -381,8 +378,13 @@ def engine_weights_tape(session: Session, rollouts, rows: list[int], tokens: Tok
     if rollouts.routing_weights is None:
         raise ValueError("moe.replay_engine_weights needs the rollout engine's combine weights, and these "
                          "rollouts carry none")
+    return micro_batch_tape(session, [rollouts.routing_weights[i] for i in rows], tokens, weights=True)
+
+
+def micro_batch_tape(session: Session, recorded: list[torch.Tensor], tokens: TokenBatch, weights: bool = False) -> Tape:
+    """The rows' recorded routing (or combine weights) as the policy's routers see the micro-batch."""
     names = [name for name, _ in routers(session.model)]
-    return replay_tape([rollouts.routing_weights[i] for i in rows], names, tokens.input_ids.shape[1], weights=True)
+    return replay_tape(recorded, names, tokens.input_ids.shape[1], weights=weights)
 
 
 @torch.no_grad()

@@ -8,8 +8,11 @@ from collections import Counter
 
 import torch
 
+from rlreason.moe import RoutingStats, routers, routing
 from rlreason.pass_at_k import k_values
 from rlreason.sequences import right_padded, sequence_logprobs
+from rlreason.trainer import collect_batch
+from rlreason.update import prepare_micro_batch
 from tests.conftest import ROOT, TINY
 
 TINY_SET = [f"--set=model.tiny.{k}={v}" for k, v in TINY.items()]
@@ -69,3 +72,43 @@ def recomputed(samples: list[dict], k: int, metric: str = "math_accuracy") -> di
             votes += any(r["scores"][metric] == 1.0 for r in rows if r["answer"] == winner)
     out[f"maj@{k}"] = votes / len(problems)
     return out
+
+
+# Routing replay from the rollout engine (moe.routing_replay: rollout)
+
+def engine_comparison(session, part, replay, replay_weights=None):
+    """The trainer's forward of ``part`` (replaying ``replay``, and ``replay_weights`` if given):
+    its logprobs, the selections it used, and how often its routers' own choice differed from the
+    engine's."""
+    stats, used = RoutingStats(), {}
+    with torch.no_grad(), routing(session.model, part.token_mask, replay=replay, record=used,
+                                  engine=part.engine_routing, stats=stats, replay_weights=replay_weights):
+        logprobs = sequence_logprobs(session.model, part.tokens)
+    return logprobs, used, stats
+
+
+def recorded_batch(session):
+    """One step's batch from the session's engine, each completion carrying (layers, P + L - 1, k)
+    uint8 routing, and all of it as one micro-batch."""
+    batch, _, _ = collect_batch(session, step=1)
+    layers = len(routers(session.model))
+    for prompt, completion, routed in zip(batch.rollouts.prompt_ids, batch.rollouts.completion_ids,
+                                          batch.rollouts.routing):
+        assert routed.shape[:2] == (layers, len(prompt) + len(completion) - 1) and routed.dtype == torch.uint8
+    return batch, prepare_micro_batch(session, batch, list(range(len(batch.rollouts.completion_ids))))
+
+
+def assert_engine_routing_is_recomputed(session, batch, part) -> dict:
+    """Every recorded token of every layer is compared with the trainer's own routing; its metrics."""
+    _, _, stats = engine_comparison(session, part, replay=None)
+    layers = len(routers(session.model))
+    assert sum(stats.engine_compared.values()) == layers * sum(r.shape[1] for r in batch.rollouts.routing)
+    return stats.metrics()
+
+
+def assert_trainer_replays_the_engines_routing(session, part):
+    """Under replay, every recorded token of every layer used the engine's experts."""
+    _, used, _ = engine_comparison(session, part, part.engine_routing)
+    for name, selections in part.engine_routing.items():
+        recorded = selections[0][:, 0] >= 0
+        assert torch.equal(used[name][0][recorded].sort(dim=-1).values, selections[0][recorded].sort(dim=-1).values)

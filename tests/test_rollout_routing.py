@@ -7,15 +7,17 @@ import dataclasses
 import pytest
 import torch
 
-from rlreason.moe import RoutingStats, routers, routing
+from rlreason.moe import routers, routing
 from rlreason.rollout.hf import HFRollout
 from rlreason.rollout_routing import NO_ROUTING, from_wire, per_completion, replay_tape, to_wire
 from rlreason.sequences import sequence_logprobs
 from rlreason.session import open_session
-from rlreason.trainer import collect_batch, grpo_step
+from rlreason.trainer import grpo_step
 from rlreason.losses import BatchTotals
-from rlreason.update import loss_config, micro_batch_loss, prepare_micro_batch
+from rlreason.update import loss_config, micro_batch_loss
 from tests.conftest import TINY
+from tests.helpers import (assert_engine_routing_is_recomputed, assert_trainer_replays_the_engines_routing,
+                           engine_comparison, recorded_batch)
 
 VARIED = [{"name": "tests.plugin_rewards:character_codes"}]
 WIDE = {"num_experts": 16, "experts_per_token": 4, "hidden_size": 128}  # enough near-ties for bf16 to flip some
@@ -49,15 +51,18 @@ def open_r3_session(make_recipe, architecture="qwen3_moe", replay="rollout", wei
                                     moe={"routing_replay": replay, "replay_engine_weights": weights}), "test")
 
 
-def engine_comparison(session, part, replay, replay_weights=None):
-    """The trainer's forward of ``part`` (replaying ``replay``, and ``replay_weights`` if given):
-    its logprobs, the selections it used, and how often its routers' own choice differed from the
-    engine's."""
-    stats, used = RoutingStats(), {}
-    with torch.no_grad(), routing(session.model, part.token_mask, replay=replay, record=used,
-                                  engine=part.engine_routing, stats=stats, replay_weights=replay_weights):
-        logprobs = sequence_logprobs(session.model, part.tokens)
-    return logprobs, used, stats
+def logprob_gaps(session, batch, part) -> dict:
+    """|trainer - engine| logprob of each sampled token, and the routing metrics, with replay off
+    and from the engine."""
+    mask = part.tokens.completion_mask.bool()
+    engine_logprobs = torch.zeros_like(mask, dtype=torch.float32)
+    for row, logprobs in enumerate(batch.rollouts.rollout_logprobs):
+        engine_logprobs[row][mask[row]] = torch.tensor(logprobs)
+    gaps = {}
+    for label, replay in (("off", None), ("rollout", part.engine_routing)):
+        logprobs, _, stats = engine_comparison(session, part, replay)
+        gaps[label] = ((logprobs - engine_logprobs)[mask].abs(), stats.metrics())
+    return gaps
 
 
 @pytest.mark.parametrize("architecture, model", [
@@ -71,17 +76,10 @@ def test_the_engine_recorded_what_the_trainer_recomputes_for_every_token_and_lay
     session = open_r3_session(make_recipe, architecture, **model)
     session.engine.cfg = dataclasses.replace(session.engine.cfg, hf=dataclasses.replace(
         session.engine.cfg.hf, drop_finished_rows=drop_finished_rows))
-    batch, _, _ = collect_batch(session, step=1)
-    rollouts = batch.rollouts
-    layers = len(routers(session.model))
-    for prompt, completion, routed in zip(rollouts.prompt_ids, rollouts.completion_ids, rollouts.routing):
-        assert routed.shape[:2] == (layers, len(prompt) + len(completion) - 1) and routed.dtype == torch.uint8
-    part = prepare_micro_batch(session, batch, list(range(len(rollouts.completion_ids))))
-    _, _, stats = engine_comparison(session, part, replay=None)
+    batch, part = recorded_batch(session)
     # the same weights and dtype: every token's top-k set equals the engine's (a row or position
     # cut wrongly would differ on most tokens)
-    assert sum(stats.engine_compared.values()) == layers * sum(r.shape[1] for r in rollouts.routing)
-    assert stats.metrics()["moe/engine_topk_differs"] == 0.0
+    assert assert_engine_routing_is_recomputed(session, batch, part)["moe/engine_topk_differs"] == 0.0
 
 
 def test_replaying_a_bf16_engines_routing_makes_the_trainer_route_as_it_did_and_lowers_the_mismatch(make_recipe):
@@ -89,34 +87,19 @@ def test_replaying_a_bf16_engines_routing_makes_the_trainer_route_as_it_did_and_
     engine = HFRollout(copy.deepcopy(session.policy).to(torch.bfloat16), session.tokenizer, session.recipe.rollout,
                        session.engine.stop_ids, record_routing=True)
     session.engine = engine
-    batch, _, _ = collect_batch(session, step=1)
-    part = prepare_micro_batch(session, batch, list(range(len(batch.rollouts.completion_ids))))
-    mask = part.tokens.completion_mask.bool()
-    engine_logprobs = torch.zeros_like(mask, dtype=torch.float32)
-    for row, logprobs in enumerate(batch.rollouts.rollout_logprobs):
-        engine_logprobs[row][mask[row]] = torch.tensor(logprobs)
-    mismatch = {}
-    for label, replay in (("off", None), ("rollout", part.engine_routing)):
-        logprobs, used, stats = engine_comparison(session, part, replay)
-        mismatch[label] = (logprobs - engine_logprobs)[mask].abs()
-        metrics = stats.metrics()
-        if label == "off":
-            assert metrics["moe/engine_topk_differs"] == metrics["moe/engine_routed_differs"] > 0, \
-                "bf16 should route some tokens differently"
-        else:  # every recorded token of every layer used the engine's experts
-            assert metrics["moe/engine_routed_differs"] == 0 < metrics["moe/engine_topk_differs"]
-            for name, selections in part.engine_routing.items():
-                recorded = selections[0][:, 0] >= 0
-                assert torch.equal(used[name][0][recorded].sort(dim=-1).values,
-                                   selections[0][recorded].sort(dim=-1).values)
-    assert mismatch["rollout"].mean() < mismatch["off"].mean()
-    assert mismatch["rollout"].max() < mismatch["off"].max()
+    batch, part = recorded_batch(session)
+    (off, off_metrics), (replayed, replayed_metrics) = logprob_gaps(session, batch, part).values()
+    assert off_metrics["moe/engine_topk_differs"] == off_metrics["moe/engine_routed_differs"] > 0, \
+        "bf16 should route some tokens differently"
+    assert replayed_metrics["moe/engine_routed_differs"] == 0 < replayed_metrics["moe/engine_topk_differs"]
+    assert_trainer_replays_the_engines_routing(session, part)
+    assert replayed.mean() < off.mean()
+    assert replayed.max() < off.max()
 
 
 def test_router_weights_get_gradients_under_replay(make_recipe):
     session = open_r3_session(make_recipe)
-    batch, _, _ = collect_batch(session, step=1)
-    part = prepare_micro_batch(session, batch, list(range(len(batch.rollouts.completion_ids))))
+    batch, part = recorded_batch(session)
     advantages = torch.linspace(-1, 1, len(part.rows))
     totals = BatchTotals(len(part.rows), int(part.tokens.completion_mask.sum()))
     loss, _, _ = micro_batch_loss(session, part, advantages, loss_config(session.recipe), totals)
@@ -168,10 +151,9 @@ def assert_engine_weights_are_the_trainers(session, part):
 
 def test_the_hf_engine_sends_the_combine_weights_of_its_experts(make_recipe):
     session = open_r3_session(make_recipe, weights=True)
-    batch, _, _ = collect_batch(session, step=1)
+    batch, part = recorded_batch(session)
     for routed, weights in zip(batch.rollouts.routing, batch.rollouts.routing_weights):
         assert weights.shape == routed.shape and weights.dtype == torch.bfloat16
-    part = prepare_micro_batch(session, batch, list(range(len(batch.rollouts.completion_ids))))
     assert_engine_weights_are_the_trainers(session, part)
 
 
@@ -179,8 +161,7 @@ def test_replaying_a_bf16_engines_weights_too_uses_them_as_sent_and_takes_the_ro
     session = open_r3_session(make_recipe, weights=True)
     session.engine = HFRollout(copy.deepcopy(session.policy).to(torch.bfloat16), session.tokenizer,
                                session.recipe.rollout, session.engine.stop_ids, record_routing=True, record_weights=True)
-    batch, _, _ = collect_batch(session, step=1)
-    part = prepare_micro_batch(session, batch, list(range(len(batch.rollouts.completion_ids))))
+    batch, part = recorded_batch(session)
     used = {}
     with torch.no_grad(), routing(session.model, part.token_mask, replay=part.engine_routing,
                                   replay_weights=part.engine_weights, record_weights=used):
@@ -218,14 +199,6 @@ def open_vllm_r3_session(make_recipe, vllm_installed):
         session.engine.close()
 
 
-def assert_trainer_replays_the_engines_routing(session, part):
-    """Under replay, every recorded token of every layer used the engine's experts."""
-    _, used, _ = engine_comparison(session, part, part.engine_routing)
-    for name, selections in part.engine_routing.items():
-        recorded = selections[0][:, 0] >= 0
-        assert torch.equal(used[name][0][recorded].sort(dim=-1).values, selections[0][recorded].sort(dim=-1).values)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("architecture, model", [
     ("qwen3_moe", {}), ("qwen2_moe", {}), ("mixtral", {}), ("olmoe", {}), ("gpt_oss", {}),
@@ -234,16 +207,9 @@ def assert_trainer_replays_the_engines_routing(session, part):
 ], ids=["qwen3_moe", "qwen2_moe", "mixtral", "olmoe", "gpt_oss", "qwen3_moe-lora-experts"])
 def test_the_vllm_engine_records_the_routing_the_trainer_recomputes(open_vllm_r3_session, architecture, model):
     session = open_vllm_r3_session(architecture, **model)
-    batch, _, _ = collect_batch(session, step=1)
-    rollouts = batch.rollouts
-    layers = len(routers(session.model))
-    for prompt, completion, routed in zip(rollouts.prompt_ids, rollouts.completion_ids, rollouts.routing):
-        assert routed.shape[:2] == (layers, len(prompt) + len(completion) - 1) and routed.dtype == torch.uint8
-    part = prepare_micro_batch(session, batch, list(range(len(rollouts.completion_ids))))
-    _, _, stats = engine_comparison(session, part, replay=None)
-    assert sum(stats.engine_compared.values()) == layers * sum(r.shape[1] for r in rollouts.routing)
+    batch, part = recorded_batch(session)
     # the same weights in float32, other kernels: a near-tie may flip, a misfiled row would not agree
-    assert stats.metrics()["moe/engine_topk_differs"] < 0.01
+    assert assert_engine_routing_is_recomputed(session, batch, part)["moe/engine_topk_differs"] < 0.01
     assert_trainer_replays_the_engines_routing(session, part)
 
 
@@ -282,29 +248,19 @@ def test_replaying_a_bf16_vllm_engines_routing_lowers_the_mismatch(open_vllm_r3_
     fp32.close()
     session.engine = VLLMRollout(session.policy, session.tokenizer, session.recipe.rollout, stop_ids, source=None,
                                  dtype="bfloat16", seed=0, max_model_len=max_model_len, record_routing=True)
-    batch, _, _ = collect_batch(session, step=1)
-    part = prepare_micro_batch(session, batch, list(range(len(batch.rollouts.completion_ids))))
-    mask = part.tokens.completion_mask.bool()
-    engine_logprobs = torch.zeros_like(mask, dtype=torch.float32)
-    for row, logprobs in enumerate(batch.rollouts.rollout_logprobs):
-        engine_logprobs[row][mask[row]] = torch.tensor(logprobs)
-    mismatch = {}
-    for label, replay in (("off", None), ("rollout", part.engine_routing)):
-        logprobs, _, stats = engine_comparison(session, part, replay)
-        mismatch[label] = (logprobs - engine_logprobs)[mask].abs()
-        if label == "off":
-            assert stats.metrics()["moe/engine_topk_differs"] > 0, "bf16 should route some tokens differently"
+    batch, part = recorded_batch(session)
+    (off, off_metrics), (replayed, _) = logprob_gaps(session, batch, part).values()
+    assert off_metrics["moe/engine_topk_differs"] > 0, "bf16 should route some tokens differently"
     assert_trainer_replays_the_engines_routing(session, part)
-    assert mismatch["rollout"].mean() < mismatch["off"].mean()
+    assert replayed.mean() < off.mean()
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("architecture", ["qwen3_moe", "olmoe", "gpt_oss"])  # normalised, not, softmax of top-k
 def test_the_vllm_engine_sends_the_combine_weights_of_its_experts(open_vllm_r3_session, architecture):
     session = open_vllm_r3_session(architecture, weights=True)
-    batch, _, _ = collect_batch(session, step=1)
+    batch, part = recorded_batch(session)
     for routed, weights in zip(batch.rollouts.routing, batch.rollouts.routing_weights):
         assert weights.shape == routed.shape and weights.dtype == torch.bfloat16
-    part = prepare_micro_batch(session, batch, list(range(len(batch.rollouts.completion_ids))))
     assert_engine_weights_are_the_trainers(session, part)
 

@@ -270,31 +270,20 @@ def test_routing_replay_from_the_workers_engine(make_recipe, tmp_path):
     """moe.routing_replay: rollout in server mode: the worker's engine records each token's experts
     (and their weights) and sends them with the completions; the trainer recomputes (nearly) the
     same and replays them."""
-    from rlreason.moe import RoutingStats, routers, routing
-    from rlreason.sequences import sequence_logprobs
-    from rlreason.trainer import collect_batch
-    from rlreason.update import prepare_micro_batch
+    from tests.helpers import (assert_engine_routing_is_recomputed, assert_trainer_replays_the_engines_routing,
+                               recorded_batch)
 
     sections = {"model": {"tiny": {**TINY, "num_experts": 16, "experts_per_token": 4}},
                 "moe": {"routing_replay": "rollout", "replay_engine_weights": True}}
     worker, url = start_worker(make_recipe(rollout={"backend": "vllm", "mode": "server"}, **sections), tmp_path)
     try:
         session = open_session(server_recipe(make_recipe, url, **sections), "test")
-        batch, _, _ = collect_batch(session, step=1)
-        layers = len(routers(session.model))
-        for prompt, completion, routed, weights in zip(batch.rollouts.prompt_ids, batch.rollouts.completion_ids,
-                                                       batch.rollouts.routing, batch.rollouts.routing_weights):
-            assert routed.shape[:2] == (layers, len(prompt) + len(completion) - 1) and routed.dtype == torch.uint8
+        batch, part = recorded_batch(session)
+        for routed, weights in zip(batch.rollouts.routing, batch.rollouts.routing_weights):
             assert weights.shape == routed.shape and weights.dtype == torch.bfloat16
-        part = prepare_micro_batch(session, batch, list(range(len(batch.rollouts.completion_ids))))
-        stats, used = RoutingStats(), {}
-        with torch.no_grad(), routing(session.model, part.token_mask, replay=part.engine_routing, record=used,
-                                      engine=part.engine_routing, stats=stats):
-            sequence_logprobs(session.model, part.tokens)
-        assert stats.metrics()["moe/engine_topk_differs"] < 0.01  # the router's own choice, before replay
-        for name, selections in part.engine_routing.items():
-            assert torch.equal(used[name][0].sort(dim=-1).values[selections[0][:, 0] >= 0],
-                               selections[0][selections[0][:, 0] >= 0].sort(dim=-1).values)
+        # the router's own choice, before replay
+        assert assert_engine_routing_is_recomputed(session, batch, part)["moe/engine_topk_differs"] < 0.01
+        assert_trainer_replays_the_engines_routing(session, part)
     finally:
         worker.kill()
         worker.wait()
