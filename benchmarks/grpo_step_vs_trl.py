@@ -306,7 +306,8 @@ def summary(timings: list[dict]) -> dict:
     reward = statistics.median(t["reward"] for t in later)
     lengths = [t["tokens"] for t in later if t["tokens"] is not None]
     return {"step_s": step, "generate_s": generate, "reward_s": reward, "update_s": step - generate - reward,
-            "completion_tokens": statistics.mean(lengths) if lengths else None}
+            "completion_tokens": statistics.mean(lengths) if lengths else None,
+            "each_step_s": [t["step"] for t in timings], "each_generate_s": [t["generate"] for t in timings]}
 
 
 def main() -> None:
@@ -340,6 +341,8 @@ def main() -> None:
     for workload in args.workloads:
         with tempfile.TemporaryDirectory() as tmp:
             parameters = build_checkpoint(workload, Path(tmp), on_gpu)
+            if on_gpu:  # no measured run is the machine's first CUDA process (see warm_up)
+                warm_up(args.tools, args.pairings, workload, Path(tmp), args.device, args.overrides)
             runs: dict[tuple[str, str, str], dict] = {}  # (tool, generation, setup) -> measurements
             for pairing in args.pairings:
                 generation = {"rlreason": rlreason_generation(pairing), "trl": "hf"}
@@ -370,9 +373,11 @@ def document(results: list[dict], memory: str, ran_on: str, arguments: str) -> s
     lines = ["# GRPO step time and peak memory against TRL", "",
              f"Made by `python benchmarks/grpo_step_vs_trl.py {arguments}` on {ran_on}. Median seconds per "
              "step over steps 2-N; memory: the tool's process peak (`ru_maxrss`, or "
-             "`torch.cuda.max_memory_allocated` on a GPU). Workloads and pairings: docs/speed.md.", "",
+             "`torch.cuda.max_memory_allocated` on a GPU); on a GPU, each tool first ran two unmeasured steps "
+             "in a process of its own (`warm_up`). Workloads and pairings: docs/speed.md.", "",
              "| workload | pairing | tool (generation) | s/step | generate | update | peak memory | "
-             "mean completion tokens | rlreason / TRL time, memory |", "|---|---|---|---|---|---|---|---|---|"]
+             "mean completion tokens | rlreason / TRL time, memory | each step (s) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for row in results:
         for tool in ("rlreason", "trl"):
             if tool not in row:
@@ -383,8 +388,24 @@ def document(results: list[dict], memory: str, ran_on: str, arguments: str) -> s
             lines.append(f"| {row['workload']} ({row['parameters'] / 1e6:.1f}M, {row['new_tokens']} tokens) | "
                          f"{row['pairing']} | {tool} ({row['generation'][tool]}) | {r['step_s']:.2f} | "
                          f"{r['generate_s']:.2f} | {r['update_s']:.2f} | {r[memory]:,.0f} MB | "
-                         f"{r['completion_tokens']:.1f} | {ratio} |")
+                         f"{r['completion_tokens']:.1f} | {ratio} | {each_step(r)} |")
     return "\n".join(lines) + "\n"
+
+
+def warm_up(tools: list[str], pairings: list[str], workload: str, checkpoint: Path, device: str,
+            overrides: list[str]) -> None:
+    """Two unmeasured steps of each tool's first run, each in a process of its own. A freshly
+    started GPU machine's first CUDA process reads the CUDA libraries and kernels from a cold
+    disk as it first uses them; without this, that cost lands in whichever tool runs first."""
+    pairing = pairings[0]
+    for tool in tools:
+        generation = {"rlreason": rlreason_generation(pairing), "trl": "hf"}[tool]
+        run_child(tool, generation, SETUPS[pairing], workload, checkpoint, 2, device, overrides)
+
+
+def each_step(result: dict) -> str:
+    """The run's step times in order (the first one, warm-up, outside the median)."""
+    return " ".join(f"{t:.1f}" for t in result.get("each_step_s", []))
 
 
 def run_child(tool: str, generation: str, setup: str, workload: str, checkpoint: Path, steps: int,
