@@ -4,7 +4,7 @@ VENV ?= .venv
 TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 
-.PHONY: install demo test test-fast bench-demo bench-variants bench-math bench-math-fuzz bench-code bench-rollout bench-async bench-trl clean
+.PHONY: install demo test test-fast bench-demo bench-variants bench-math bench-math-fuzz bench-code bench-rollout bench-async bench-trl bench-trl-gpu clean
 
 install: $(VENV)/.installed
 
@@ -76,6 +76,13 @@ bench-trl: install
 	$(BIN)/python -m pip install -q -e ".[bench]"
 	$(BIN)/python benchmarks/grpo_step_vs_trl.py --workloads $(BENCH_WORKLOADS) --out benchmarks/grpo_step_vs_trl_results.json \
 		--doc docs/trl-step-time.md
+
+# B3 at a real checkpoint's scale on a GPU (151,936-row vocabulary, about 1B parameters, bf16
+# autocast in both tools), table in docs/trl-step-time-gpu.md
+bench-trl-gpu: install
+	$(BIN)/python -m pip install -q -e ".[bench]"
+	$(BIN)/python benchmarks/grpo_step_vs_trl.py --device cuda --workloads B3 --pairings same --steps 6 \
+		--out benchmarks/grpo_step_vs_trl_gpu_results.json --doc docs/trl-step-time-gpu.md
 
 clean:
 	rm -rf runs .pytest_cache
