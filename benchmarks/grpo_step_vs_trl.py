@@ -2,7 +2,7 @@
 
     python benchmarks/grpo_step_vs_trl.py [--workloads B1 B2 B3] [--pairings same best] [--device cpu]
                                           [--steps 6] [--out results.json] [--doc docs/trl-step-time.md]
-                                          [--data ../shared/data]
+                                          [--data ../shared/data] [--profile-step 3 --profile-dir DIR]
 
 Both tools train the same random-init Qwen3-MoE checkpoint (built here, saved to disk) on the same
 prompts, 8 prompts x 8 completions. B1 and B2: a character tokenizer, arithmetic prompts, every
@@ -32,6 +32,7 @@ where the tool exposes it, and the ratios rlreason / TRL.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -187,7 +188,8 @@ def run_rlreason(checkpoint: Path, workload: str, steps: int, out_dir: Path, gen
     session = rlreason_session(checkpoint, workload, steps, out_dir, generation, tuned, overrides, on_gpu)
     timings = []
     for step in range(1, steps + 1):
-        m = grpo_step(session, step)
+        with profiled(step):
+            m = grpo_step(session, step)
         timings.append({"step": m["step_time"], "generate": m["time/generate"], "reward": m["time/reward"],
                         "tokens": m["completion_length"]})
     return timings
@@ -250,9 +252,12 @@ def run_trl(checkpoint: Path, workload: str, steps: int, out_dir: Path, on_gpu: 
     class StepTimer(TrainerCallback):
         def on_step_begin(self, args, state, control, **kw):
             spent.clear()
+            self.profile = profiled(state.global_step + 1)
+            self.profile.__enter__()
             spent["begin"] = time.perf_counter()
 
         def on_step_end(self, args, state, control, **kw):
+            self.profile.__exit__(None, None, None)
             timings.append({"step": time.perf_counter() - spent["begin"], "generate": spent.get("generate", 0.0),
                             "reward": spent.get("reward", 0.0), "tokens": None})
 
@@ -279,12 +284,44 @@ def run_trl(checkpoint: Path, workload: str, steps: int, out_dir: Path, on_gpu: 
     return [{**t, "tokens": n} for t, n in zip(timings, lengths)]
 
 
+def profiled_step() -> int:
+    """The step ``--profile-step`` profiles (0: none)."""
+    return int(os.environ.get("RLREASON_BENCH_PROFILE_STEP", "0"))
+
+
+@contextlib.contextmanager
+def profiled(step: int):
+    """Step ``step`` of the run under torch.profiler when ``--profile-step`` asks for it: the
+    operators by their own time (the device's on a GPU) go to ``--profile-dir``, one file per run
+    (tool, generation, training setup, workload)."""
+    import torch
+
+    if step != profiled_step():
+        yield
+        return
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    if torch.cuda.is_available():
+        activities.append(torch.profiler.ProfilerActivity.CUDA)
+    with torch.profiler.profile(activities=activities) as profile:
+        yield
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    sort = "self_cuda_time_total" if torch.cuda.is_available() else "self_cpu_time_total"
+    directory = Path(os.environ["RLREASON_BENCH_PROFILE_DIR"])
+    directory.mkdir(parents=True, exist_ok=True)
+    run = os.environ["RLREASON_BENCH_RUN"]
+    (directory / f"{run}.txt").write_text(
+        f"{run}, step {step}, sorted by {sort}\n"
+        + profile.key_averages().table(sort_by=sort, row_limit=40) + "\n")
+
+
 def child(tool: str, generation: str, setup: str, workload: str, steps: int, checkpoint: Path, on_gpu: bool,
           overrides: list[str]) -> None:
     """Run one tool and print its timings and peak memory as JSON (last line)."""
     import torch
 
     torch.manual_seed(0)
+    os.environ["RLREASON_BENCH_RUN"] = f"{tool}-{generation}-{setup}-{workload}"  # names a profile
     with tempfile.TemporaryDirectory() as out_dir:
         if tool == "rlreason":
             if on_gpu:  # what `accelerate launch --mixed_precision bf16` sets
@@ -300,7 +337,8 @@ def child(tool: str, generation: str, setup: str, workload: str, steps: int, che
 
 
 def summary(timings: list[dict]) -> dict:
-    later = timings[1:]  # step 1 pays for warm-up
+    # step 1 pays for warm-up; a profiled step for the profiler
+    later = [t for k, t in enumerate(timings[1:], start=2) if k != profiled_step()]
     step = statistics.median(t["step"] for t in later)
     generate = statistics.median(t["generate"] for t in later)
     reward = statistics.median(t["reward"] for t in later)
@@ -323,11 +361,21 @@ def main() -> None:
     parser.add_argument("--tools", nargs="+", default=["rlreason", "trl"], choices=["rlreason", "trl"])
     parser.add_argument("--rlreason-set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="a recipe override for rlreason's runs (a variant to measure)")
+    parser.add_argument("--profile-step", type=int, default=0,
+                        help="profile this step of every measured run with torch.profiler (0: none)")
+    parser.add_argument("--profile-dir", type=Path, default=Path("profiles"),
+                        help="where --profile-step writes each run's operator table")
     parser.add_argument("--child", nargs=5, metavar=("TOOL", "GENERATION", "SETUP", "WORKLOAD", "CHECKPOINT"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
     on_gpu = args.device == "cuda"
     os.environ["RLREASON_BENCH_DATA"] = str(args.data.resolve())  # the children's runs read it too
+    if args.profile_step and not 2 <= args.profile_step < args.steps:
+        parser.error(f"--profile-step: a step from 2 to {args.steps - 1} (--steps - 1): the median leaves "
+                     "the profiled step out, and step 1 pays for warm-up")
+    if args.profile_step and not args.child:
+        os.environ["RLREASON_BENCH_PROFILE_STEP"] = str(args.profile_step)
+        os.environ["RLREASON_BENCH_PROFILE_DIR"] = str(args.profile_dir.resolve())
     if args.child:
         tool, generation, setup, workload, checkpoint = args.child
         child(tool, generation, setup, workload, args.steps, Path(checkpoint), on_gpu, args.overrides)
@@ -374,7 +422,9 @@ def document(results: list[dict], memory: str, ran_on: str, arguments: str) -> s
              f"Made by `python benchmarks/grpo_step_vs_trl.py {arguments}` on {ran_on}. Median seconds per "
              "step over steps 2-N; memory: the tool's process peak (`ru_maxrss`, or "
              "`torch.cuda.max_memory_allocated` on a GPU); on a GPU, each tool first ran two unmeasured steps "
-             "in a process of its own (`warm_up`). Workloads and pairings: docs/speed.md.", "",
+             "in a process of its own (`warm_up`)." + (f" Step {profiled_step()} ran under torch.profiler: left out "
+                                                         "of the median, its records in the peak RSS." if profiled_step() else "")
+             + " Workloads and pairings: docs/speed.md.", "",
              "| workload | pairing | tool (generation) | s/step | generate | update | peak memory | "
              "mean completion tokens | rlreason / TRL time, memory | each step (s) |",
              "|---|---|---|---|---|---|---|---|---|---|"]
@@ -400,7 +450,7 @@ def warm_up(tools: list[str], pairings: list[str], workload: str, checkpoint: Pa
     pairing = pairings[0]
     for tool in tools:
         generation = {"rlreason": rlreason_generation(pairing), "trl": "hf"}[tool]
-        run_child(tool, generation, SETUPS[pairing], workload, checkpoint, 2, device, overrides)
+        run_child(tool, generation, SETUPS[pairing], workload, checkpoint, 2, device, overrides, measured=False)
 
 
 def each_step(result: dict) -> str:
@@ -409,16 +459,22 @@ def each_step(result: dict) -> str:
 
 
 def run_child(tool: str, generation: str, setup: str, workload: str, checkpoint: Path, steps: int,
-              device: str, overrides: list[str]) -> dict:
-    """One tool's run in a process of its own: its step-time summary and peak memory."""
+              device: str, overrides: list[str], measured: bool = True) -> dict | None:
+    """One tool's run in a process of its own: its step-time summary and peak memory (None for a
+    run that is not ``measured``: a warm-up, never profiled)."""
+    env = dict(os.environ)
+    if not measured:
+        env.pop("RLREASON_BENCH_PROFILE_STEP", None)
     done = subprocess.run([sys.executable, __file__, "--steps", str(steps), "--device", device,
                            *[f"--rlreason-set={o}" for o in overrides],
                            "--child", tool, generation, setup, workload, str(checkpoint)],
-                          cwd=ROOT, capture_output=True, text=True)
+                          cwd=ROOT, capture_output=True, text=True, env=env)
     if done.returncode != 0:
         sys.exit(f"{tool} ({generation}, {setup}) on {workload} failed:\n{done.stderr[-3000:]}")
-    measured = json.loads(done.stdout.strip().splitlines()[-1])
-    return {**summary(measured.pop("timings")), **measured}
+    if not measured:
+        return None
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return {**summary(result.pop("timings")), **result}
 
 
 def device_name(on_gpu: bool) -> str:
