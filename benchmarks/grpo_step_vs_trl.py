@@ -444,9 +444,10 @@ def document(results: list[dict], memory: str, ran_on: str, arguments: str) -> s
 
 def warm_up(tools: list[str], pairings: list[str], workload: str, checkpoint: Path, device: str,
             overrides: list[str]) -> None:
-    """Two unmeasured steps of each tool's first run, each in a process of its own. A freshly
-    started GPU machine's first CUDA process reads the CUDA libraries and kernels from a cold
-    disk as it first uses them; without this, that cost lands in whichever tool runs first."""
+    """Two unmeasured steps of each tool's first run, each in a process of its own, so that no
+    measured run is a freshly started GPU machine's first CUDA process (which may read the CUDA
+    libraries and kernels from a cold disk as it first uses them). Without it, whatever a first
+    process pays lands in the tool that runs first: rlreason's (docs/speed.md, the H200 run)."""
     pairing = pairings[0]
     for tool in tools:
         generation = {"rlreason": rlreason_generation(pairing), "trl": "hf"}[tool]
