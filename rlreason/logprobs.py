@@ -34,19 +34,29 @@ def token_logprobs_and_entropy(logits: torch.Tensor, token_ids: torch.Tensor, te
     """
     picked, entropies = [], []
     for lo in range(0, logits.shape[0], chunk):
-        part = logits[lo:lo + chunk].float() / temperature  # (n, T, V)
-        normaliser = torch.logsumexp(part, dim=-1)  # (n, T)
-        token = part.gather(-1, token_ids[lo:lo + chunk].unsqueeze(-1)).squeeze(-1)  # (n, T)
-        picked.append(token - normaliser)
-        if with_entropy:
-            with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
-                entropies.append(entropy_of(part, normaliser))
+        token, entropy = picked_and_entropy(logits[lo:lo + chunk], token_ids[lo:lo + chunk], temperature,
+                                            with_entropy, entropy_grad)  # (n, T) each
+        picked.append(token)
+        entropies.append(entropy)
     return torch.cat(picked), torch.cat(entropies) if with_entropy else None
 
 
-def entropy_of(logits: torch.Tensor, normaliser: torch.Tensor) -> torch.Tensor:
-    """Entropy of ``softmax(logits)`` along the last axis, ``normaliser`` its logsumexp."""
-    return normaliser - (torch.softmax(logits, dim=-1) * logits).sum(dim=-1)
+def picked_and_entropy(logits: torch.Tensor, token_ids: torch.Tensor, temperature: float = 1.0,
+                       with_entropy: bool = True, entropy_grad: bool = False
+                       ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(..., V) logits, (...) token ids -> float32 logprob of each token under
+    ``softmax(logits / temperature)`` and, if asked, the distribution's entropy (with a gradient
+    only with ``entropy_grad``).
+
+    One fused log-softmax, whose backward is one pass too: a logsumexp subtracted from the
+    gathered logit costs three more full-vocabulary passes in the backward (docs/speed.md)."""
+    scaled = logits.float() if temperature == 1.0 else logits.float() / temperature
+    logprobs = torch.log_softmax(scaled, dim=-1)
+    picked = logprobs.gather(-1, token_ids.unsqueeze(-1)).squeeze(-1)
+    if not with_entropy:
+        return picked, None
+    with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
+        return picked, -(logprobs.exp() * logprobs).sum(dim=-1)
 
 
 def head_logprobs_and_entropy(head: torch.nn.Module, hidden: torch.Tensor, token_ids: torch.Tensor,
@@ -68,13 +78,8 @@ def head_logprobs_and_entropy(head: torch.nn.Module, hidden: torch.Tensor, token
         (logprobs, entropy): (K,) float32 each; entropy is None when not asked for.
     """
     def chunk_of(part: torch.Tensor, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        logits = head(part).float() / temperature  # (k, V)
-        normaliser = torch.logsumexp(logits, dim=-1)
-        picked = logits.gather(-1, ids.unsqueeze(-1)).squeeze(-1) - normaliser
-        if not with_entropy:
-            return picked, picked.new_zeros(())
-        with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
-            return picked, entropy_of(logits, normaliser)
+        picked, entropy = picked_and_entropy(head(part), ids, temperature, with_entropy, entropy_grad)  # (k,)
+        return picked, picked.new_zeros(()) if entropy is None else entropy
 
     recompute = torch.is_grad_enabled() and (hidden.requires_grad or any(p.requires_grad for p in head.parameters()))
     picked, entropies = [], []
