@@ -172,6 +172,11 @@ SETUPS = {"same": "default", "best": "default", "tuned": "tuned"}
 TUNED_MICRO_BATCH = 8
 
 
+def generations(pairing: str) -> dict[str, str]:
+    """Each tool's generation in a pairing: TRL's is always its transformers path."""
+    return {"rlreason": rlreason_generation(pairing), "trl": "hf"}
+
+
 def rlreason_generation(pairing: str) -> str:
     """rlreason's generation in a pairing: hf, hf-static (static KV cache) or vllm."""
     if pairing == "same":
@@ -302,10 +307,8 @@ def profiled(step: int):
     activities = [torch.profiler.ProfilerActivity.CPU]
     if torch.cuda.is_available():
         activities.append(torch.profiler.ProfilerActivity.CUDA)
-    with torch.profiler.profile(activities=activities) as profile:
+    with torch.profiler.profile(activities=activities) as profile:  # waits for the device on exit
         yield
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
     sort = "self_cuda_time_total" if torch.cuda.is_available() else "self_cpu_time_total"
     directory = Path(os.environ["RLREASON_BENCH_PROFILE_DIR"])
     directory.mkdir(parents=True, exist_ok=True)
@@ -393,7 +396,7 @@ def main() -> None:
                 warm_up(args.tools, args.pairings, workload, Path(tmp), args.device, args.overrides)
             runs: dict[tuple[str, str, str], dict] = {}  # (tool, generation, setup) -> measurements
             for pairing in args.pairings:
-                generation = {"rlreason": rlreason_generation(pairing), "trl": "hf"}
+                generation = generations(pairing)
                 setup = SETUPS[pairing]
                 row = {"workload": workload, "parameters": parameters, "device": device_name(on_gpu),
                        "pairing": pairing, "generation": generation, "setup": setup,
@@ -450,8 +453,7 @@ def warm_up(tools: list[str], pairings: list[str], workload: str, checkpoint: Pa
     process pays lands in the tool that runs first: rlreason's (docs/speed.md, the H200 run)."""
     pairing = pairings[0]
     for tool in tools:
-        generation = {"rlreason": rlreason_generation(pairing), "trl": "hf"}[tool]
-        run_child(tool, generation, SETUPS[pairing], workload, checkpoint, 2, device, overrides, measured=False)
+        run_child(tool, generations(pairing)[tool], SETUPS[pairing], workload, checkpoint, 2, device, overrides, measured=False)
 
 
 def each_step(result: dict) -> str:

@@ -50,7 +50,9 @@ def picked_and_entropy(logits: torch.Tensor, token_ids: torch.Tensor, temperatur
 
     One fused log-softmax, whose backward is one pass too: a logsumexp subtracted from the
     gathered logit costs three more full-vocabulary passes in the backward (docs/speed.md)."""
-    scaled = logits.float() if temperature == 1.0 else logits.float() / temperature
+    scaled = logits.float()
+    if temperature != 1.0:
+        scaled = scaled / temperature
     logprobs = torch.log_softmax(scaled, dim=-1)
     picked = logprobs.gather(-1, token_ids.unsqueeze(-1)).squeeze(-1)
     if not with_entropy:
