@@ -26,7 +26,7 @@ _REPLACE = {",\\! ": ",", ",\\!": ",", "\\leqslant": "\\le", "\\geqslant": "\\ge
             "\\vert": "|", "\\mid": "|", "\\cdotp": "\\cdot", "\\land": ",", "\\emptyset": "\\{\\}"}
 _DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|°|\\degree")
 _TEXT_BLOCK = re.compile(r"\\(?:text|textbf|textit|mathrm|mathbf|mbox|operatorname|textnormal)\s*\{([^{}]*)\}")
-_REPEATING = re.compile(r"(\d*)\.(\d*)\\overline\{(\d+)\}")
+_REPEATING = re.compile(r"(?<!\d)(\d*)\.(\d*)\\overline\{(\d+)\}")  # starts where a digit run starts: linear
 _ESCAPED_COMMAND = re.compile(
     r"(?<!\\)\\\\(?=(?:frac|dfrac|tfrac|cfrac|sqrt|left|right|le|ge|leq|geq|neq|ne|lt|gt|boxed|begin|end|pi|"
     r"cdot|times|text|mathrm|mathbf|infty|in|cup|cap|pm|mp|circ|sin|cos|tan|log|ln|quad|qquad|approx|"

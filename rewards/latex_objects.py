@@ -17,6 +17,8 @@ import sympy
 
 MAX_DIGITS = 2000  # a power whose result has more digits is no answer to compare
 MAX_SET_POWER = 16  # R^n, a product of n sets
+MAX_PM_ITEMS = 256  # a \pm chain of 8 signs; more is no answer anybody writes
+MAX_SUM_TERMS = 1000  # a sum or product with a numeric range is evaluated term by term up to this
 
 
 class ParseError(ValueError):
@@ -71,6 +73,8 @@ RELATIONS = {"=": sympy.Eq, "<": sympy.Lt, ">": sympy.Gt, "\\le": sympy.Le, "\\g
 
 def combine(a, b, op):
     """Apply ``op`` to expressions; lift over Seq items only for plus-minus sets."""
+    if b is not None and (isinstance(a, Seq) or isinstance(b, Seq)) and pm_count(a) * pm_count(b) > MAX_PM_ITEMS:
+        raise ParseError("a \\pm product with too many values to compare")
     if isinstance(a, Seq) and a.open == "pm":
         return Seq(tuple(combine(x, b, op) for x in a.items), "pm", "pm")
     if isinstance(b, Seq) and b.open == "pm":
@@ -87,7 +91,14 @@ def divide(a, b):
 
 
 def plus_minus(a, b):
+    if 2 * pm_count(a) * pm_count(b) > MAX_PM_ITEMS:  # counted before anything is built
+        raise ParseError("a \\pm chain with too many values to compare")
     return Seq((combine(a, b, lambda x, y: x + y), combine(a, b, lambda x, y: x - y)), "pm", "pm")
+
+
+def pm_count(x) -> int:
+    """How many values a plus-minus expression stands for."""
+    return sum(pm_count(item) for item in x.items) if isinstance(x, Seq) and x.open == "pm" else 1
 
 
 def digits_estimate(base, exponent) -> float:
@@ -153,3 +164,21 @@ def is_integer_literal(value) -> bool:
 
 def is_fraction_of_integers(value) -> bool:
     return isinstance(value, sympy.Rational) and not isinstance(value, sympy.Integer) and value > 0
+
+
+def evaluated_sum(kind, body, index, lower, upper):
+    """``\\sum`` / ``\\prod`` of ``body`` for ``index`` from ``lower`` to ``upper``: evaluated term by
+    term when the range is numeric and at most ``MAX_SUM_TERMS`` long, kept as it is when a bound
+    is symbolic (compared at whole values of it later), refused when the range is longer."""
+    if not (lower.is_number and upper.is_number):
+        return kind(body, (index, lower, upper))
+    if not (lower.is_integer and upper.is_integer):
+        raise ParseError("a sum over a range that is no integer range")
+    if upper - lower + 1 > MAX_SUM_TERMS and not (kind is sympy.Sum and is_small_polynomial(body, index)):
+        raise ParseError("a sum with too many terms to evaluate")
+    return kind(body, (index, lower, upper)).doit()  # a polynomial's sum has a closed form (Faulhaber)
+
+
+def is_small_polynomial(body, index) -> bool:
+    return (isinstance(body, sympy.Expr) and body.free_symbols <= {index} and body.is_polynomial(index)
+            and sympy.degree(body, index) <= 10 if body.free_symbols else True)

@@ -20,8 +20,10 @@ import sympy
 from sympy import Rational
 
 from rewards.latex_objects import (RELATIONS, Chain, Decimals, ParseError, Seq, Text, as_set, combine, divide,
-                                   is_fraction_of_integers, is_integer_literal, plus_minus, relation, safe_binomial,
-                                   safe_factorial, safe_pow)
+                                   evaluated_sum, is_fraction_of_integers, is_integer_literal, plus_minus, relation,
+                                   safe_binomial, safe_factorial, safe_pow)
+
+MAX_TOKENS = 2000  # 80 square roots or 60 quadratics take under 1,000; longer answers are not compared
 
 # ---------------------------------------------------------------- tokens
 
@@ -79,6 +81,8 @@ def tokenize(s: str) -> list[tuple[str, str]]:
 class Parser:
     def __init__(self, text: str):
         self.tokens = tokenize(text)
+        if len(self.tokens) > MAX_TOKENS:
+            raise ParseError(f"an answer of over {MAX_TOKENS} tokens")
         self.pos = 0
         self.abs_depth = 0
         self.decimals = Decimals()  # the decimal numbers written, for how closely they must match
@@ -117,7 +121,10 @@ class Parser:
         while self.peek() in (",", ";") and self.peek() not in stop:
             self.take()
             items.append(self.set_expr())
-        return items[0] if len(items) == 1 else Seq(tuple(items), "", "")
+        if len(items) == 1:
+            return items[0]
+        # '\pm 1, \pm 2' lists four values: a plus-minus item spreads into the list
+        return Seq(tuple(leaf for item in items for leaf in pm_values(item)), "", "")
 
     def set_expr(self):
         left = self.relation()
@@ -169,8 +176,10 @@ class Parser:
             elif self.starts_atom():
                 mixed = is_integer_literal(left) and self.peek() == "\\frac"
                 right = self.power()
-                left = combine(left, right, (lambda a, b: a + b) if mixed and is_fraction_of_integers(right)
-                               else (lambda a, b: a * b))
+                if mixed and is_fraction_of_integers(right):  # 3\frac12 is 7/2, -1\frac12 is -3/2
+                    left = combine(left, right, lambda a, b: a - b if a < 0 else a + b)
+                else:
+                    left = combine(left, right, lambda a, b: a * b)
             else:
                 return left
 
@@ -389,13 +398,20 @@ class Parser:
         body = self.term()
         if not isinstance(body, sympy.Expr) or not isinstance(upper, sympy.Expr):
             raise ParseError("sum of a list")
-        return kind(body, (lower.lhs, lower.rhs, upper))
+        return evaluated_sum(kind, body, lower.lhs, lower.rhs, upper)
 
     @classmethod
     def from_tokens(cls, tokens):
         parser = cls("")
         parser.tokens = list(tokens)
         return parser
+
+
+def pm_values(item) -> tuple:
+    """The values a list item stands for: both of a plus-minus pair (at any depth), else itself."""
+    if isinstance(item, Seq) and item.open == "pm":
+        return tuple(leaf for inner in item.items for leaf in pm_values(inner))
+    return (item,)
 
 
 def parse_answer(text: str):

@@ -40,15 +40,23 @@ def boxes(text: str) -> list[tuple[int, int, str]]:
             end_of_last = match.end()
         elif match.end() - 1 in pairs:
             close = pairs[match.end() - 1]
-            content = text[match.end():close].strip()
-            while re.fullmatch(r"\\(?:boxed|fbox)\{.*\}", content, re.S):  # \boxed{\boxed{2}}
-                inner = boxes(content)
-                if len(inner) != 1 or inner[0][1] != len(content):
-                    break
-                content = inner[0][2]
-            found.append((match.start(), close + 1, content))
+            start, end = unwrapped(text, pairs, match.end(), close)
+            found.append((match.start(), close + 1, text[start:end].strip()))
             end_of_last = close + 1
     return found
+
+
+_INNER_BOX = re.compile(r"\s*\\(?:boxed|fbox)\s*\{")
+
+
+def unwrapped(text: str, pairs: dict[int, int], start: int, end: int) -> tuple[int, int]:
+    r"""Where the content of a box starting at ``start`` and closing at ``end`` is, once boxes that
+    are all of it are taken off (``\boxed{\boxed{2}}`` holds ``2``), at any depth, in a loop."""
+    while True:
+        inner = _INNER_BOX.match(text, start, end)
+        if inner is None or pairs.get(inner.end() - 1) is None or text[pairs[inner.end() - 1] + 1:end].strip():
+            return start, end
+        start, end = inner.end(), pairs[inner.end() - 1]
 
 
 def joins_boxes(between: str) -> bool:
@@ -126,3 +134,19 @@ def joined_spans(text: str, spans: list[Span]) -> str | None:
             break
         joined.insert(0, previous.content)
     return ", ".join(joined)
+
+
+def nesting_depth(text: str) -> int:
+    r"""How deeply brackets and braces nest (``\left(`` counts as its bracket), in one pass.
+
+    >>> nesting_depth(r"\frac{1}{(2+[3])}"), nesting_depth("((3")
+    (3, 2)
+    """
+    depth = deepest = 0
+    for ch in text:
+        if ch in "{([":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "})]" and depth:
+            depth -= 1
+    return deepest

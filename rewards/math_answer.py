@@ -2,46 +2,64 @@ r"""``math_accuracy``: is the final answer of a completion equal to the referenc
 
 Extraction (``rewards.math_extract``), normalisation and parsing (``rewards.latex_parse``)
 and equivalence (``rewards.math_equivalence``) are separate building blocks; this module
-wires them into the reward.
+wires them into the reward and bounds every input:
+
+- a verdict is a function of (completion, gold) only. The work it may do is bounded before it
+  starts (lengths and nesting here, sizes and degrees in the comparison), never by a clock;
+- a completion is read in its last ``MAX_READ_CHARS``; an answer longer than
+  ``MAX_ANSWER_CHARS`` or nested deeper than ``MAX_NESTING`` compares to nothing (0.0);
+- a gold longer than ``MAX_GOLD_CHARS``, or whose answer is over those bounds, cannot be judged:
+  its rows score None (counted as ``unreadable_golds``), never a verdict;
+- the CPU-time limit of a verdict (``timeout``) is a last resort for what the budgets miss: a
+  row past it scores None and is counted (``verdict_timeouts``), as is a row whose worker died
+  (``verdict_crashes``); neither is ever a 0 the policy would learn from.
 """
 
 from __future__ import annotations
 
+from rewards import tally
 from rewards.bounded import shared_pool
 from rewards.conversation import text_completions
-from rewards.math_equivalence import REL_TOL, answers_equal, quick_verdict
+from rewards.latex_spans import nesting_depth
+from rewards.math_equivalence import REL_TOL, answers_equal, quick_verdict, warm_up
 from rewards.math_extract import DEFAULT_ORDER, extract_answer, extract_choice, gold_answer, is_choice
 from rewards.registry import reward
 
-MAX_ANSWER_CHARS = 1000  # no real final answer is longer; longer ones are judged wrong unread
+MAX_ANSWER_CHARS = 5_000  # no real final answer is longer (80 square roots take 1,000)
+MAX_NESTING = 500  # brackets and braces deeper than this are no answer to compare
+MAX_GOLD_CHARS = 100_000  # the longest worked solution is a few thousand characters
+MAX_READ_CHARS = 1_000_000  # a completion is read in its last million characters
+VERDICT_CPU_S = 10.0  # the last-resort limit: 100x the slowest verdict of any set we hold
 
 
 @reward("math_accuracy")
 @text_completions
 def math_accuracy(completions: list[str], answer: list, extractors: list[str] | None = None,
-                  rel_tol: float = REL_TOL, timeout: float = 1.0, workers: int | None = None,
+                  rel_tol: float = REL_TOL, timeout: float = VERDICT_CPU_S, workers: int | None = None,
                   **columns) -> list[float | None]:
     r"""1.0 when the completion's final answer equals the reference ``answer``, else 0.0.
 
-    ``None`` where a row has no gold. The gold may be a worked solution (GSM8K ``#### n``,
-    MATH ``\boxed{}``). ``extractors`` orders how the answer is found (see math_extract).
-    Plain numbers are compared here; everything else is parsed in ``workers`` processes,
-    each verdict bounded by ``timeout`` seconds (past it the answer is judged wrong).
+    ``None`` where a row has no gold, or one that cannot be judged. The gold may be a worked
+    solution (GSM8K ``#### n``, MATH ``\boxed{}``). ``extractors`` orders how the answer is
+    found (see math_extract). Plain numbers are compared here; everything else is parsed in
+    ``workers`` processes, each verdict limited to ``timeout`` CPU seconds (past it: None).
 
     >>> math_accuracy(["7+5=12", "so \\boxed{\\frac{1}{2}}", "the answer is 13."], answer=["12", "0.5", "#### 12"])
     [1.0, 1.0, 0.0]
     """
+    if len(answer) != len(completions):
+        raise ValueError(f"math_accuracy: {len(completions)} completions but {len(answer)} rows in column "
+                         "'answer' (one gold per completion)")
     order = tuple(extractors) if extractors else DEFAULT_ORDER
     scores: list[float | None] = []
     pending: list[tuple[int, tuple]] = []
     for i, (completion, gold) in enumerate(zip(completions, answer)):
-        reference = gold_answer(gold)
+        reference = bounded_gold(gold)
         if reference is None:
             scores.append(None)
             continue
-        extract = extract_choice if is_choice(reference) else extract_answer  # a letter gold reads a letter
-        predicted = extract(completion, order)
-        if predicted is None or len(predicted) > MAX_ANSWER_CHARS:
+        predicted = bounded_prediction(completion, reference, order)
+        if predicted is None:
             scores.append(0.0)
             continue
         verdict = quick_verdict(predicted, reference, rel_tol)
@@ -49,8 +67,33 @@ def math_accuracy(completions: list[str], answer: list, extractors: list[str] | 
         if verdict is None:
             pending.append((i, (predicted, reference, rel_tol)))
     if pending:
-        pool = shared_pool(workers)
-        verdicts = pool.map(answers_equal, [args for _, args in pending], timeout, default=False)
-        for (i, _), verdict in zip(pending, verdicts):
+        mapped = shared_pool(workers, warm_up).map(answers_equal, [args for _, args in pending], timeout, default=False)
+        for (i, _), verdict in zip(pending, mapped.results):
             scores[i] = float(verdict)
+        for position, key in [(p, "verdict_timeouts") for p in mapped.timed_out] + [(p, "verdict_crashes") for p in mapped.crashed]:
+            scores[pending[position][0]] = None
+            tally.count(key)
     return scores
+
+
+def bounded_gold(gold) -> str | None:
+    """The reference answer of a gold, or None: no gold, or one too long or deep to judge (counted)."""
+    if gold is None or not str(gold).strip():
+        return None
+    text = str(gold)
+    reference = gold_answer(text) if len(text) <= MAX_GOLD_CHARS else None
+    if reference is None or len(reference) > MAX_ANSWER_CHARS or nesting_depth(reference) > MAX_NESTING:
+        tally.count("unreadable_golds")
+        return None
+    return reference
+
+
+def bounded_prediction(completion: str, reference: str, order: tuple[str, ...]) -> str | None:
+    """The completion's final answer (a letter where the gold is one), or None when it states none
+    or one too long or deep to compare."""
+    text = completion[-MAX_READ_CHARS:]
+    extract = extract_choice if is_choice(reference) else extract_answer  # a letter gold reads a letter
+    predicted = extract(text, order)
+    if predicted is None or len(predicted) > MAX_ANSWER_CHARS or nesting_depth(predicted) > MAX_NESTING:
+        return None
+    return predicted

@@ -17,6 +17,7 @@ r"""Are two answers the same mathematical object?
 from __future__ import annotations
 
 import functools
+import math
 import random
 import re
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from fractions import Fraction
 import sympy
 
 from rewards.latex_normalise import normalise
-from rewards.latex_objects import Chain, Decimals, ParseError, Seq, Text, as_set, relation
+from rewards.latex_objects import MAX_SUM_TERMS, Chain, Decimals, ParseError, Seq, Text, as_set, relation
 from rewards.latex_parse import parse_answer
 
 REL_TOL = 1e-9   # numeric checks where a decimal is written inside an expression (decimals are exact)
@@ -35,7 +36,8 @@ APPROX_DIGITS = 4  # see tolerance()
 MAX_QUICK_ITEMS = 64  # longer lists of numbers are compared in the worker pool
 MAX_EXACT_DEGREE = 200  # rational functions up to this degree are spot-checked exactly
 
-_PERCENT = re.compile(r"\$?\s*(.*?\S)\s*\$?\s*(?:\\%|%|\\text\{\s*\\?%\s*\}|percent(?:age)?|pct)\s*\$?\.?", re.I | re.S)
+# a percent sign at the end (searched, not matched from the start: no backtracking over the body)
+_PERCENT = re.compile(r"(?:\\%|%|\\text\{\s*\\?%\s*\}|(?<![A-Za-z])(?:percent(?:age)?|pct))\s*\$?\.?\s*$", re.I)
 _BASE_NUMERAL = re.compile(r"^([0-9A-Fa-f]+)_\{?\d+\}?$")
 _PLAIN_DECIMAL = re.compile(r"-?\d+(?:\.\d+)?")
 _PLAIN_NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:/\d+)?")
@@ -159,8 +161,9 @@ def split_percent(answer: str) -> tuple[str, bool]:
     """('28', True) for '28%', '28\\%', '28 percent'; (answer, False) without a percent sign."""
     if "%" not in answer and "p" not in answer.lower():
         return answer, False
-    found = _PERCENT.fullmatch(answer.strip())
-    return (found.group(1), True) if found else (answer, False)
+    found = _PERCENT.search(answer)
+    body = answer[:found.start()].strip().strip("$").strip() if found else ""
+    return (body, True) if body else (answer, False)
 
 
 @functools.lru_cache(maxsize=65536)
@@ -327,7 +330,7 @@ def sequences_equal(a, b, tol: Tolerance) -> bool:
     if "{" in kinds and kinds & {"(", "["}:
         return False  # '(3, 1)' is an ordered pair, '\\{1, 3\\}' a set
     if kinds <= {"{", "", "pm"}:
-        return same_set(a_items, b_items, equal_objects(tol))
+        return same_set(a_items, b_items, equal_objects(tol), tol)
     if len(a_items) != len(b_items):
         return False
     if isinstance(a, Seq) and isinstance(b, Seq) and a.open and b.open and (a.open, a.close) != (b.open, b.close):
@@ -335,10 +338,57 @@ def sequences_equal(a, b, tol: Tolerance) -> bool:
     return all(objects_equal(x, y, tol) for x, y in zip(a_items, b_items))
 
 
-def same_set(a_items, b_items, equal) -> bool:
-    """Every item of each side equals some item of the other (sets: repeats count once)."""
-    return (all(any(equal(x, y) for y in b_items) for x in a_items)
-            and all(any(equal(x, y) for x in a_items) for y in b_items))
+def same_set(a_items, b_items, equal, tol: Tolerance | None = None) -> bool:
+    """Every item of each side equals some item of the other (sets: repeats count once).
+
+    With ``tol``, each item's values at a few points (``fingerprint``) are computed once, and
+    only pairs whose values are close are compared in full: 80 square roots against 80 take 80
+    evaluations and a few full comparisons, not 6,400.
+    """
+    a_items, b_items = list(a_items), list(b_items)
+    a_prints = [fingerprint(x) for x in a_items] if tol is not None else [None] * len(a_items)
+    b_prints = [fingerprint(y) for y in b_items] if tol is not None else [None] * len(b_items)
+    known: dict[tuple[int, int], bool] = {}
+
+    def match(i: int, j: int) -> bool:
+        if (i, j) not in known:
+            known[i, j] = prints_close(a_prints[i], b_prints[j], tol) and bool(equal(a_items[i], b_items[j]))
+        return known[i, j]
+
+    return (all(any(match(i, j) for j in range(len(b_items))) for i in range(len(a_items)))
+            and all(any(match(i, j) for i in range(len(a_items))) for j in range(len(b_items))))
+
+
+FINGERPRINT_POINTS = 3
+
+
+def fingerprint(x) -> tuple[complex, ...] | None:
+    """An expression's values at ``FINGERPRINT_POINTS`` points, each variable taking a value of
+    its own name's (so the same variable has the same value in every item); None for what is no
+    plain expression (lists, relations, sums) or does not evaluate to finite numbers."""
+    if not isinstance(x, sympy.Expr) or x.has(sympy.Sum, sympy.Product, sympy.oo, -sympy.oo, sympy.zoo):
+        return None
+    values = []
+    for k in range(FINGERPRINT_POINTS if x.free_symbols else 1):
+        point = {s: sympy.Float(random.Random(f"{s.name}:{k}").uniform(0.5, 2.5), 20) for s in x.free_symbols}
+        value = sympy.N(x.subs(point), 15)
+        if not finite_number(value):
+            return None
+        number = complex(value)
+        if not (math.isfinite(number.real) and math.isfinite(number.imag)):
+            return None
+        values.append(number)
+    return tuple(values)
+
+
+def prints_close(a: tuple | None, b: tuple | None, tol: Tolerance | None) -> bool:
+    """False only when two fingerprints show the items cannot be equal under ``tol`` (far wider
+    than the tolerance, so a rounding in the fingerprint never hides a match)."""
+    if a is None or b is None or tol is None or len(a) != len(b):
+        return True
+    slack = max(1e-6, 10 * tol.rel)
+    absolute = 2 * 10.0 ** -tol.places if tol.places is not None else 0.0
+    return all(abs(x - y) <= slack * max(abs(x), abs(y), 1.0) + absolute for x, y in zip(a, b))
 
 
 def equal_objects(tol: Tolerance):
@@ -408,7 +458,32 @@ def relation_as_set(rel):
             return _HALF_LINES[kind](rel.rhs)
         if isinstance(rel.rhs, sympy.Symbol) and rel.lhs.is_number:
             return _HALF_LINES[_FLIPPED[kind]](rel.lhs)
+    if not solvable_cheaply(rel.lhs - rel.rhs):
+        return None
     return rel.as_set()
+
+
+MAX_SOLVED_DEGREE = 4  # sympy solves these relations exactly in milliseconds; x^50 - 3x + 1 > 0 took minutes
+MAX_SOLVED_OPS = 40
+
+
+def solvable_cheaply(difference) -> bool:
+    """A relation sympy's solver settles in bounded work: a rational function of one variable,
+    maybe inside absolute values, of degree up to ``MAX_SOLVED_DEGREE`` and a few dozen operations
+    (decided before solving; anything else has no solution set to compare)."""
+    return (solving_degree(difference) <= MAX_SOLVED_DEGREE
+            and sympy.count_ops(difference) <= MAX_SOLVED_OPS)
+
+
+def solving_degree(x) -> float:
+    if isinstance(x, sympy.Abs):
+        return solving_degree(x.args[0])
+    if isinstance(x, sympy.Pow) and x.exp.is_Integer:
+        return solving_degree(x.base) * abs(x.exp)
+    if isinstance(x, (sympy.Add, sympy.Mul)):
+        parts = [solving_degree(arg) for arg in x.args]
+        return (max if isinstance(x, sympy.Add) else sum)(parts)
+    return degree_bound(x)
 
 
 def set_parts_equal(sa, sb, tol: Tolerance) -> bool:
@@ -455,7 +530,9 @@ def expressions_equal(a, b, tol: Tolerance) -> bool:
     if a.is_Rational and b.is_Rational:
         return tol.rationals(a, b)
     if a.has(sympy.oo, -sympy.oo, sympy.zoo) or b.has(sympy.oo, -sympy.oo, sympy.zoo):
-        return sympy.simplify(a - b) == 0
+        return same_infinity(a, b)
+    if a.has(sympy.Sum, sympy.Product) or b.has(sympy.Sum, sympy.Product):
+        return sums_equal(a, b, tol)
     symbols = a.free_symbols | b.free_symbols
     if not symbols:
         return numbers_close(a, b, tol if standalone else Tolerance(tol.rel))
@@ -472,6 +549,41 @@ def expressions_equal(a, b, tol: Tolerance) -> bool:
         elif not numbers_close(va, vb, spot):
             return False
     return True
+
+
+def same_infinity(a, b) -> bool:
+    """Two expressions with an infinity in them: equal when both are the same infinity (sympy has
+    already folded ``2\\infty`` and ``\\infty + 1`` into ``\\infty``); no simplification runs."""
+    return (a.is_infinite is True and b.is_infinite is True and a.is_extended_positive == b.is_extended_positive
+            and a.is_extended_negative == b.is_extended_negative)
+
+
+def sums_equal(a, b, tol: Tolerance) -> bool:
+    """Expressions with a sum or product whose bound is a variable (``\\sum_{k=1}^{n} k``): equal
+    at three whole values of every variable, each sum then evaluated term by term (at most
+    ``MAX_SUM_TERMS``; a longer one is not compared)."""
+    rng = random.Random(0)
+    symbols = sorted(a.free_symbols | b.free_symbols, key=str)
+    for _ in range(3):
+        point = {s: sympy.Integer(rng.randint(3, 12)) for s in symbols}
+        try:
+            va, vb = sums_done(a.subs(point)), sums_done(b.subs(point))
+        except ParseError:
+            return False
+        if not numbers_close(va, vb, Tolerance(max(tol.rel, EXACT_TOL))):
+            return False
+    return True
+
+
+def sums_done(x):
+    def done(s):
+        if len(s.limits) != 1:
+            raise ParseError("a sum over several indices")
+        _, lower, upper = s.limits[0]
+        if not (lower.is_Integer and upper.is_Integer) or upper - lower + 1 > MAX_SUM_TERMS:
+            raise ParseError("a sum with too many terms to evaluate")
+        return s.doit()
+    return x.replace(lambda e: isinstance(e, (sympy.Sum, sympy.Product)), done)
 
 
 def sample_points(symbols, exact: bool = False) -> list[dict]:
@@ -502,4 +614,32 @@ def degree_bound(x) -> float:
 
 
 def numbers_close(a, b, tol: Tolerance) -> bool:
-    return tol.numbers(complex(sympy.N(a, 30)), complex(sympy.N(b, 30)))
+    """Two constant expressions compared at 30 significant digits, in sympy's floats, whose
+    exponent has no limit: ``e^{1000}`` is a number like any other, not a float's infinity that
+    every other number would be 'close' to. Anything that evaluates to no finite number (an
+    infinity, NaN, an unevaluated remainder) is close to nothing."""
+    va, vb = sympy.N(a, 30), sympy.N(b, 30)
+    if not (finite_number(va) and finite_number(vb)):
+        return False
+    return tol.numbers(va, vb)
+
+
+def finite_number(x) -> bool:
+    return isinstance(x, sympy.Expr) and x.is_number and all(
+        isinstance(part, sympy.Float) or part.is_Rational for part in x.as_real_imag())
+
+
+WARM_UP_PAIRS = [  # one of each kind of comparison, so every lazily loaded part of sympy is loaded
+    ("|x| < 3", "-3<x<3"), (r"x \ne 2", r"(-\infty,2)\cup(2,\infty)"), ("x^2 > 4", "x<-2, x>2"),
+    (r"\frac{x^2-1}{x-1}", "x+1"), (r"\sin^2 x + \cos^2 x", "1"), (r"\sqrt{8}", r"2\sqrt2"),
+    (r"e^{i\pi}", "-1"), (r"\begin{pmatrix}1\\2\end{pmatrix}", "(1, 2)"), (r"\{1, 2\}", r"\{2, 1\}"),
+    ("2x + 4 = 0", "x = -2"), (r"\binom{5}{2}", "10"), (r"\log_2 8", "3"), (r"5!", "120"),
+    (r"\sum_{k=1}^{n} k", r"\frac{n(n+1)}{2}"), ("[1, 2)", "1 <= x < 2"), (r"\pi \approx 3.1416", r"\pi"),
+]
+
+
+def warm_up() -> None:
+    """Run one comparison of each kind: a process (and every worker forked from it) then meets no
+    first-call cost, which on a loaded machine was ten times a warm call."""
+    for predicted, gold in WARM_UP_PAIRS:
+        answers_equal(predicted, gold)
