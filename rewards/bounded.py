@@ -23,11 +23,11 @@ already loaded (a cold solver's first call can cost more than all later ones tog
 from __future__ import annotations
 
 import atexit
-import ctypes
 import multiprocessing as mp
 import os
 import signal
 import sys
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -37,7 +37,7 @@ from typing import Any, Callable, Sequence
 CHUNK = 32  # at most this many inputs per message; fewer when that leaves a worker idle
 POLL_S = 0.05  # how often a busy worker's CPU time is read
 WALL_FACTOR = 20  # wall-clock ceiling of one input: this many times its CPU-time limit
-_PR_SET_PDEATHSIG = 1
+PARENT_CHECK_S = 1.0
 
 
 def _serve(conn: Connection) -> None:
@@ -59,18 +59,23 @@ def _serve(conn: Connection) -> None:
 
 
 def die_with_parent() -> None:
-    """A worker ends with the process that forked it, however that one ends (Linux), and takes
-    no part in its stop signals: Ctrl-C in a terminal reaches the worker too, and the caller
-    decides what happens then."""
+    """A worker ends within a second of the process that forked it, however that one ends, and
+    takes no part in its stop signals: Ctrl-C in a terminal reaches the worker too, and the
+    caller decides what happens then.
+
+    A watchdog thread, not Linux's parent-death signal: that fires when the forking *thread*
+    ends, and rewards are called in threads of their own. Nor the pipe's end of file: later
+    workers inherit the caller's end of every earlier worker's pipe."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    if sys.platform.startswith("linux"):
-        try:
-            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-        except (OSError, AttributeError):
-            pass
-        if os.getppid() == 1:  # the parent died before the request took effect
-            os._exit(0)
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_S)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent watchdog", daemon=True).start()
 
 
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -124,6 +129,7 @@ class BoundedPool:
         self.workers: list[Worker] = []
         self.warm_up = warm_up
         self.restarts = 0
+        self.lock = threading.Lock()  # one map at a time: a reward call abandoned mid-map finishes its clean-up first
 
     def start_worker(self) -> Worker:
         if self.warm_up is not None:
@@ -138,7 +144,18 @@ class BoundedPool:
     def map(self, fn: Callable, inputs: Sequence[tuple], timeout: float, default: Any) -> Mapped:
         """``[fn(*args) for args in inputs]``, each bounded by ``timeout`` CPU seconds (else
         ``default``, and its index in ``timed_out``); an input that raises also gets ``default``,
-        and one whose worker dies ``default`` and a place in ``crashed``."""
+        and one whose worker dies ``default`` and a place in ``crashed``. Interrupted (an exception
+        raised in the calling thread), it replaces the workers it left busy, and the pool stays usable."""
+        with self.lock:
+            try:
+                return self.map_unlocked(fn, inputs, timeout, default)
+            except BaseException:
+                for worker in [w for w in self.workers if w.indices]:
+                    worker.indices = deque([None])
+                    self.replace(worker, deque())
+                raise
+
+    def map_unlocked(self, fn: Callable, inputs: Sequence[tuple], timeout: float, default: Any) -> Mapped:
         results, timed_out, crashed = [default] * len(inputs), [], []
         todo = deque(range(len(inputs)))
         chunk_size = max(1, min(CHUNK, -(-len(inputs) // self.size)))  # 16 inputs, 2 workers: 8 each

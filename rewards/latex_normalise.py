@@ -18,14 +18,27 @@ _REMOVE = ["\\left", "\\right", "\\!", "\\,", "\\;", "\\:", "\\displaystyle", "\
 _REPLACE = {",\\! ": ",", ",\\!": ",", "\\leqslant": "\\le", "\\geqslant": "\\ge", ">=": "\\ge ", "<=": "\\le ", "!=": "\\ne ",
             "\\lt": "<", "\\gt": ">", "≈": "\\approx", "\\dfrac": "\\frac", "\\tfrac": "\\frac",
             "\\cfrac": "\\frac", "€": "", "£": "",
-            "¥": "", "²": "", "³": "", "\\text{ or }": ",", "\\text{ and }": ",", " or ": ",",
+            "¥": "", "\\text{ or }": ",", "\\text{ and }": ",", " or ": ",",
             " and ": ",", "\\text{or}": ",", "\\text{and}": ",", "\\lbrace": "\\{", "\\rbrace": "\\}",
             "\\leq": "\\le", "\\geq": "\\ge", "\\neq": "\\ne", "≤": "\\le", "≥": "\\ge", "≠": "\\ne", "π": "\\pi",
             "∞": "\\infty", "×": "\\times", "÷": "\\div", "√": "\\sqrt", "−": "-", "\\ ": " ",
             "\\to": "\\rightarrow", "\\varnothing": "\\emptyset", "\\lvert": "|", "\\rvert": "|",
-            "\\vert": "|", "\\mid": "|", "\\cdotp": "\\cdot", "\\land": ",", "\\emptyset": "\\{\\}"}
+            "\\vert": "|", "\\mid": "|", "\\cdotp": "\\cdot", "\\land": ",", "\\emptyset": "\\{\\}",
+            "\\langle": "(", "\\rangle": ")", "⟨": "(", "⟩": ")", "…": "\\ldots", "...": "\\ldots",
+            "\\dots": "\\ldots", "\\cdots": "\\ldots"}
 _DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|°|\\degree")
 _TEXT_BLOCK = re.compile(r"\\(?:text|textbf|textit|mathrm|mathbf|mbox|operatorname|textnormal)\s*\{([^{}]*)\}")
+# what only decorates a value: colours, underlines, bold; a phantom is not seen at all
+_DECORATION = re.compile(r"\\(?:textcolor|colorbox)\s*\{[^{}]*\}|\\fcolorbox\s*\{[^{}]*\}\s*\{[^{}]*\}|\\color\s*\{[^{}]*\}"
+                         r"|\\[hv]?phantom\s*\{[^{}]*\}|\\(?:underline|bm|boldsymbol|mathit|mathsf|emph|cancelto\{[^{}]*\})(?=\s*\{)")
+# a statement of where a formula holds, after it: 'f(n) = n + 1 \text{ for all } n \in \mathbb{N}'
+_QUALIFIER = re.compile(r"(?:,?\s*\\(?:text|mbox|textrm)\s*\{\s*,?\s*for\b[^{}]*\}|\s*\\forall\b|,\s*[a-zA-Z]\s*\\in\s*\\mathbb"
+                        r"|\s*\(\s*[a-zA-Z]\s*\\in\s*\\mathbb).*$", re.S)  # after an equation only (see without_qualifier)
+_E_NOTATION = re.compile(r"(?<![\w.\\])(\d+(?:\.\d+)?)[eE]([-+]?\d{1,4})(?![\w.])")  # 3e8, 3.6e-4, 1.5E3
+_SUPERSCRIPTS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻", "0123456789+-")
+_SUPERSCRIPT_RUN = re.compile("[⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻]+")
+_UNIT_SQUARED = re.compile(r"(?<=\d)\s*[a-zA-Z]{1,3}[²³]|\s[a-zA-Z]{1,3}[²³]\s*$")  # 5 m², 2cm³, 4π cm²: units
+_ELLIPSIS_DECIMAL = re.compile(r"(?<![\d.])(\d*)\.(\d+)\s*\\ldots")
 _REPEATING = re.compile(r"(?<!\d)(\d*)\.(\d*)\\overline\{(\d+)\}")  # starts where a digit run starts: linear
 _ESCAPED_COMMAND = re.compile(
     r"(?<!\\)\\\\(?=(?:frac|dfrac|tfrac|cfrac|sqrt|left|right|le|ge|leq|geq|neq|ne|lt|gt|boxed|begin|end|pi|"
@@ -52,7 +65,10 @@ def normalise(answer: str) -> str:
     ('5', 'Evelyn', '12')
     """
     s = _ESCAPED_COMMAND.sub(r"\\", answer.strip())  # '\\frac' from a twice-escaped string
-    s = re.sub(r"(?<=\d)\s*[a-zA-Z]{1,3}[²³]", "", s)  # 5 m², 2 cm³: units
+    s = _UNIT_SQUARED.sub("", s)  # 5 m², 2 cm³, 4π cm²: units
+    s = _SUPERSCRIPT_RUN.sub(lambda m: "^{" + m.group().translate(_SUPERSCRIPTS) + "}", s)  # 3² is 3^{2}
+    s = _DECORATION.sub("", s)
+    s = without_qualifier(s)
     s = canonical_time(s).replace("\\\\", " \\cr ")  # row breaks, before '\ ' is read as a space
     for old, new in _REPLACE.items():
         s = s.replace(old, new)
@@ -62,6 +78,8 @@ def normalise(answer: str) -> str:
     s = re.sub(r"\{\s*,\s*\}", "", degrees(s).replace("\\%", "").replace("%", ""))
     s = re.sub(r"^(?:\\approx|\\sim)\s*", "", s.strip())
     s = _REPEATING.sub(repeating_decimal, s)
+    s = _ELLIPSIS_DECIMAL.sub(decimal_with_ellipsis, s)
+    s = _E_NOTATION.sub(lambda m: f"{m.group(1)}\\times10^{{{m.group(2)}}}", s)
     s = _SIMPLE_SUBSCRIPT.sub(r"_\1", s)
     s = _MIXED_NUMBER.sub(mixed_number, s)
     s = strip_text_blocks(s).strip()
@@ -118,6 +136,39 @@ def drop_trailing_words(s: str) -> str:
     return s
 
 
+def without_qualifier(s: str) -> str:
+    r"""An equation without the statement of where it holds: ``f(n) = n + 1 \text{ for all } n``
+    and ``f(x) = 2x, x \in \mathbb{R}`` state ``f(n) = n + 1`` and ``f(x) = 2x``."""
+    found = _QUALIFIER.search(s)
+    return s[:found.start()] if found and "=" in s[:found.start()] else s
+
+
+def decimal_with_ellipsis(match: re.Match) -> str:
+    r"""``0.333\ldots`` -> ``\frac{1}{3}``, ``0.1666\ldots`` -> ``\frac{1}{6}``: digits whose last cycle
+    shows at least twice (three times for one digit) repeat it; other digits before an ellipsis
+    (``3.14159\ldots``) are a truncated decimal, written without it.
+
+    >>> [decimal_with_ellipsis(_ELLIPSIS_DECIMAL.search(s)) for s in (r"0.333\ldots", r"0.142857142857\ldots", r"3.14159\ldots")]
+    ['\\frac{1}{3}', '\\frac{1}{7}', '3.14159']
+    """
+    whole, digits = match.group(1) or "0", match.group(2)
+    for length in range(1, len(digits) // 2 + 1):
+        cycle = digits[-length:]
+        repeats = 3 if length == 1 else 2
+        if len(digits) >= repeats * length and digits.endswith(cycle * repeats):
+            fixed = digits[:-repeats * length]
+            while fixed and fixed[-1] == cycle[-1]:  # 0.1666: '1' fixed, '6' repeating
+                fixed, cycle = fixed[:-1], cycle[-1] + cycle[:-1]
+            return repeating_decimal_text(whole, fixed, cycle)
+    return f"{whole}.{digits}"
+
+
+def repeating_decimal_text(whole: str, fixed: str, cycle: str) -> str:
+    value = Rational(f"{whole}.{fixed}" if fixed else whole)
+    value += Rational(int(cycle), (10 ** len(cycle) - 1) * 10 ** len(fixed))
+    return f"\\frac{{{value.p}}}{{{value.q}}}"
+
+
 def repeating_decimal(match: re.Match) -> str:
     r"""``0.1\overline{6}`` -> ``\frac{1}{6}`` (exact)."""
     whole, fixed, cycle = match.group(1) or "0", match.group(2), match.group(3)
@@ -133,7 +184,9 @@ def strip_text_blocks(s: str) -> str:
         return s
     rest = _TEXT_BLOCK.sub("", s)
     if re.search(r"[0-9a-zA-Z\\]", rest.replace("^2", "").replace("^3", "")):
-        kept = _TEXT_BLOCK.sub(lambda m: m.group(1) if re.fullmatch(r"\s*\(?[A-Ea-e]\)?\s*", m.group(1))
+        # beside a value, a text block is a unit ('-4^\circ\text{C}', '5\text{ A}'), unless it is a
+        # choice in parentheses ('\text{(B)} 5')
+        kept = _TEXT_BLOCK.sub(lambda m: m.group(1) if re.fullmatch(r"\s*\(\s*[A-Ea-e]\s*\)\s*", m.group(1))
                                else " ", s)
         return re.sub(r"\^\s*\{?[23]\}?\s*$", "", kept.strip())
     return _TEXT_BLOCK.sub(lambda m: m.group(1), s)

@@ -535,7 +535,9 @@ def expressions_equal(a, b, tol: Tolerance) -> bool:
         return sums_equal(a, b, tol)
     symbols = a.free_symbols | b.free_symbols
     if not symbols:
-        return numbers_close(a, b, tol if standalone else Tolerance(tol.rel))
+        if standalone and (tol.places is not None or tol.rel > EXACT_TOL):
+            return numbers_close(a, b, tol)  # a decimal written as the whole value: see tolerance()
+        return exact_numbers_equal(a, b)
     # identities hold everywhere: three seeded points in (0.5, 2.5) tell polynomial, rational and
     # elementary expressions apart; rational functions of modest degree take rational points and
     # are compared exactly ((x+1)^40 + 1 is not (x+1)^40 to any float precision), the rest numerically
@@ -622,6 +624,23 @@ def numbers_close(a, b, tol: Tolerance) -> bool:
     if not (finite_number(va) and finite_number(vb)):
         return False
     return tol.numbers(va, vb)
+
+
+def exact_numbers_equal(a, b) -> bool:
+    """Two exact constants (decimals inside them read as the exact numbers they write) are equal
+    when their difference is zero: sympy raises its working precision until a nonzero
+    difference shows; one it cannot tell from zero comes back with no significant bits. So
+    ``e^{1000} + 1`` is not ``e^{1000}``, nor ``0`` the tiny ``e^{-1000}``, however close in ratio."""
+    if not (finite_number(sympy.N(a, 15)) and finite_number(sympy.N(b, 15))):
+        return False
+    difference = sympy.N(a - b, 30)
+    if not isinstance(difference, sympy.Expr) or not difference.is_number:
+        return False
+    return all(part == 0 or (isinstance(part, sympy.Float) and part._prec < ZERO_BITS)
+               for part in difference.as_real_imag())
+
+
+ZERO_BITS = 10  # a difference sympy resolves to fewer significant bits is zero within its precision
 
 
 def finite_number(x) -> bool:

@@ -27,6 +27,8 @@ import functools
 import re
 from dataclasses import dataclass
 
+from rewards.commitment import (MAX_UNIT_WORDS, QUALIFIED, concludes, final_statement, reasoning_unfinished,
+                                uncommitted)
 from rewards.latex_spans import (TEXT_COMMAND, Span, boxes, joined_spans, joins_boxes, mask_math, math_spans,
                                  spans_joined)
 
@@ -51,7 +53,6 @@ _PHRASE = re.compile(r"(?:the\s+(?:final\s+|correct\s+|right\s+)?answer\s+is|"
 _CLAUSE_END = re.compile(r"[.!?](?=\s|$)|\n\s*\n|,?\s+(?:since|because|as|which|so|where|when|for|given|"
                          r"I hope|i\.e\.|e\.g\.|that is|or equivalently)(?!\w)|\s+[-\u2014]\s")
 _CONCLUSION = re.compile(r"(?:so|thus|hence|therefore|finally|total|in total|altogether|overall)\b\s*[,:]?\s*", re.I)
-_SENTENCE_END = re.compile(r"[.!?](?=\s)|\n")
 # words an answer itself may contain (others mean prose around it)
 _ANSWER_WORDS = {"and", "or", "sin", "cos", "tan", "cot", "sec", "csc", "log", "ln", "exp", "mod", "arcsin",
                  "arccos", "arctan", "sinh", "cosh", "tanh", "pi", "sqrt", "max", "min", "gcd", "lcm", "det",
@@ -67,6 +68,7 @@ _CHOICE_ANYWHERE = re.compile(r"(?<![\w\\$])\(?([A-E])\)?(?![\w'])")
 class Found:
     answer: str
     at: int  # where in the text the answer was stated, to tell which came last
+    end: int = -1  # where its statement ends, where known
 
 
 # ---------------------------------------------------------------- boxes
@@ -85,10 +87,19 @@ def boxed(text: str) -> Found | None:
         return None
     cluster = [found[-1]]
     for previous in reversed(found[:-1]):
-        if not joins_boxes(text[previous[1]:cluster[0][0]]):
+        between = text[previous[1]:cluster[0][0]]
+        if not (joins_boxes(between) or hedges_between(between)):
             break
         cluster.insert(0, previous)
-    return Found(", ".join(content for _, _, content in cluster), cluster[-1][0])
+    return Found(", ".join(content for _, _, content in cluster), cluster[-1][0], cluster[-1][1])
+
+
+_HEDGE = re.compile(r"\b(?:alternatively|or|otherwise|maybe|perhaps|possibly)\b", re.I)
+
+
+def hedges_between(between: str) -> bool:
+    r"""Two boxes offered as alternatives (``\boxed{4}. Alternatively, \boxed{5}``): both are the answer."""
+    return len(between) <= 200 and _HEDGE.search(mask_math(between)) is not None
 
 
 # ---------------------------------------------------------------- sentences that state the answer
@@ -129,14 +140,19 @@ def stated_answer(sentence: str) -> str | None:
     return value.answer if value else None
 
 
-def after_marker(pattern: re.Pattern, text: str) -> Found | None:
-    """The answer stated after the last match of ``pattern``."""
+def after_marker(pattern: re.Pattern, text: str, outside: list[tuple[int, int]] = ()) -> Found | None:
+    """The answer stated after the last match of ``pattern`` that is not inside one of the
+    ``outside`` spans (boxes); none where the statement hedges (``the answer is at most 12``)."""
     last = None
-    for last in pattern.finditer(text):
-        pass
+    for match in pattern.finditer(text):
+        if not any(start <= match.start() < end for start, end in outside):
+            last = match
     if last is None:
         return None
-    answer = stated_answer(clause(text[last.end():]))
+    stated = clause(text[last.end():])
+    if QUALIFIED.match(mask_math(stated)):
+        return None
+    answer = stated_answer(stated)
     return Found(answer, last.start()) if answer else None
 
 
@@ -154,20 +170,26 @@ def looks_like_answer(answer: str) -> bool:
 
 
 def conclusion(text: str) -> Found | None:
-    r"""The last sentence, when it concludes: 'So x != 2.', 'Therefore $x \geq 5$.', 'Total: 42'.
+    r"""The final statement (see ``commitment``), when it concludes: 'So x != 2.', 'Therefore
+    $x \geq 5$.', 'Total: 42'; none when it hedges or gives up.
 
     >>> conclusion("2x >= 10.\nTherefore x >= 5.").answer, conclusion("So we add them up.")
     ('x >= 5', None)
+    >>> conclusion("So he has 48 left.\nHad he lost 16 more, it would be 64.").answer
+    '48'
     """
-    tail = text.rstrip()[-2000:].rstrip(" .!")
-    masked = mask_math(tail)
-    ends = [m.end() for m in _SENTENCE_END.finditer(masked)]
-    start = ends[-1] if ends else 0
-    opening = _CONCLUSION.match(tail, start + len(tail[start:]) - len(tail[start:].lstrip()))
+    final = final_statement(text)
+    if final is None:
+        return None
+    start, sentence = final
+    sentence = sentence.rstrip().rstrip(" .!")
+    opening = _CONCLUSION.match(sentence, len(sentence) - len(sentence.lstrip(" *#>")))
     if opening is None:
         return None
-    answer = stated_answer(tail[opening.end():])
-    return Found(answer, len(text) - len(tail) + start) if answer and looks_like_answer(answer) else None
+    answer = stated_answer(sentence[opening.end():])
+    if not answer or not looks_like_answer(answer) or uncommitted(sentence, max(sentence.rfind(answer), 0)):
+        return None
+    return Found(answer, start)
 
 
 def bare(text: str) -> Found | None:
@@ -213,7 +235,7 @@ def last_math(text: str) -> Found | None:
 def last_span(spans: list[Span], offset: int) -> Found | None:
     if not spans or not spans[-1].content:
         return None
-    return Found(spans[-1].content, offset + spans[-1].start)
+    return Found(spans[-1].content, offset + spans[-1].start, offset + spans[-1].end)
 
 
 def last_number(text: str) -> Found | None:
@@ -235,7 +257,7 @@ def last_plain_value(tail: str, offset: int, spans: list[Span] | None = None) ->
                 found = match
     if found is None:
         return None
-    return Found(tail[found.start():found.end()].strip(), offset + found.start())
+    return Found(tail[found.start():found.end()].strip(), offset + found.start(), offset + found.end())
 
 
 def last_value(text: str) -> Found | None:
@@ -247,16 +269,39 @@ def last_value(text: str) -> Found | None:
     math, number = last_span(spans, offset), last_plain_value(tail, offset, spans)
     if math is None or (number is not None and number.at > math.at):
         return number
-    return Found(joined_spans(tail, [s for s in spans if s.content]) or math.answer, math.at)
+    return Found(joined_spans(tail, [s for s in spans if s.content]) or math.answer, math.at, math.end)
+
+
+def committed_value(text: str) -> Found | None:
+    """The value the final statement (see ``commitment``) ends on: ``7+5=12``, ``there are 12
+    ways.``; none when the text has no final statement, the statement hedges or gives up, or
+    more than a few words follow its last value (``... to get 14 and then we subtract``)."""
+    final = final_statement(text)
+    if final is None:
+        return None
+    start, sentence = final
+    value = last_value(sentence)
+    if value is None or uncommitted(sentence, value.at):
+        return None
+    rest = mask_math(sentence[value.end:]) if value.end >= 0 else ""
+    if re.search(r"\d", rest) or len(re.findall(r"[A-Za-z]+", rest)) > MAX_UNIT_WORDS:
+        return None
+    return Found(value.answer, start + value.at, start + value.end)
 
 
 def marked(text: str) -> Found | None:
     """Whichever explicit answer (boxes, final-answer sentence, tags, ####, 'The answer is')
     comes last: '\\boxed{24} is wrong. The answer is 72.' answers 72."""
-    phrase = after_marker(_PHRASE, text)
+    inside_boxes = [(start, end) for start, end, _ in boxes(text)]  # '\boxed{\text{the answer is } 37}'
+    phrase = after_marker(_PHRASE, text, inside_boxes)
     phrase = phrase if phrase and looks_like_answer(phrase.answer) else None
-    candidates = [f for f in (boxed(text), after_marker(_FINAL, text), answer_tags(text), gsm8k(text), phrase) if f]
+    candidates = [f for f in (boxed(text), after_marker(_FINAL, text, inside_boxes), answer_tags(text), gsm8k(text),
+                              phrase) if f]
     return max(candidates, key=lambda f: f.at) if candidates else None
+
+
+# what a chat template leaves after the reply when a completion is decoded with its special tokens
+_END_TOKENS = re.compile(r"(?:\s*(?:<\|[\w ]{1,40}\|>|</s>|<eos>|<end_of_turn>)(?:\s*(?:user|assistant|system)\b)?)+\s*$")
 
 
 _FINDERS = {
@@ -268,7 +313,7 @@ _FINDERS = {
     "answer_phrase": lambda t: after_marker(_PHRASE, t),
     "conclusion": conclusion,
     "bare": bare,
-    "last_value": last_value,
+    "last_value": committed_value,
     "last_math": last_math,
     "last_number": last_number,
 }
@@ -288,6 +333,10 @@ def extract_answer(text: str, order: tuple[str, ...] | list[str] = DEFAULT_ORDER
     unknown = [name for name in order if name not in _FINDERS]
     if unknown:
         raise ValueError(f"unknown extractor {unknown[0]!r}; choose from {', '.join(EXTRACTORS)}")
+    if reasoning_unfinished(text):
+        return None  # '<think>' never closed: no answer was given
+    ending = _END_TOKENS.search(text, max(0, len(text) - 500))
+    text = text[:ending.start()] if ending else text
     end_of_thought = text.rfind("</think>")
     reply = text[end_of_thought + len("</think>"):] if end_of_thought >= 0 else text
     for name in order:  # after a closed <think>, only the reply counts: an answer left in thought is none

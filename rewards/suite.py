@@ -1,18 +1,36 @@
-"""Score a batch of completions with several weighted reward functions."""
+"""Score a batch of completions with several weighted reward functions.
+
+Every call of a reward has a time limit (its spec's ``timeout_s``): the call runs in a thread of
+its own while the caller waits. Past the limit its rows score None, the timeout is counted
+(``timeouts``) and logged naming the reward, and the thread is told to stop (an exception raised
+in it at its next Python instruction; one blocked in native code stops when that returns). A
+reward that times out on ``TIMEOUTS_IN_A_ROW`` calls in a row hangs: ``RewardStalled`` names it.
+A stop the caller requests (``request_stop``, e.g. on Ctrl-C) lets a running call finish for
+``STOP_GRACE_S``, then abandons it with ``RewardCancelled``.
+"""
 
 from __future__ import annotations
 
+import contextvars
+import ctypes
 import functools
 import logging
 import math
+import threading
+import time
 import traceback
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from rewards import tally
 from rewards.registry import RewardError, RewardFn, resolve
 
 log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT_S = 300.0
+TIMEOUTS_IN_A_ROW = 3
+STOP_GRACE_S = 5.0
+POLL_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -35,30 +53,66 @@ class WeightedReward:
     name: str
     fn: RewardFn
     weight: float
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    index: int = 0  # its place in the recipe's list, to name it as rewards[index]
+
+
+class RewardTimeout(Exception):
+    """Raised in a reward's thread, and by the wait for it, once its call runs past its time limit."""
+
+
+class RewardStalled(RewardError):
+    """A reward timed out on several calls in a row: it hangs, and the run cannot go on without it."""
+
+
+class RewardCancelled(Exception):
+    """A stop was requested while a reward call ran, and the call did not finish in the grace time."""
 
 
 class RewardSuite:
     """Weighted sum of reward functions; each is resolved by name when the suite is built."""
 
     def __init__(self, specs: Sequence[Any]):
-        """``specs``: objects with ``name``, ``weight`` and ``args`` (e.g. recipe RewardSpecs)."""
+        """``specs``: objects with ``name``, ``weight``, ``args`` and optionally ``timeout_s`` (e.g.
+        recipe RewardSpecs)."""
         if not specs:
             raise RewardError("rewards: the recipe lists no reward function")
-        self.rewards = [WeightedReward(s.name, functools.partial(resolved(s.name, index), **s.args), s.weight)
+        self.rewards = [WeightedReward(s.name, functools.partial(resolved(s.name, index), **s.args), s.weight,
+                                       getattr(s, "timeout_s", DEFAULT_TIMEOUT_S), index)
                         for index, s in enumerate(specs)]
+        self.timeouts_in_a_row = {r.name: 0 for r in self.rewards}
+        self.stop_requested_at: float | None = None
 
     @property
     def names(self) -> list[str]:
         return [r.name for r in self.rewards]
+
+    def request_stop(self) -> None:
+        """A stop was asked for (a signal): a reward call still running ``STOP_GRACE_S`` from now is
+        abandoned (``RewardCancelled``), so a stuck reward cannot hold the stop up."""
+        if self.stop_requested_at is None:
+            self.stop_requested_at = time.monotonic()
 
     def score(self, completions: list[str], columns: dict[str, list]) -> RewardBatch:
         """Score ``completions``; ``columns[k][i]`` is column ``k`` of completion ``i``'s row."""
         per_function, counts = {}, {}
         for r in self.rewards:
             with tally.collecting() as counted:
-                per_function[r.name] = call_checked(r, completions, columns)
+                per_function[r.name] = call_checked(r, completions, columns, self.limited(r))
             counts[r.name] = dict(counted)
+            self.note_timeouts(r, counted.get("timeouts", 0))
         return RewardBatch(per_function=per_function, total=self.total(per_function), counts=counts)
+
+    def limited(self, r: WeightedReward) -> Callable:
+        """How ``r`` is called: ``call(fn)`` runs ``fn()`` under ``r``'s time limit and this suite's
+        stop requests."""
+        return lambda fn: call_limited(fn, r.timeout_s, lambda: self.stop_requested_at)
+
+    def note_timeouts(self, r: WeightedReward, timeouts: int) -> None:
+        self.timeouts_in_a_row[r.name] = self.timeouts_in_a_row[r.name] + 1 if timeouts else 0
+        if self.timeouts_in_a_row[r.name] >= TIMEOUTS_IN_A_ROW:
+            raise RewardStalled(f"reward {r.name!r} timed out on {TIMEOUTS_IN_A_ROW} calls in a row (rewards[{r.index}]"
+                                f".timeout_s: {r.timeout_s:g} s): it hangs; fix it, or raise its timeout_s")
 
     def total(self, per_function: dict[str, list[float | None]]) -> list[float]:
         """The weighted sum over functions per completion, a missing score (None) counting as 0:
@@ -82,21 +136,63 @@ def resolved(name: str, index: int) -> RewardFn:
         raise RewardError(f"rewards[{index}].name: {err}") from None
 
 
-def call_checked(r: WeightedReward, completions: list[str], columns: dict[str, list]) -> list[float | None]:
+def call_limited(fn: Callable[[], Any], timeout_s: float, stop_requested_at: Callable[[], float | None]):
+    """``fn()`` in a thread of its own (in a copy of the caller's context, so its tally counts
+    reach the caller), waited for at most ``timeout_s`` seconds (then ``RewardTimeout``), or
+    ``STOP_GRACE_S`` after a stop request (then ``RewardCancelled``). The wait stays responsive
+    to signals."""
+    outcome: dict[str, Any] = {}
+    context = contextvars.copy_context()
+
+    def run() -> None:
+        try:
+            outcome["value"] = context.run(fn)
+        except BaseException as err:  # handed to the caller, whatever it is
+            outcome["error"] = err
+
+    thread = threading.Thread(target=run, name="reward call", daemon=True)
+    deadline = time.monotonic() + timeout_s
+    thread.start()
+    while thread.is_alive():
+        thread.join(max(0.0, min(POLL_S, deadline - time.monotonic())))
+        asked = stop_requested_at()
+        if thread.is_alive() and asked is not None and time.monotonic() - asked >= STOP_GRACE_S:
+            stop_thread(thread)
+            raise RewardCancelled("a stop was requested while a reward call was running")
+        if thread.is_alive() and time.monotonic() >= deadline:
+            stop_thread(thread)
+            raise RewardTimeout(f"past its time limit of {timeout_s:g} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+def stop_thread(thread: threading.Thread) -> None:
+    """Raise RewardTimeout in ``thread`` at its next Python instruction; it is then left to end."""
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(RewardTimeout))
+
+
+def call_checked(r: WeightedReward, completions: list[str], columns: dict[str, list],
+                 call: Callable = lambda fn: fn()) -> list[float | None]:
     """``r``'s scores; a row it raises on (or gives no finite float or None) scores None.
 
     The batch is scored in one call; if that raises, each prompt's group (consecutive rows of
     one prompt, so rewards that compare a group's completions keep their groups), then each row
     of a failing group, is scored alone. Failures are counted (``errors``) and one is logged
     with its traceback; a function that fails on every row, or returns a list of the wrong
-    length (a broken contract, not a bad row), raises RewardError naming it.
+    length (a broken contract, not a bad row), raises RewardError naming it. ``call`` runs each
+    call under a time limit: past it, every row of the batch scores None (counted as ``timeouts``).
     """
     try:
-        values, failures = checked(r, r.fn(completions, **columns), len(completions)), []
-    except RewardError:
+        values, failures = checked(r, call(lambda: r.fn(completions, **columns)), len(completions)), []
+    except (RewardError, RewardCancelled):
         raise
+    except RewardTimeout:
+        return timed_out(r, len(completions))
     except Exception:
-        values, failures = score_apart(r, completions, columns)
+        values, failures = score_apart(r, completions, columns, call)
+        if values is None:
+            return timed_out(r, len(completions))
     invalid = [(i, RewardError(f"returned {v!r}; want a finite float or None")) for i, v in enumerate(values)
                if not (v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)))]
     failures += invalid
@@ -113,33 +209,45 @@ def call_checked(r: WeightedReward, completions: list[str], columns: dict[str, l
     return [None if v is None or i in bad else float(v) for i, v in enumerate(values)]
 
 
-def score_apart(r: WeightedReward, completions: list[str], columns: dict[str, list]):
-    """Each prompt's group alone, then each row of a group that fails; (values, failed rows)."""
+def timed_out(r: WeightedReward, rows: int) -> list[None]:
+    tally.count("timeouts")
+    log.warning("reward %r ran past its time limit (rewards[%d].timeout_s: %g s): its %d rows score None",
+                r.name, r.index, r.timeout_s, rows)
+    return [None] * rows
+
+
+def score_apart(r: WeightedReward, completions: list[str], columns: dict[str, list], call: Callable):
+    """Each prompt's group alone, then each row of a group that fails: (values, failed rows), or
+    (None, None) once a call runs out of time (the rest is not tried)."""
     values, failures = [None] * len(completions), []
-    for rows in prompt_groups(columns, len(completions)):
-        try:
-            for i, value in zip(rows, call_on(r, completions, columns, rows)):
-                values[i] = value
-            continue
-        except RewardError:
-            raise
-        except Exception as err:
-            if len(rows) == 1:
-                failures.append((rows[0], err))
-                continue
-        for i in rows:
+    try:
+        for rows in prompt_groups(columns, len(completions)):
             try:
-                values[i] = call_on(r, completions, columns, [i])[0]
-            except RewardError:
+                for i, value in zip(rows, call_on(r, completions, columns, rows, call)):
+                    values[i] = value
+                continue
+            except (RewardError, RewardTimeout, RewardCancelled):
                 raise
             except Exception as err:
-                failures.append((i, err))
+                if len(rows) == 1:
+                    failures.append((rows[0], err))
+                    continue
+            for i in rows:
+                try:
+                    values[i] = call_on(r, completions, columns, [i], call)[0]
+                except (RewardError, RewardTimeout, RewardCancelled):
+                    raise
+                except Exception as err:
+                    failures.append((i, err))
+    except RewardTimeout:
+        return None, None
     return values, failures
 
 
-def call_on(r: WeightedReward, completions: list[str], columns: dict[str, list], rows: list[int]) -> list:
+def call_on(r: WeightedReward, completions: list[str], columns: dict[str, list], rows: list[int],
+            call: Callable) -> list:
     subset = {key: [column[i] for i in rows] for key, column in columns.items()}
-    return checked(r, r.fn([completions[i] for i in rows], **subset), len(rows))
+    return checked(r, call(lambda: r.fn([completions[i] for i in rows], **subset)), len(rows))
 
 
 def checked(r: WeightedReward, values, expected: int) -> list:

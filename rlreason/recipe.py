@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import yaml
 
+from rewards.suite import DEFAULT_TIMEOUT_S, TIMEOUTS_IN_A_ROW
 from rlreason.loss_variants import VARIANTS
 
 
@@ -233,6 +234,10 @@ class RewardSpec:
     name: str = option("", "Registered name or 'package.module:function'.", bool, "non-empty")
     weight: float = option(1.0, "Weight of this reward in the sum.")
     args: dict[str, Any] = option(help="Keyword arguments bound to the function.", factory=dict)
+    timeout_s: float = option(
+        DEFAULT_TIMEOUT_S, "Seconds one call of this reward may take. Past it the rows it held score None "
+        "(left out, counted as reward/<name>/timeouts) and the call is abandoned; timing out on "
+        f"{TIMEOUTS_IN_A_ROW} calls in a row stops the run, after saving a checkpoint.", positive, "> 0")
 
 
 @dataclass

@@ -12,6 +12,7 @@ import signal
 import threading
 import time
 from types import FrameType
+from typing import Callable
 
 log = logging.getLogger(__name__)
 
@@ -29,12 +30,14 @@ class RunInterrupted(Exception):
 
 
 class StopRequests:
-    """Notes SIGINT/SIGTERM while installed (a context manager) instead of dying mid-step."""
+    """Notes SIGINT/SIGTERM while installed (a context manager) instead of dying mid-step;
+    ``on_request`` is told of the first (e.g. so a stuck reward call is abandoned)."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_request: Callable[[], None] | None = None) -> None:
         self.signal_number: int | None = None
         self.noted_at = 0.0
         self.previous: dict[int, object] = {}
+        self.on_request = on_request
 
     def note(self, signal_number: int, frame: FrameType | None) -> None:
         if self.signal_number is not None:
@@ -44,6 +47,8 @@ class StopRequests:
         self.signal_number, self.noted_at = signal_number, time.monotonic()
         log.warning("%s: finishing this step, then saving a checkpoint%s", signal.Signals(signal_number).name,
                     " (Ctrl-C again to stop now)" if signal_number == signal.SIGINT else "")
+        if self.on_request is not None:
+            self.on_request()
 
     def __enter__(self) -> StopRequests:
         if threading.current_thread() is not threading.main_thread():

@@ -35,6 +35,8 @@ from typing import Callable
 
 import torch
 
+from rewards.registry import RewardError
+from rewards.suite import RewardCancelled
 from rlreason.advantages import group_advantages, normalised_per_group
 from rlreason.batches import ScoredBatch, concatenate, sample_records, sampling_metrics
 from rlreason.checkpoint import prune_checkpoints
@@ -77,17 +79,27 @@ class RunResult:
 def run_steps(session: Session, step_fn: Callable[[Session, int], dict]) -> RunResult:
     """Evaluate, take ``max_steps`` steps (evaluating and saving when due), save the final policy.
 
-    SIGINT/SIGTERM end the run after the current step, with a resumable checkpoint.
+    SIGINT/SIGTERM end the run after the current step, with a resumable checkpoint. A step whose
+    scoring fails (a reward that hangs, or fails on every row) or is abandoned on a signal (a
+    reward call still running ``STOP_GRACE_S`` after it) saves the run as it was before that step
+    (nothing has been updated yet) and stops, naming the checkpoint.
     """
     trainer = session.recipe.trainer
     if session.start_step == 0:
         evaluate_now(session, step=0)
-    with StopRequests() as stop:
+    with StopRequests(on_request=session.suite.request_stop) as stop:
         for step in range(session.start_step + 1, trainer.max_steps + 1):
-            step_fn(session, step)
+            data_state = session.sampler.state()
+            try:
+                step_fn(session, step)
+            except (RewardError, RewardCancelled) as err:
+                raise saved_and_stopped(session, step - 1, data_state, err, stop) from err
             session.log.advance()
             if evaluation_due(session, step):
-                evaluate_now(session, step)
+                try:
+                    evaluate_now(session, step)
+                except (RewardError, RewardCancelled) as err:
+                    raise saved_and_stopped(session, step, session.sampler.state(), err, stop) from err
             stopping = summed(session.accelerator, [float(stop.signal_number is not None)])[0] > 0
             if stopping or (trainer.save_every and step % trainer.save_every == 0):
                 checkpoint = save_session(session, f"checkpoint-{step}", step)
@@ -99,6 +111,19 @@ def run_steps(session: Session, step_fn: Callable[[Session, int], dict]) -> RunR
     checkpoint = save_session(session, "final", trainer.max_steps, resumable=False)
     session.log.close()
     return RunResult(session.recipe.run_dir, checkpoint, session.evals)
+
+
+def saved_and_stopped(session: Session, step: int, data_state: dict, err: Exception,
+                      stop: StopRequests) -> Exception:
+    """Save the run as of ``step`` (the data sampler put back at ``data_state``, where the step
+    after it found it, as that one failed before its update) and say why it stopped, where it is
+    saved, and how to go on: RunInterrupted for a stop request, RewardError for a reward's fault."""
+    session.sampler.restore(**data_state)
+    checkpoint = save_session(session, f"checkpoint-{step}", step)
+    session.log.close()
+    if isinstance(err, RewardCancelled):
+        return RunInterrupted(stop.signal_number or signal.SIGINT, step, checkpoint)
+    return RewardError(f"{err}; the run is saved as of step {step}: {checkpoint} (continue with --resume)")
 
 
 def grpo_step(session: Session, step: int) -> dict[str, float]:

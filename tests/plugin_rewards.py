@@ -47,3 +47,22 @@ def conversational_brevity(completions, **columns):
     """Written for TRL's conversational data (each completion a list of messages): 1 / (1 + length)
     of the assistant's reply; a plain string fails on the indexing."""
     return [1.0 / (1 + len(completion[0]["content"])) for completion in completions]
+
+
+_calls = {"hangs_every_other_call": 0}
+
+
+def hangs_every_other_call(completions, **columns):
+    """Shortness, but every second call blocks for good (as a request to a server that never answers)."""
+    import threading
+
+    _calls["hangs_every_other_call"] += 1
+    if _calls["hangs_every_other_call"] % 2 == 0:
+        threading.Event().wait()
+    return shortness(completions)
+
+
+def spins_forever(completions, **columns):
+    """Never returns: a loop in Python that keeps a core busy."""
+    while True:
+        pass

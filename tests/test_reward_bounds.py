@@ -5,6 +5,8 @@ could take long is refused before it starts (lengths, nesting, degrees, ranges);
 limit that remains is a last resort whose rows score None (counted), never a 0.
 """
 
+import subprocess
+import sys
 import time
 
 import pytest
@@ -12,6 +14,7 @@ import pytest
 from rewards import tally
 from rewards.bounded import BoundedPool
 from rewards.math_answer import MAX_GOLD_CHARS, math_accuracy
+from tests.conftest import ROOT
 from tests.load import busy_cpus
 
 PATHOLOGICAL_GOLDS = {  # each gold and what it scores against \boxed{3}
@@ -84,3 +87,33 @@ def test_a_loaded_machine_stretches_wall_time_not_the_cpu_budget():
         assert mapped.results == ["done"] * 4 and mapped.timed_out == []
     finally:
         pool.close()
+
+
+ORPHANING = """
+import os, threading
+from rewards.bounded import BoundedPool
+pool = BoundedPool(2)
+thread = threading.Thread(target=lambda: pool.map(abs, [(-1,)], 1.0, None))  # forked from a thread that then ends
+thread.start(); thread.join()
+assert pool.map(abs, [(-2,), (-3,)], 1.0, None).crashed == []  # the workers outlive that thread
+print(" ".join(str(w.process.pid) for w in pool.workers), flush=True)
+os._exit(0)  # the caller dies without cleaning up, as under SIGKILL
+"""
+
+
+def test_workers_die_with_their_caller_however_it_dies():
+    done = subprocess.run([sys.executable, "-c", ORPHANING], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    pids = [int(pid) for pid in done.stdout.split()]
+    deadline = time.monotonic() + 10  # a bound on waiting; they go within about a second
+    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(alive(pid) for pid in pids)
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended
+    except FileNotFoundError:
+        return False
