@@ -49,7 +49,7 @@ QUALIFIED = re.compile(
 _CLOSED = re.compile(r"(?:[.!?)\]}*\"'`✓]|\\\]|\\\))$")
 MAX_UNIT_WORDS = 3  # words that may follow a final value: '12 apples', '3 1/4 cups of flour'
 _BREAK = re.compile(r"[.!?](?=\s)|\n")
-_DANGLING = re.compile(r"[,;:=+\-*/^(\[{\\&]$|\\(?:frac|sqrt|cdot|times|left)$")
+_DANGLING = re.compile(r"(?:[,;:=+\-/^(\[{\\&]|(?<!\*)\*)$|\\(?:frac|sqrt|cdot|times|left)$")  # not markdown's '**'
 
 
 def reasoning_unfinished(text: str) -> bool:

@@ -34,6 +34,9 @@ _DECORATION = re.compile(r"\\(?:textcolor|colorbox)\s*\{[^{}]*\}|\\fcolorbox\s*\
 # a statement of where a formula holds, after it: 'f(n) = n + 1 \text{ for all } n \in \mathbb{N}'
 _QUALIFIER = re.compile(r"(?:,?\s*\\(?:text|mbox|textrm)\s*\{\s*,?\s*for\b[^{}]*\}|\s*\\forall\b|,\s*[a-zA-Z]\s*\\in\s*\\mathbb"
                         r"|\s*\(\s*[a-zA-Z]\s*\\in\s*\\mathbb).*$", re.S)  # after an equation only (see without_qualifier)
+# unit vectors: 3\mathbf{i} - \mathbf{j} + 2\hat{k}
+_UNIT_VECTOR = re.compile(r"\\(?:mathbf|hat|vec|boldsymbol|bm)\s*\{\s*(?:\\hat\s*\{?\s*)?\\?([ijk])(?:math)?\s*\}?\s*\}"
+                          r"|\\(?:hat|vec)\s*\\?([ijk])(?:math)?(?![a-zA-Z])")
 _E_NOTATION = re.compile(r"(?<![\w.\\])(\d+(?:\.\d+)?)[eE]([-+]?\d{1,4})(?![\w.])")  # 3e8, 3.6e-4, 1.5E3
 _SUPERSCRIPTS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻", "0123456789+-")
 _SUPERSCRIPT_RUN = re.compile("[⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻]+")
@@ -67,6 +70,7 @@ def normalise(answer: str) -> str:
     s = _ESCAPED_COMMAND.sub(r"\\", answer.strip())  # '\\frac' from a twice-escaped string
     s = _UNIT_SQUARED.sub("", s)  # 5 m², 2 cm³, 4π cm²: units
     s = _SUPERSCRIPT_RUN.sub(lambda m: "^{" + m.group().translate(_SUPERSCRIPTS) + "}", s)  # 3² is 3^{2}
+    s = _UNIT_VECTOR.sub(lambda m: f"\\unitvector{m.group(1) or m.group(2)} ", s)
     s = _DECORATION.sub("", s)
     s = without_qualifier(s)
     s = canonical_time(s).replace("\\\\", " \\cr ")  # row breaks, before '\ ' is read as a space

@@ -35,6 +35,8 @@ _TOKEN = re.compile(r"""
   | (?P<ws>\s+)
 """, re.X)
 
+SET_OPERATIONS = {"\\cup": sympy.Union, "\\cap": sympy.Intersection, "\\setminus": sympy.Complement,
+                  "\\backslash": sympy.Complement}
 FUNCTIONS = {"sin": sympy.sin, "cos": sympy.cos, "tan": sympy.tan, "cot": sympy.cot,
              "sec": sympy.sec, "csc": sympy.csc, "arcsin": sympy.asin, "arccos": sympy.acos,
              "arctan": sympy.atan, "sinh": sympy.sinh, "cosh": sympy.cosh, "tanh": sympy.tanh,
@@ -47,7 +49,7 @@ GREEK = {"alpha", "beta", "gamma", "delta", "epsilon", "varepsilon", "zeta", "et
 _MULTIPLY = {"*", "\\cdot", "\\times", "\\ast"}
 _DIVIDE = {"/", "\\div", ":"}  # a ratio a:b is the number a/b
 _CLOSERS = {")", "]", "}", "\\}", "&", "\\cr", ",", ";", "|", "=", "<", ">", "\\le", "\\ge",
-            "\\ne", "\\cup", "\\cap", "+", "-", "\\pm", "\\mp", "\\end", "^", "_", "!", ":",
+            "\\ne", "\\cup", "\\cap", "\\setminus", "\\backslash", "+", "-", "\\pm", "\\mp", "\\end", "^", "_", "!", ":",
             "\\rightarrow", "\\in"} | _MULTIPLY | _DIVIDE
 
 
@@ -128,10 +130,10 @@ class Parser:
 
     def set_expr(self):
         left = self.relation()
-        while self.peek() in ("\\cup", "\\cap"):
+        while self.peek() in SET_OPERATIONS:
             op = self.take()
             right = self.relation()
-            left = (sympy.Union if op == "\\cup" else sympy.Intersection)(as_set(left), as_set(right))
+            left = SET_OPERATIONS[op](as_set(left), as_set(right))
         return left
 
     def relation(self):
@@ -151,9 +153,9 @@ class Parser:
     def expr(self):
         if self.peek() in ("\\pm", "\\mp"):
             self.take()
-            value = self.term()
-            return plus_minus(sympy.Integer(0), value)
-        left = self.term()
+            left = plus_minus(sympy.Integer(0), self.term())  # '\pm\sqrt2 \pm\sqrt3' goes on
+        else:
+            left = self.term()
         while self.peek() in ("+", "-", "\\pm", "\\mp"):
             op = self.take()
             right = self.term()
@@ -304,6 +306,8 @@ class Parser:
             return safe_binomial(n, k)
         if name == "pi":
             return sympy.pi
+        if name in UNIT_VECTORS:
+            return UNIT_VECTORS[name]
         if name == "infty":
             return sympy.oo
         if name in GREEK:
@@ -407,6 +411,22 @@ class Parser:
         return parser
 
 
+UNIT_VECTORS = {f"unitvector{axis}": sympy.Symbol(f"unitvector_{axis}") for axis in "ijk"}
+
+
+def as_vector(value):
+    r"""``3\mathbf{i} - \mathbf{j} + 2\mathbf{k}`` as the column vector (3, -1, 2); anything else as it is."""
+    units = list(UNIT_VECTORS.values())
+    if not isinstance(value, sympy.Expr) or not value.free_symbols & set(units):
+        return value
+    expanded = sympy.expand(value)
+    coefficients = [expanded.coeff(unit) for unit in units]
+    if sympy.expand(expanded - sum(c * u for c, u in zip(coefficients, units))) != 0 or any(
+            c.free_symbols & set(units) for c in coefficients):
+        raise ParseError("a sum of unit vectors and something else")
+    return sympy.ImmutableMatrix([[c] for c in coefficients])
+
+
 def pm_values(item) -> tuple:
     """The values a list item stands for: both of a plus-minus pair (at any depth), else itself."""
     if isinstance(item, Seq) and item.open == "pm":
@@ -420,7 +440,7 @@ def parse_answer(text: str):
     if re.fullmatch(r"[A-Za-z][A-Za-z ]+[A-Za-z]", text) and not set(text.split()) & set(FUNCTIONS):
         return Text(text.lower()), Decimals()
     parser = Parser(text)
-    return parser.parse(), parser.decimals
+    return as_vector(parser.parse()), parser.decimals
 
 
 def stated_part(text: str) -> str:

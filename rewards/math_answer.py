@@ -17,12 +17,15 @@ wires them into the reward and bounds every input:
 
 from __future__ import annotations
 
+import re
+
 from rewards import tally
 from rewards.bounded import shared_pool
 from rewards.conversation import text_completions
 from rewards.latex_spans import nesting_depth
-from rewards.math_equivalence import REL_TOL, answers_equal, quick_verdict, warm_up
-from rewards.math_extract import DEFAULT_ORDER, extract_answer, extract_choice, gold_answer, is_choice
+from rewards.latex_normalise import normalise
+from rewards.math_equivalence import REL_TOL, answers_equal, is_word_answer, quick_verdict, warm_up
+from rewards.math_extract import DEFAULT_ORDER, extract_answer, extract_choice, extract_words, gold_answer, is_choice
 from rewards.registry import reward
 
 MAX_ANSWER_CHARS = 5_000  # no real final answer is longer (80 square roots take 1,000)
@@ -62,6 +65,10 @@ def math_accuracy(completions: list[str], answer: list, extractors: list[str] | 
         if predicted is None:
             scores.append(0.0)
             continue
+        predicted, reference = option_pair(predicted, reference)
+        if predicted is None:
+            scores.append(float(reference == "match"))
+            continue
         verdict = quick_verdict(predicted, reference, rel_tol)
         scores.append(None if verdict is None else float(verdict))
         if verdict is None:
@@ -74,6 +81,36 @@ def math_accuracy(completions: list[str], answer: list, extractors: list[str] | 
             scores[pending[position][0]] = None
             tally.count(key)
     return scores
+
+
+_OPTION = re.compile(r"\s*(?:\\(?:textbf|text|mathrm|mathbf)\s*\{\s*)?\(\s*([A-E])\s*\)\s*\}?(?:\s|~|\\[ ,;:!]|\\q?quad)*(.*)", re.S)
+_LETTER = re.compile(r"\s*(?:\\(?:textbf|text|mathrm|mathbf)\s*\{)?\s*\(?\s*([A-E])\s*\)?\s*\}?\s*")
+
+
+def option_pair(predicted: str, reference: str) -> tuple[str | None, str]:
+    r"""A multiple-choice gold that gives the option and its value (``\textbf{(B) } 5``): a
+    prediction of the letter alone is judged here, (None, "match" or "differs"); one of the
+    letter and a value must have both right; a value alone is compared with the value. Any
+    other gold: the pair as it is.
+
+    >>> option_pair("B", r"\textbf{(B) } 5"), option_pair(r"\text{(C)}", r"\textbf{(B) } 5"), option_pair("5", "(B) 5")
+    ((None, 'match'), (None, 'differs'), ('5', '5'))
+    >>> option_pair(r"\textbf{(B)}\ 6", r"\textbf{(B) } 5"), option_pair("(A) 5", "(B) 5")
+    (('6', '5'), (None, 'differs'))
+    """
+    gold = _OPTION.fullmatch(reference)
+    if gold is None or not gold.group(2).strip():
+        return predicted, reference
+    letter, value = gold.group(1), gold.group(2).strip()
+    alone = _LETTER.fullmatch(predicted)
+    if alone:
+        return None, "match" if alone.group(1) == letter else "differs"
+    stated = _OPTION.fullmatch(predicted)
+    if stated and stated.group(2).strip():
+        if stated.group(1) != letter:
+            return None, "differs"
+        return stated.group(2).strip(), value
+    return predicted, value
 
 
 def bounded_gold(gold) -> str | None:
@@ -92,7 +129,8 @@ def bounded_prediction(completion: str, reference: str, order: tuple[str, ...]) 
     """The completion's final answer (a letter where the gold is one), or None when it states none
     or one too long or deep to compare."""
     text = completion[-MAX_READ_CHARS:]
-    extract = extract_choice if is_choice(reference) else extract_answer  # a letter gold reads a letter
+    # a letter gold reads a letter, a word gold reads words
+    extract = extract_choice if is_choice(reference) else extract_words if is_word_answer(normalise(reference)) else extract_answer
     predicted = extract(text, order)
     if predicted is None or len(predicted) > MAX_ANSWER_CHARS or nesting_depth(predicted) > MAX_NESTING:
         return None

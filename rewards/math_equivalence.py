@@ -27,7 +27,7 @@ import sympy
 
 from rewards.latex_normalise import normalise
 from rewards.latex_objects import MAX_SUM_TERMS, Chain, Decimals, ParseError, Seq, Text, as_set, relation
-from rewards.latex_parse import parse_answer
+from rewards.latex_parse import parse_answer, pm_values, top_level_equals
 
 REL_TOL = 1e-9   # numeric checks where a decimal is written inside an expression (decimals are exact)
 EXACT_TOL = 1e-12  # between exact expressions, compared numerically
@@ -75,7 +75,26 @@ def quick_verdict(predicted: str, gold: str, rel_tol: float = REL_TOL) -> bool |
 
 def readings(predicted: str, gold: str) -> list[tuple[str, str]]:
     """The (predicted, gold) pairs to compare: one, or two when one side has a percent sign
-    (28% is 0.28, and also 28 where the gold writes the bare number)."""
+    (28% is 0.28, and also 28 where the gold writes the bare number), and each also with a
+    decimal comma read as a point where it cannot group thousands (``1000,99``, ``0,111``)."""
+    pairs = percent_readings(predicted, gold)
+    return pairs + [(decimal_point(p), decimal_point(g)) for p, g in pairs
+                    if (decimal_point(p), decimal_point(g)) != (p, g)]
+
+
+_DECIMAL_COMMA = re.compile(r"\s*(-?(?:0|[1-9]\d*)),(\d+)\s*")
+
+
+def decimal_point(answer: str) -> str:
+    """``1000,99`` -> ``1000.99`` and ``0,111`` -> ``0.111``: a comma that cannot separate thousands
+    (not three digits after it, or a zero before it); anything else unchanged."""
+    found = _DECIMAL_COMMA.fullmatch(answer)
+    if found and (len(found.group(2)) != 3 or found.group(1) in ("0", "-0")):
+        return f"{found.group(1)}.{found.group(2)}"
+    return answer
+
+
+def percent_readings(predicted: str, gold: str) -> list[tuple[str, str]]:
     p_body, p_percent = split_percent(predicted)
     g_body, g_percent = split_percent(gold)
     if p_percent == g_percent:
@@ -101,7 +120,32 @@ def hundredth(answer: str) -> str:
 def plain_verdict(p: str, g: str, rel_tol: float) -> bool | None:
     if p == g or _BASE_NUMERAL.sub(r"\1", p) == _BASE_NUMERAL.sub(r"\1", g):  # 1011 for 1011_2
         return True
+    if is_word_answer(g):
+        return words_equal(p, g)
     return compare_plain_numbers(p, g, rel_tol)
+
+
+_WORD_ANSWER = re.compile(r"[A-Za-z]{2,}(?: [A-Za-z]+){0,3}")
+_MATH_WORDS = {"pi", "inf", "infty", "infinity", "sin", "cos", "tan", "log", "ln", "exp", "sqrt", "frac", "and", "or"}
+_FILLERS = {"a", "an", "the", "function", "number", "integer", "value", "answer", "option", "choice", "one"}
+
+
+def is_word_answer(gold: str) -> bool:
+    """A gold of a few words (``Tuesday``, ``No``, ``even``, ``neither``), not math spelt in letters."""
+    return _WORD_ANSWER.fullmatch(gold) is not None and not set(gold.lower().split()) & _MATH_WORDS
+
+
+def words_equal(predicted: str, gold: str) -> bool:
+    """The same words, whatever the case, markdown, articles or a generic noun (``an even function``
+    is ``even``); ``neither ... nor ...`` is ``neither``; a negation is a word like any other.
+
+    >>> words_equal("**Tuesday**", "Tuesday"), words_equal("an even function", "even"), words_equal("not even", "even")
+    (True, True, False)
+    """
+    def content(text: str) -> list[str]:
+        words = [w for w in re.findall(r"[a-z]+", text.lower()) if w not in _FILLERS and w not in ("text", "textbf", "mathrm")]
+        return words[:1] if words[:1] == ["neither"] else words
+    return bool(content(gold)) and content(predicted) == content(gold)
 
 
 def same_answer(predicted: str, gold: str, rel_tol: float) -> bool:
@@ -116,6 +160,8 @@ def same_answer(predicted: str, gold: str, rel_tol: float) -> bool:
     try:
         gold_obj, gold_decimals = parse_gold(g)
         pred_obj, pred_decimals = parse_answer(p)
+        if false_equation(p, rel_tol):
+            return False
     except (ParseError, RecursionError, TypeError, ValueError, ZeroDivisionError, AttributeError):
         return False
     try:
@@ -124,6 +170,31 @@ def same_answer(predicted: str, gold: str, rel_tol: float) -> bool:
         return bool(verdict) if isinstance(verdict, (bool, sympy.logic.boolalg.BooleanAtom)) else False
     except (TypeError, ValueError, AttributeError, RecursionError, ZeroDivisionError, NotImplementedError):
         return False
+
+
+def false_equation(answer: str, rel_tol: float) -> bool:
+    r"""A chain of equalities whose last numeric side no earlier one agrees with (``13 = 14``,
+    ``2+2=5``, ``x = 3 = 4``) states nothing: its last side is not its answer. (A slip inside a
+    chain that the last side agrees with, ``x = 5+5+1 = 7 = 11``, still states 11.)
+
+    >>> false_equation("2+2=5", REL_TOL), false_equation("x = 5+5+1 = 7 = 11", REL_TOL), false_equation("x = 3", REL_TOL)
+    (True, False, False)
+    """
+    if "=" not in answer or "," in answer or ";" in answer or "\\begin" in answer:
+        return False
+    cuts = [-1, *top_level_equals(answer), len(answer)]
+    numbers = []
+    for start, end in zip(cuts, cuts[1:]):
+        try:
+            value, decimals = parse_answer(answer[start + 1:end])
+        except ParseError:
+            continue
+        if isinstance(value, sympy.Expr) and value.is_number:
+            numbers.append((value, decimals))
+    if len(numbers) < 2:
+        return False
+    (last, last_decimals), earlier = numbers[-1], numbers[:-1]
+    return not any(expressions_equal(value, last, tolerance(decimals, last_decimals, rel_tol)) for value, decimals in earlier)
 
 
 @dataclass(frozen=True)
@@ -214,7 +285,7 @@ def objects_equal(a, b, tol: Tolerance) -> bool:
         return assignments_equal(a, b, tol)  # 'a=2, b=3': each name its value
     a, b = assigned_values(a, b), assigned_values(b, a)
     if isinstance(a, sympy.Eq) and isinstance(b, sympy.Eq) and is_name(a.lhs) and is_name(b.lhs):
-        return objects_equal(a.rhs, b.rhs, tol)  # 'f(x) = 2x+3' against 'y = 2x+3'
+        return objects_equal(renamed_argument(a, b), b.rhs, tol)  # 'f(x) = 2x+3' against 'y = 2x+3'
     if isinstance(b, sympy.Eq) and states_value(b) and not isinstance(a, sympy.Eq):
         return objects_equal(a, b.rhs, tol)  # gold 'x = 5', '(p,q) = (3,2)', '|AB| = 1' against the value
     if isinstance(a, sympy.Eq) and states_value(a) and not isinstance(b, sympy.Eq):
@@ -236,6 +307,17 @@ def objects_equal(a, b, tol: Tolerance) -> bool:
         return (type(a) is type(b) and expressions_equal(a.lhs, b.lhs, tol)
                 and expressions_equal(a.rhs, b.rhs, tol)) or sets_equal(a, b, tol)
     return expressions_equal(a, b, tol)
+
+
+def renamed_argument(a: sympy.Eq, b: sympy.Eq):
+    """``a``'s right side, its function's argument named as in ``b``: ``f(x) = x + 1`` against
+    ``f(n) = n + 1`` defines the same function (``f(x)`` parses as the product f*x)."""
+    names_a, names_b = a.lhs.free_symbols, b.lhs.free_symbols
+    if not (isinstance(a.lhs, sympy.Mul) and isinstance(b.lhs, sympy.Mul) and len(names_a) == len(names_b) == 2
+            and len(names_a & names_b) == 1):
+        return a.rhs
+    (mine,), (theirs,) = names_a - names_b, names_b - names_a
+    return a.rhs if theirs in a.rhs.free_symbols else a.rhs.subs(mine, theirs)
 
 
 def is_name(x) -> bool:
@@ -322,8 +404,8 @@ def is_set_like(x) -> bool:
 
 def sequences_equal(a, b, tol: Tolerance) -> bool:
     """Tuples in order; sets, bare lists and plus-minus pairs as sets (a tuple is no set)."""
-    a_items = a.items if isinstance(a, Seq) else (a,)
-    b_items = b.items if isinstance(b, Seq) else (b,)
+    a_items = pm_values(a) if isinstance(a, Seq) and a.open == "pm" else a.items if isinstance(a, Seq) else (a,)
+    b_items = pm_values(b) if isinstance(b, Seq) and b.open == "pm" else b.items if isinstance(b, Seq) else (b,)
     if is_interval(a) or is_interval(b):
         return sets_equal(a, b, tol)
     kinds = {s.open if isinstance(s, Seq) else "" for s in (a, b)}
@@ -537,7 +619,7 @@ def expressions_equal(a, b, tol: Tolerance) -> bool:
     if not symbols:
         if standalone and (tol.places is not None or tol.rel > EXACT_TOL):
             return numbers_close(a, b, tol)  # a decimal written as the whole value: see tolerance()
-        return exact_numbers_equal(a, b)
+        return constants_equal(a, b, tol.rel)
     # identities hold everywhere: three seeded points in (0.5, 2.5) tell polynomial, rational and
     # elementary expressions apart; rational functions of modest degree take rational points and
     # are compared exactly ((x+1)^40 + 1 is not (x+1)^40 to any float precision), the rest numerically
@@ -626,21 +708,26 @@ def numbers_close(a, b, tol: Tolerance) -> bool:
     return tol.numbers(va, vb)
 
 
-def exact_numbers_equal(a, b) -> bool:
-    """Two exact constants (decimals inside them read as the exact numbers they write) are equal
-    when their difference is zero: sympy raises its working precision until a nonzero
-    difference shows; one it cannot tell from zero comes back with no significant bits. So
-    ``e^{1000} + 1`` is not ``e^{1000}``, nor ``0`` the tiny ``e^{-1000}``, however close in ratio."""
-    if not (finite_number(sympy.N(a, 15)) and finite_number(sympy.N(b, 15))):
+def constants_equal(a, b, rel: float) -> bool:
+    """Two constants (decimals inside them read as the exact numbers they write) are equal when
+    their difference is zero, or within ``rel`` both of 1 and of the larger value. Sympy raises
+    its working precision until a nonzero difference shows (one it cannot tell from zero comes
+    back with no significant bits), and its floats have no exponent limit: ``e^{1000} + 1`` is
+    not ``e^{1000}`` (they differ by 1), nor is ``0`` the tiny ``e^{-1000}`` (they differ by all of it)."""
+    va, vb = sympy.N(a, 30), sympy.N(b, 30)
+    if not (finite_number(va) and finite_number(vb)):
         return False
-    difference = sympy.N(a - b, 30)
+    difference = sympy.N(a - b, 30, maxn=ZERO_SEARCH_BITS)
     if not isinstance(difference, sympy.Expr) or not difference.is_number:
         return False
-    return all(part == 0 or (isinstance(part, sympy.Float) and part._prec < ZERO_BITS)
-               for part in difference.as_real_imag())
+    if all(part == 0 or (isinstance(part, sympy.Float) and part._prec < ZERO_BITS) for part in difference.as_real_imag()):
+        return True
+    gap = abs(difference)
+    return bool(gap <= rel and gap <= rel * max(abs(va), abs(vb)))
 
 
 ZERO_BITS = 10  # a difference sympy resolves to fewer significant bits is zero within its precision
+ZERO_SEARCH_BITS = 2000  # how far sympy may raise its precision to resolve a difference (1e-600 of the values)
 
 
 def finite_number(x) -> bool:

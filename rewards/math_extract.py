@@ -40,9 +40,10 @@ _INTEGER = r"\d{1,3}(?:,\d{3})+(?!\d)|\d{1,3}(?:[ ]\d{3})+(?![\d/])|\d+"
 _VALUE = re.compile(rf"""(?<![A-Za-z\d.\\])[-+]?(?:
       (?:{_INTEGER})[ \t]+\d+/\d+(?![\d/])
     | \d+/\d+(?![\d/])
+    | (?:0|[1-9]\d*),(?:\d{{1,2}}|\d{{4,}})(?![\d,])  # a decimal comma: 1000,99 (never a thousands group)
     | (?:{_INTEGER})(?:\.\d+)?
     | \.\d+
-    )(?![A-Za-z]*\d)(?:[ \t]*(?:\\?%|percent(?:age)?\b|pct\b))?""", re.X | re.I)
+    )(?:π|√\d+)?(?![A-Za-z]*\d)(?:[ \t]*(?:\\?%|percent(?:age)?\b|pct\b))?""", re.X | re.I)  # 4π, 2√3 in plain text
 _FRACTION_COMMAND = re.compile(r"-?\\[dtc]?frac\s*\{[^{}]{1,40}\}\s*\{[^{}]{1,40}\}")
 # no leading quantifier: '\**final' rescans every run of stars (200 kB of '*' took minutes)
 _FINAL = re.compile(r"final\s+answer\**\s*(?:is)?\s*:?\**\s*:?", re.I)
@@ -99,7 +100,7 @@ _HEDGE = re.compile(r"\b(?:alternatively|or|otherwise|maybe|perhaps|possibly)\b"
 
 def hedges_between(between: str) -> bool:
     r"""Two boxes offered as alternatives (``\boxed{4}. Alternatively, \boxed{5}``): both are the answer."""
-    return len(between) <= 200 and _HEDGE.search(mask_math(between)) is not None
+    return len(between) <= 200 and _HEDGE.search(between) is not None
 
 
 # ---------------------------------------------------------------- sentences that state the answer
@@ -344,6 +345,50 @@ def extract_answer(text: str, order: tuple[str, ...] | list[str] = DEFAULT_ORDER
         if found and found.answer:
             return found.answer
     return None
+
+
+_BOLD = re.compile(r"\*\*([^*\n]{1,80})\*\*")
+_YES_NO = re.compile(r"[\s*]*(yes|no)\b", re.I)
+_WORDS = re.compile(r"[A-Za-z][A-Za-z ,-]{0,60}")
+
+
+def extract_words(text: str, order: tuple[str, ...] | list[str] = DEFAULT_ORDER) -> str | None:
+    r"""The final answer where the gold is a word (``Tuesday``, ``No``, ``even``): the extracted
+    answer when it has words, else the words after ``Answer:``/``the answer is``, else the final
+    statement's bold words, its opening yes or no, or what follows its verb.
+
+    >>> extract_words("Counting on, day 100 is a Tuesday.\n\nSo the day is **Tuesday**.")
+    'Tuesday'
+    >>> extract_words("The digit sum is 6.\n\n**Answer: No**"), extract_words("Therefore f is an even function.")
+    ('No', 'an even function')
+    """
+    answer = extract_answer(text, order)
+    if answer and re.search(r"[A-Za-z]{2,}", re.sub(r"\\[A-Za-z]+", " ", answer)):  # words, not command names
+        return answer
+    if reasoning_unfinished(text):
+        return None
+    reply = text[text.rfind("</think>") + len("</think>"):] if "</think>" in text else text
+    for pattern in (_FINAL, _PHRASE):
+        marker = None
+        for marker in pattern.finditer(reply):
+            pass
+        words = _WORDS.match(clause(reply[marker.end():]).strip(" *_:$")) if marker else None
+        if words and not QUALIFIED.match(words.group()):
+            return words.group().strip(" ,-")
+    final = final_statement(reply)
+    if final is None:
+        return answer
+    sentence = final[1]
+    bold = _BOLD.findall(sentence)
+    if bold:
+        return bold[-1].strip()
+    opening = _YES_NO.match(sentence)
+    if opening:
+        return opening.group(1)
+    verbs = list(_COPULA.finditer(mask_math(sentence)))
+    if verbs:
+        return sentence[verbs[-1].end():].strip(" .!*$") or answer
+    return answer
 
 
 def extract_choice(text: str, order: tuple[str, ...] | list[str] = DEFAULT_ORDER) -> str | None:

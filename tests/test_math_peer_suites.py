@@ -15,13 +15,10 @@ from rewards.math_answer import math_accuracy
 MINIMUM_AGREEMENT = {"mathverify_suite": 350, "mario_eval_suite": 52, "hendrycks_math_suite": 14,
                      "verl_math_suite": 4}
 
-_LOCALE = "decimal comma (a locale): '1,22' also reads as the list 1, 22 and '1,2' as two roots"
+_FALSE_CHAIN = ("a chain of equalities whose last side no earlier side agrees with states nothing (the issue's "
+                "\\boxed{13 = 14} family); Math-Verify reads the last side whatever the chain says")
 _ROUNDING = "Math-Verify float_rounding setting; math_accuracy accepts a decimal for an exact value from 4 significant digits on"
 DISAGREEMENTS = {  # (suite, source, completion, answer): why we differ on purpose
-    ("mathverify_suite", "tests/test_all.py::test_number_extraction[5]", "1000,99", "1000.99"): _LOCALE,
-    ("mathverify_suite", "tests/test_all.py::test_number_extraction[6]", "1.22", "1,22"): _LOCALE,
-    ("mathverify_suite", "tests/test_all.py::test_number_extraction[7]", "Soucis : 2,74 $ a..", "2.74"): _LOCALE,
-    ("mathverify_suite", "tests/test_all.py::test_number_extraction[17]", "0.111", "0,111"): _LOCALE,
     ("mathverify_suite", "tests/test_all.py::test_latex_notation[5]", "Answer $ \n 9 \n $", "$9$"):
         "label debatable: 9 is the only value the text states (after 'Answer'); Math-Verify finds nothing only "
         "because its inline-$ pattern stops at a line break",
@@ -34,6 +31,14 @@ DISAGREEMENTS = {  # (suite, source, completion, answer): why we differ on purpo
     ("mathverify_suite", "tests/test_all.py::test_complex_math_expressions[7]",
      "$\\begin{pmatrix}0.33\\\\0.2 \\end{pmatrix}$", "$(\\begin{pmatrix}\\frac{1}{3}\\\\ \\frac{1}{5} \\end{pmatrix})$"):
         _ROUNDING + " (precision=2 here: 0.33 for 1/3)",
+    ("mathverify_suite", "tests/test_all.py::test_latex_notation[9]", "Answer $ \\frac{1}{2} \\$ = \\frac{10}{9} $",
+     "$10/9$"): _FALSE_CHAIN + " (1/2 = 10/9)",
+    ("mathverify_suite", "tests/test_all.py::test_relations_math[13]", "$x = 5+5+1 = 1/3 \\approx 11$", "$x = 1/3$"):
+        _FALSE_CHAIN + " (11 = 1/3)",
+    ("mathverify_suite", "tests/test_all.py::test_relations_math[26]", "$z = 3+3 = 2$", "$z = 1 + 1 = 2$"):
+        _FALSE_CHAIN + " (6 = 2)",
+    ("mathverify_suite", "tests/test_all.py::test_relations_math[27]", "$z = 3+3 = 2$", "$z = 1 + 1 = 2$"):
+        _FALSE_CHAIN + " (6 = 2)",
     ("mathverify_suite", "tests/test_all.py::test_set_rel_assymetry[3]", "$-2 \\\\le x \\\\le 7$",
      "$x \\in [-2,7]$"):
         "Math-Verify allow_set_relation_comp=False setting; the reverse pair is labelled equal "
