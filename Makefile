@@ -53,7 +53,8 @@ bench-math: install
 	$(BIN)/python -m pip install -q -e ".[bench]"
 	$(BIN)/python benchmarks/math_verifier.py --out benchmarks/math_verifier_results.json --doc docs/math-verifier.md
 
-# math_accuracy on 100,000 seeded random (completion, gold) pairs: exceptions and slowest calls
+# math_accuracy on 100,000 seeded random (completion, gold) pairs and every pathological input we know
+# (deep nesting, 100k-digit golds, long whitespace, 10 MB answers): exceptions, slowest calls, peak memory
 bench-math-fuzz: install
 	$(BIN)/python benchmarks/math_fuzz.py --pairs 100000 --out benchmarks/math_fuzz_results.json
 

@@ -11,7 +11,9 @@ the table gives the speed ratio. Row sets:
 - ``math500`` / ``gsm8k``: each reference solution against its own answer (equal) and
   against the next problem's answer (unequal, unless the two answers are the same string);
 - the peers' own suites in ``peer_math/`` (Math-Verify's tests, MARIO_EVAL's as ``\\boxed{pred}``,
-  MATH's ``is_equiv`` tests, verl's), each case fed as a completion and its ``answer`` column.
+  MATH's ``is_equiv`` tests, verl's), each case fed as a completion and its ``answer`` column;
+- the attack sets of benchmarks/math_attack_cases.jsonl (``attack-1`` ...), completions independent
+  testers wrote against math_accuracy as a black box, labelled as a strict grader would.
 """
 
 from __future__ import annotations
@@ -53,6 +55,17 @@ def peer_rows(data: Path, suite: str) -> list[dict]:
              "expected": bool(r["expected"])} for r in rows]
 
 
+def attack_sets() -> list[str]:
+    rows = [json.loads(line) for line in (ROOT / "benchmarks" / "math_attack_cases.jsonl").read_text().splitlines()]
+    return sorted({row["set"] for row in rows})
+
+
+def attack_rows(name: str) -> list[dict]:
+    rows = [json.loads(line) for line in (ROOT / "benchmarks" / "math_attack_cases.jsonl").read_text().splitlines()]
+    return [{"completion": r["completion"], "answer": r["answer"], "expected": r["expected"]} for r in rows
+            if r["set"] == name]
+
+
 def row_set(name: str, data: Path) -> list[dict]:
     if name == "labelled":
         from benchmarks.math_cases import rows
@@ -61,6 +74,8 @@ def row_set(name: str, data: Path) -> list[dict]:
         return solution_pairs(data / "math500_test.jsonl", "solution", "answer", False)
     if name == "gsm8k":
         return solution_pairs(data / "gsm8k_test.jsonl", "answer", "answer", True)
+    if name.startswith("attack-"):
+        return attack_rows(name)
     return peer_rows(data, name)
 
 
@@ -132,7 +147,9 @@ def document(results: list[dict], sets: list[str]) -> str:
               "`labelled` is benchmarks/math_cases.py; MATH-500/GSM8K pair each reference solution with its own",
               "answer and the next problem's. The peer suites' labels are their authors' (for Math-Verify's, under",
               "the settings each test used); the cases where math_accuracy differs on purpose, with reasons, are",
-              "the table in tests/test_math_peer_suites.py.", ""]
+              "the table in tests/test_math_peer_suites.py. The attack sets (benchmarks/math_attack_cases.jsonl)",
+              "are completions independent testers wrote against math_accuracy as a black box, labelled as a",
+              "strict grader would; attack-3 is long reasoning-model output in the families of issue 35.", ""]
     return "\n".join(lines)
 
 
@@ -146,7 +163,7 @@ def main() -> None:
     if args.measure:
         print(json.dumps(measure(*args.measure, args.data)))
         return
-    sets = ["labelled", "math500", "gsm8k", *PEER_SUITES]
+    sets = ["labelled", "math500", "gsm8k", *PEER_SUITES, *attack_sets()]
     results, provenance = [], {"commit": commit(), "machine": machine()}
     print(f"{'set':22} {'verifier':12} {'rows':>5} {'correct':>8} {'accuracy':>9} {'rows/s':>9}")
     for set_name in sets:

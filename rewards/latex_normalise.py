@@ -32,8 +32,9 @@ _TEXT_BLOCK = re.compile(r"\\(?:text|textbf|textit|mathrm|mathbf|mbox|operatorna
 _DECORATION = re.compile(r"\\(?:textcolor|colorbox)\s*\{[^{}]*\}|\\fcolorbox\s*\{[^{}]*\}\s*\{[^{}]*\}|\\color\s*\{[^{}]*\}"
                          r"|\\[hv]?phantom\s*\{[^{}]*\}|\\(?:underline|bm|boldsymbol|mathit|mathsf|emph|cancelto\{[^{}]*\})(?=\s*\{)")
 # a statement of where a formula holds, after it: 'f(n) = n + 1 \text{ for all } n \in \mathbb{N}'
-_QUALIFIER = re.compile(r"(?:,?\s*\\(?:text|mbox|textrm)\s*\{\s*,?\s*for\b[^{}]*\}|\s*\\forall\b|,\s*[a-zA-Z]\s*\\in\s*\\mathbb"
-                        r"|\s*\(\s*[a-zA-Z]\s*\\in\s*\\mathbb).*$", re.S)  # after an equation only (see without_qualifier)
+# (every alternative starts on a character that is no space: a long run of spaces costs one pass)
+_QUALIFIER = re.compile(r"(?:(?:,\s*)?\\(?:text|mbox|textrm)\s*\{\s*,?\s*for\b[^{}]*\}|\\forall\b|,\s*[a-zA-Z]\s*\\in\s*\\mathbb"
+                        r"|\(\s*[a-zA-Z]\s*\\in\s*\\mathbb).*$", re.S)  # after an equation only (see without_qualifier)
 # unit vectors: 3\mathbf{i} - \mathbf{j} + 2\hat{k}
 _UNIT_VECTOR = re.compile(r"\\(?:mathbf|hat|vec|boldsymbol|bm)\s*\{\s*(?:\\hat\s*\{?\s*)?\\?([ijk])(?:math)?\s*\}?\s*\}"
                           r"|\\(?:hat|vec)\s*\\?([ijk])(?:math)?(?![a-zA-Z])")
@@ -144,7 +145,7 @@ def without_qualifier(s: str) -> str:
     r"""An equation without the statement of where it holds: ``f(n) = n + 1 \text{ for all } n``
     and ``f(x) = 2x, x \in \mathbb{R}`` state ``f(n) = n + 1`` and ``f(x) = 2x``."""
     found = _QUALIFIER.search(s)
-    return s[:found.start()] if found and "=" in s[:found.start()] else s
+    return s[:found.start()].rstrip() if found and "=" in s[:found.start()] else s
 
 
 def decimal_with_ellipsis(match: re.Match) -> str:

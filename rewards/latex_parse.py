@@ -23,6 +23,7 @@ from rewards.latex_objects import (RELATIONS, Chain, Decimals, ParseError, Seq, 
                                    evaluated_sum, is_fraction_of_integers, is_integer_literal, plus_minus, relation,
                                    safe_binomial, safe_factorial, safe_pow)
 
+MAX_COMMAND_DEPTH = 50
 MAX_TOKENS = 2000  # 80 square roots or 60 quadratics take under 1,000; longer answers are not compared
 
 # ---------------------------------------------------------------- tokens
@@ -87,6 +88,7 @@ class Parser:
             raise ParseError(f"an answer of over {MAX_TOKENS} tokens")
         self.pos = 0
         self.abs_depth = 0
+        self.command_depth = 0
         self.decimals = Decimals()  # the decimal numbers written, for how closely they must match
 
     # -- token helpers
@@ -288,6 +290,17 @@ class Parser:
         return sympy.Symbol(name)
 
     def command(self):
+        """A command and its arguments; commands nest at most ``MAX_COMMAND_DEPTH`` deep (a thousand
+        nested square roots are no answer, and each level costs sympy a simplification)."""
+        self.command_depth += 1
+        try:
+            if self.command_depth > MAX_COMMAND_DEPTH:
+                raise ParseError(f"commands nested over {MAX_COMMAND_DEPTH} deep")
+            return self.command_and_arguments()
+        finally:
+            self.command_depth -= 1
+
+    def command_and_arguments(self):
         name = self.take()[1:]
         if name == "frac":
             num, den = self.argument(), self.argument()

@@ -6,8 +6,8 @@ wires them into the reward and bounds every input:
 
 - a verdict is a function of (completion, gold) only. The work it may do is bounded before it
   starts (lengths and nesting here, sizes and degrees in the comparison), never by a clock;
-- a completion is read in its last ``MAX_READ_CHARS``; an answer longer than
-  ``MAX_ANSWER_CHARS`` or nested deeper than ``MAX_NESTING`` compares to nothing (0.0);
+- a completion is read in its last ``MAX_READ_CHARS``; an answer longer or nested deeper than
+  any real one (``math_equivalence.comparable``) compares to nothing (0.0);
 - a gold longer than ``MAX_GOLD_CHARS``, or whose answer is over those bounds, cannot be judged:
   its rows score None (counted as ``unreadable_golds``), never a verdict;
 - the CPU-time limit of a verdict (``timeout``) is a last resort for what the budgets miss: a
@@ -22,14 +22,11 @@ import re
 from rewards import tally
 from rewards.bounded import shared_pool
 from rewards.conversation import text_completions
-from rewards.latex_spans import nesting_depth
 from rewards.latex_normalise import normalise
-from rewards.math_equivalence import REL_TOL, answers_equal, is_word_answer, quick_verdict, warm_up
+from rewards.math_equivalence import REL_TOL, answers_equal, comparable, is_word_answer, quick_verdict, warm_up
 from rewards.math_extract import DEFAULT_ORDER, extract_answer, extract_choice, extract_words, gold_answer, is_choice
 from rewards.registry import reward
 
-MAX_ANSWER_CHARS = 5_000  # no real final answer is longer (80 square roots take 1,000)
-MAX_NESTING = 500  # brackets and braces deeper than this are no answer to compare
 MAX_GOLD_CHARS = 100_000  # the longest worked solution is a few thousand characters
 MAX_READ_CHARS = 1_000_000  # a completion is read in its last million characters
 VERDICT_CPU_S = 10.0  # the last-resort limit: 100x the slowest verdict of any set we hold
@@ -119,7 +116,7 @@ def bounded_gold(gold) -> str | None:
         return None
     text = str(gold)
     reference = gold_answer(text) if len(text) <= MAX_GOLD_CHARS else None
-    if reference is None or len(reference) > MAX_ANSWER_CHARS or nesting_depth(reference) > MAX_NESTING:
+    if reference is None or not comparable(reference):
         tally.count("unreadable_golds")
         return None
     return reference
@@ -132,6 +129,6 @@ def bounded_prediction(completion: str, reference: str, order: tuple[str, ...]) 
     # a letter gold reads a letter, a word gold reads words
     extract = extract_choice if is_choice(reference) else extract_words if is_word_answer(normalise(reference)) else extract_answer
     predicted = extract(text, order)
-    if predicted is None or len(predicted) > MAX_ANSWER_CHARS or nesting_depth(predicted) > MAX_NESTING:
+    if predicted is None or not comparable(predicted):
         return None
     return predicted

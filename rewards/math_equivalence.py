@@ -28,6 +28,7 @@ import sympy
 from rewards.latex_normalise import normalise
 from rewards.latex_objects import MAX_SUM_TERMS, Chain, Decimals, ParseError, Seq, Text, as_set, relation
 from rewards.latex_parse import parse_answer, pm_values, top_level_equals
+from rewards.latex_spans import nesting_depth
 
 REL_TOL = 1e-9   # numeric checks where a decimal is written inside an expression (decimals are exact)
 EXACT_TOL = 1e-12  # between exact expressions, compared numerically
@@ -55,7 +56,18 @@ def answers_equal(predicted: str, gold: str, rel_tol: float = REL_TOL) -> bool:
     >>> answers_equal(r"28\\%", "28"), answers_equal("28%", "0.28"), answers_equal("4 4/9%", "40/9")
     (True, True, False)
     """
+    if not (comparable(predicted) and comparable(gold)):
+        return False
     return any(same_answer(p, g, rel_tol) for p, g in readings(predicted, gold))
+
+
+MAX_ANSWER_CHARS = 5_000  # no real final answer is longer (80 square roots take 1,000)
+MAX_NESTING = 500  # brackets and braces deeper than this are no answer to compare
+
+
+def comparable(answer: str) -> bool:
+    """An answer within the bounds every comparison assumes: longer or deeper ones equal nothing."""
+    return len(answer) <= MAX_ANSWER_CHARS and nesting_depth(answer) <= MAX_NESTING
 
 
 def quick_verdict(predicted: str, gold: str, rel_tol: float = REL_TOL) -> bool | None:
@@ -67,6 +79,8 @@ def quick_verdict(predicted: str, gold: str, rel_tol: float = REL_TOL) -> bool |
     >>> quick_verdict("32, 349", "32349"), quick_verdict("28%", "0.28")  # a list, not 32349
     (False, True)
     """
+    if not (comparable(predicted) and comparable(gold)):
+        return False
     verdicts = [plain_verdict(normalise(p), normalise_gold(g), rel_tol) for p, g in readings(predicted, gold)]
     if True in verdicts:
         return True

@@ -137,8 +137,16 @@ def stated_answer(sentence: str) -> str | None:
         return ", ".join(span.content for span in first)
     if is_bare(sentence):
         return sentence.strip(" *.:") or None
+    spelt = _NUMBER_WORDS.get(sentence.strip(" *_.:!").lower())
+    if spelt is not None:
+        return spelt  # 'the answer is **twelve**'
     value = last_value(sentence)
     return value.answer if value else None
+
+
+_NUMBER_WORDS = {word: str(n) for n, word in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen twenty".split())}
 
 
 def after_marker(pattern: re.Pattern, text: str, outside: list[tuple[int, int]] = ()) -> Found | None:
@@ -405,9 +413,12 @@ def extract_choice(text: str, order: tuple[str, ...] | list[str] = DEFAULT_ORDER
     if start:
         return start.group(1)
     found = None
-    for found in _CHOICE_ANYWHERE.finditer(text[-TAIL:]):
+    for found in _CHOICE_ANYWHERE.finditer(_UNIT_TEXT.sub(lambda m: " " * len(m.group()), text[-TAIL:])):
         pass
     return found.group(1) if found else answer
+
+
+_UNIT_TEXT = re.compile(r"(?<=[\d}])\s*\\(?:text|mathrm)\s*\{[^{}]*\}")  # 5\text{ A}: a unit, not option A
 
 
 def gold_answer(gold) -> str | None:
