@@ -91,7 +91,8 @@ def run_math_verify(rows: list[dict]) -> list[bool]:
 
     verdicts = []
     for row in rows:
-        gold_text = row["answer"] if "$" in row["answer"] or "\\boxed" in row["answer"] else f"${row['answer']}$"
+        answer = str(row["answer"])
+        gold_text = answer if "$" in answer or "\\boxed" in answer else f"${answer}$"
         try:
             gold = parse(gold_text, extraction_config=[LatexExtractionConfig(), ExprExtractionConfig()])
             predicted = parse(row["completion"])
