@@ -37,13 +37,15 @@ _HYPOTHETICAL = re.compile(r"\b(?:would|could|might)\b", re.I)
 # a final statement that gives up commits to nothing; one that qualifies its value right before it
 # ('at most 12', 'not 12', 'either 3 or 5', 'probably 5') commits to no value
 _GIVES_UP = re.compile(r"\b(?:not sure|unsure|unable|cannot|can't|couldn't|give up|gave up|ran out|so far|"
-                       r"partial(?:ly)?|incomplete|no idea|not certain)\b", re.I)
+                       r"partial(?:ly)?|incomplete|no idea|not certain|candidates?|possibilities|possible (?:values|answers)|"
+                       r"could be any|depending on|otherwise|whether or not)\b", re.I)
 _QUALIFIER_BEFORE = re.compile(
     r"(?:\b(?:not|never|at most|at least|than|either|or|maybe|perhaps|possibly|probably|likely|between|"
     r"somewhere|guess)\b|n't)(?:\s+(?:be|equal to|exactly|just|only|quite|really|around|about))*[\s:$*(]*$", re.I)
+_ALTERNATIVES = re.compile(r"\b(?:either|or)\b[\s:$*(]*$", re.I)
 # after 'the answer is', what makes the rest no value: 'at most 12', 'not 12', 'one of these'
 QUALIFIED = re.compile(
-    r"^[\s*]*(?:not\b|never\b|no longer\b|at (?:most|least)\b|(?:greater|less|more|fewer|larger|smaller|bigger|"
+    r"^[\s*]*(?:(?:definitely|certainly|surely|clearly|obviously|actually)\s+)?(?:not\b|never\b|no longer\b|at (?:most|least)\b|(?:greater|less|more|fewer|larger|smaller|bigger|"
     r"higher|lower) than\b|(?:above|below|under|over|between|either|maybe|perhaps|possibly|probably|likely|"
     r"unknown|undetermined|one of|somewhere)\b)", re.I)
 _CLOSED = re.compile(r"(?:[.!?)\]}*\"'`✓]|\\\]|\\\))$")
@@ -68,6 +70,9 @@ def cut_off(text: str) -> bool:
         return not spans or spans[-1].end != len(stripped[-READ_CHARS:])
     if _DANGLING.search(stripped):
         return True
+    last_line = stripped[stripped.rfind("\n") + 1:][-2000:]
+    if last_line.count("{") > last_line.count("}"):
+        return True  # '$\boxed{45' stops inside a group: it might have gone on to 450
     if _CLOSED.search(stripped):
         return False
     start, end = sentences(stripped)[-1]
@@ -114,12 +119,26 @@ def final_statement(text: str) -> tuple[int, str] | None:
     return None
 
 
-def uncommitted(sentence: str, value_at: int) -> bool:
-    """A statement that gives up ('I give up', 'so far'), or qualifies the value starting at
-    ``value_at`` right before it ('at most 12', 'is not 12', 'either 3 or 5', 'probably 5').
+_CONDITIONS = re.compile(r"\bif\b.*\bif\b|\bdepending on\b|\botherwise\b|\bwhether or not\b", re.I | re.S)
+
+
+def conditional(sentence: str) -> bool:
+    """An answer given under conditions: 'If they do, the answer is 45; if they don't, it is 40.'"""
+    return _CONDITIONS.search(mask_math(sentence)) is not None
+
+
+def uncommitted(sentence: str, value_at: int, listing: bool = False) -> bool:
+    """A statement that gives up ('I give up', 'so far', 'candidates'), or qualifies the value
+    starting at ``value_at`` right before it ('at most 12', 'is not 12', 'either 3 or 5',
+    'probably 5'); with ``listing`` (the value lists solutions: 'either $x = 4$ or $x = 5$'), an
+    'either ... or' lists, it does not hedge.
 
     >>> uncommitted("the number is not 10 which is 1,000.99", 30), uncommitted("it is not 12", 10)
     (False, True)
     """
     masked = mask_math(sentence)
-    return _GIVES_UP.search(masked) is not None or _QUALIFIER_BEFORE.search(masked[:value_at]) is not None
+    before = masked[:value_at]
+    qualifier = _QUALIFIER_BEFORE.search(before)
+    if qualifier and listing and _ALTERNATIVES.match(before, qualifier.start()):
+        qualifier = None
+    return _GIVES_UP.search(masked) is not None or qualifier is not None or conditional(sentence)

@@ -25,12 +25,16 @@ _REPLACE = {",\\! ": ",", ",\\!": ",", "\\leqslant": "\\le", "\\geqslant": "\\ge
             "\\to": "\\rightarrow", "\\varnothing": "\\emptyset", "\\lvert": "|", "\\rvert": "|",
             "\\vert": "|", "\\mid": "|", "\\cdotp": "\\cdot", "\\land": ",", "\\emptyset": "\\{\\}",
             "\\langle": "(", "\\rangle": ")", "⟨": "(", "⟩": ")", "…": "\\ldots", "...": "\\ldots",
-            "\\dots": "\\ldots", "\\cdots": "\\ldots"}
+            "\\dots": "\\ldots", "\\cdots": "\\ldots", "±": "\\pm ", "∓": "\\mp ", "∛": "\\sqrt[3]", "∜": "\\sqrt[4]",
+            **{glyph: f"\\frac{{{n}}}{{{d}}}" for glyph, (n, d) in zip("½⅓⅔¼¾⅕⅖⅗⅘⅙⅚⅛⅜⅝⅞", [
+                (1, 2), (1, 3), (2, 3), (1, 4), (3, 4), (1, 5), (2, 5), (3, 5), (4, 5), (1, 6), (5, 6), (1, 8), (3, 8),
+                (5, 8), (7, 8)])}}
 _DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|°|\\degree")
-_TEXT_BLOCK = re.compile(r"\\(?:text|textbf|textit|mathrm|mathbf|mbox|operatorname|textnormal)\s*\{([^{}]*)\}")
+_TEXT_BLOCK = re.compile(r"\\(?:text|textrm|mathrm|mbox|operatorname|textnormal)\s*\{([^{}]*)\}")
 # what only decorates a value: colours, underlines, bold; a phantom is not seen at all
 _DECORATION = re.compile(r"\\(?:textcolor|colorbox)\s*\{[^{}]*\}|\\fcolorbox\s*\{[^{}]*\}\s*\{[^{}]*\}|\\color\s*\{[^{}]*\}"
-                         r"|\\[hv]?phantom\s*\{[^{}]*\}|\\(?:underline|bm|boldsymbol|mathit|mathsf|emph|cancelto\{[^{}]*\})(?=\s*\{)")
+                         r"|\\[hv]?phantom\s*\{[^{}]*\}")
+_FORMATTING = re.compile(r"\\(?:underline|bm|boldsymbol|mathit|mathsf|emph|textbf|textit|mathbf|cancelto\s*\{[^{}]*\})\s*\{([^{}]*)\}")
 # a statement of where a formula holds, after it: 'f(n) = n + 1 \text{ for all } n \in \mathbb{N}'
 # (every alternative starts on a character that is no space: a long run of spaces costs one pass)
 _QUALIFIER = re.compile(r"(?:(?:,\s*)?\\(?:text|mbox|textrm)\s*\{\s*,?\s*for\b[^{}]*\}|\\forall\b|,\s*[a-zA-Z]\s*\\in\s*\\mathbb"
@@ -42,7 +46,9 @@ _E_NOTATION = re.compile(r"(?<![\w.\\])(\d+(?:\.\d+)?)[eE]([-+]?\d{1,4})(?![\w.]
 _SUPERSCRIPTS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻", "0123456789+-")
 _SUPERSCRIPT_RUN = re.compile("[⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻]+")
 _UNIT_SQUARED = re.compile(r"(?<=\d)\s*[a-zA-Z]{1,3}[²³]|\s[a-zA-Z]{1,3}[²³]\s*$")  # 5 m², 2cm³, 4π cm²: units
+_PARENTHESISED_CYCLE = re.compile(r"(?<![\d.])(\d*)\.(\d*)\((\d+)\)")  # 0.(3), 0.1(6)
 _ELLIPSIS_DECIMAL = re.compile(r"(?<![\d.])(\d*)\.(\d+)\s*\\ldots")
+_PLAIN_NUMBER = re.compile(r"\s*-?\d+(?:\.\d+)?\s*")
 _REPEATING = re.compile(r"(?<!\d)(\d*)\.(\d*)\\overline\{(\d+)\}")  # starts where a digit run starts: linear
 _ESCAPED_COMMAND = re.compile(
     r"(?<!\\)\\\\(?=(?:frac|dfrac|tfrac|cfrac|sqrt|left|right|le|ge|leq|geq|neq|ne|lt|gt|boxed|begin|end|pi|"
@@ -68,11 +74,15 @@ def normalise(answer: str) -> str:
     >>> normalise(r"5\text{ cm}^2"), normalise(r"\text{Evelyn}"), normalise("12 apples")
     ('5', 'Evelyn', '12')
     """
+    if _PLAIN_NUMBER.fullmatch(answer):
+        return answer.strip()  # most answers: nothing to rewrite
     s = _ESCAPED_COMMAND.sub(r"\\", answer.strip())  # '\\frac' from a twice-escaped string
     s = _UNIT_SQUARED.sub("", s)  # 5 m², 2 cm³, 4π cm²: units
     s = _SUPERSCRIPT_RUN.sub(lambda m: "^{" + m.group().translate(_SUPERSCRIPTS) + "}", s)  # 3² is 3^{2}
     s = _UNIT_VECTOR.sub(lambda m: f"\\unitvector{m.group(1) or m.group(2)} ", s)
     s = _DECORATION.sub("", s)
+    while _FORMATTING.search(s):  # innermost first: \text{\textbf{37}}
+        s = _FORMATTING.sub(r"\1", s)
     s = without_qualifier(s)
     s = canonical_time(s).replace("\\\\", " \\cr ")  # row breaks, before '\ ' is read as a space
     for old, new in _REPLACE.items():
@@ -83,6 +93,7 @@ def normalise(answer: str) -> str:
     s = re.sub(r"\{\s*,\s*\}", "", degrees(s).replace("\\%", "").replace("%", ""))
     s = re.sub(r"^(?:\\approx|\\sim)\s*", "", s.strip())
     s = _REPEATING.sub(repeating_decimal, s)
+    s = _PARENTHESISED_CYCLE.sub(lambda m: repeating_decimal_text(m.group(1) or "0", m.group(2), m.group(3)), s)
     s = _ELLIPSIS_DECIMAL.sub(decimal_with_ellipsis, s)
     s = _E_NOTATION.sub(lambda m: f"{m.group(1)}\\times10^{{{m.group(2)}}}", s)
     s = _SIMPLE_SUBSCRIPT.sub(r"_\1", s)
@@ -96,7 +107,23 @@ def normalise(answer: str) -> str:
     if fraction:
         sign, numerator, denominator = (g for g in fraction.groups() if g is not None)
         s = f"{sign}{numerator}/{denominator}"
-    return drop_trailing_words(s)
+    return drop_trailing_words(unbraced(s))
+
+
+def unbraced(s: str) -> str:
+    """An answer without braces around all of it: ``{37}`` is 37."""
+    while s.startswith("{") and s.endswith("}") and balanced(s[1:-1]):
+        s = s[1:-1].strip()
+    return s
+
+
+def balanced(s: str) -> bool:
+    depth = 0
+    for ch in s:
+        depth += (ch == "{") - (ch == "}")
+        if depth < 0:
+            return False
+    return depth == 0
 
 
 def canonical_time(s: str) -> str:
@@ -127,6 +154,9 @@ def mixed_number(match: re.Match) -> str:
     return f"{sign}\\frac{{{whole * denominator + numerator}}}{{{denominator}}}"
 
 
+_ONE_LETTER_UNITS = {"A", "V", "W", "J", "N", "K", "C", "F", "H", "T", "Ω", "m", "s", "g", "L"}
+
+
 def drop_trailing_words(s: str) -> str:
     """'12 apples' -> '12', '5 square feet' -> '5', '10weeks' -> '10': words after a number are units."""
     glued = re.fullmatch(r"(-?\d[\d.,]*)([a-zA-Z]{3,})", s)
@@ -134,6 +164,8 @@ def drop_trailing_words(s: str) -> str:
         return glued.group(1)
     parts = s.split(" ")
     end = len(parts)
+    if end > 1 and parts[-1] in _ONE_LETTER_UNITS and re.fullmatch(r"-?[\d.,]+", parts[-2]):
+        end -= 1  # '5 A', '3 V', '2 s': a unit after a number
     while end > 1 and re.fullmatch(r"[a-zA-Z]{2,}\.?(?:\^\d)?", parts[end - 1]):
         end -= 1
     if end < len(parts) and re.search(r"[\d}]$", parts[end - 1]):

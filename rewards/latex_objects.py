@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import sympy
 
-MAX_DIGITS = 2000  # a power whose result has more digits is no answer to compare
+MAX_DIGITS = 20_000  # a power whose result has more digits is no answer to compare (2^{65536} has 19,729)
 MAX_SET_POWER = 16  # R^n, a product of n sets
 MAX_PM_ITEMS = 256  # a \pm chain of 8 signs; more is no answer anybody writes
 MAX_SUM_TERMS = 1000  # a sum or product with a numeric range is evaluated term by term up to this
@@ -102,7 +102,9 @@ def pm_count(x) -> int:
 
 
 def digits_estimate(base, exponent) -> float:
-    return abs(float(exponent)) * math.log10(abs(float(base)) + 1)
+    """About how many digits ``base ** exponent`` has (2^{65536}: 19,728)."""
+    size = abs(float(base))
+    return abs(float(exponent)) * abs(math.log10(size)) if size > 0 else 0.0
 
 
 def safe_pow(base, exponent):
@@ -139,6 +141,8 @@ def safe_binomial(n, k):
 def relation(op: str, left, right):
     if op == "=" and isinstance(left, Seq) and left.open == "(" and all(isinstance(v, sympy.Symbol) for v in left.items):
         return right  # '(p, q) = (3, 2)' states the pair
+    if op == "=" and isinstance(left, sympy.Symbol) and isinstance(right, Seq) and right.open in "([":
+        return right  # 'v = (3, -1, 2)' states the vector
     if not isinstance(left, sympy.Basic) or not isinstance(right, sympy.Basic):
         raise ParseError("relation between lists")
     return RELATIONS[op](left, right, evaluate=False)

@@ -323,6 +323,8 @@ class Parser:
             return UNIT_VECTORS[name]
         if name == "infty":
             return sympy.oo
+        if name == "Gamma" and self.peek() == "(":
+            return sympy.gamma(self.bracketed())  # \Gamma(1001) is 1000!
         if name in GREEK:
             return sympy.Symbol(name)
         if name in FUNCTIONS:

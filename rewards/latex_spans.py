@@ -15,15 +15,19 @@ _SPAN_JOINT = re.compile(r"\s*(?:,|;|,?\s*and|,?\s*or)?\s*")
 TEXT_COMMAND = re.compile(r"\\(?:text|mathrm|textbf|mbox|operatorname)\s*\{[^{}]{0,60}\}")
 
 
+_BRACE = re.compile(r"[{}]")
+
+
 def matching_braces(text: str) -> dict[int, int]:
     """``{open index: close index}`` for every balanced, unescaped brace pair, in one pass."""
     pairs, stack = {}, []
-    for i, ch in enumerate(text):
-        if ch in "{}" and i and text[i - 1] == "\\":
+    for brace in _BRACE.finditer(text):  # the braces only, not every character
+        i = brace.start()
+        if i and text[i - 1] == "\\":
             continue
-        if ch == "{":
+        if text[i] == "{":
             stack.append(i)
-        elif ch == "}" and stack:
+        elif stack:
             pairs[stack.pop()] = i
     return pairs
 

@@ -22,8 +22,8 @@ import re
 from rewards import tally
 from rewards.bounded import shared_pool
 from rewards.conversation import text_completions
-from rewards.latex_normalise import normalise
-from rewards.math_equivalence import REL_TOL, answers_equal, comparable, is_word_answer, quick_verdict, warm_up
+from rewards.math_equivalence import (REL_TOL, answers_equal, comparable, is_word_answer, normalise_gold, quick_verdict,
+                                      warm_up)
 from rewards.math_extract import DEFAULT_ORDER, extract_answer, extract_choice, extract_words, gold_answer, is_choice
 from rewards.registry import reward
 
@@ -126,9 +126,12 @@ def bounded_prediction(completion: str, reference: str, order: tuple[str, ...]) 
     """The completion's final answer (a letter where the gold is one), or None when it states none
     or one too long or deep to compare."""
     text = completion[-MAX_READ_CHARS:]
-    # a letter gold reads a letter, a word gold reads words
-    extract = extract_choice if is_choice(reference) else extract_words if is_word_answer(normalise(reference)) else extract_answer
-    predicted = extract(text, order)
+    if is_choice(reference):
+        predicted = extract_choice(text, order)  # a letter gold reads a letter
+    elif is_word_answer(normalise_gold(reference)):
+        predicted = extract_words(text, order, normalise_gold(reference))  # a word gold reads words
+    else:
+        predicted = extract_answer(text, order)
     if predicted is None or not comparable(predicted):
         return None
     return predicted

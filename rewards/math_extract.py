@@ -27,8 +27,8 @@ import functools
 import re
 from dataclasses import dataclass
 
-from rewards.commitment import (MAX_UNIT_WORDS, QUALIFIED, concludes, final_statement, reasoning_unfinished,
-                                uncommitted)
+from rewards.commitment import (MAX_UNIT_WORDS, QUALIFIED, concludes, conditional, final_statement,
+                                reasoning_unfinished, uncommitted)
 from rewards.latex_spans import (TEXT_COMMAND, Span, boxes, joined_spans, joins_boxes, mask_math, math_spans,
                                  spans_joined)
 
@@ -37,7 +37,7 @@ TAIL = 20_000  # plain-text fallbacks read the end of the output only
 
 # a plain value: a mixed number (3 1/4, 1 000 4/9), a fraction (2/3) or a number, maybe a percent
 _INTEGER = r"\d{1,3}(?:,\d{3})+(?!\d)|\d{1,3}(?:[ ]\d{3})+(?![\d/])|\d+"
-_VALUE = re.compile(rf"""(?<![A-Za-z\d.\\])[-+]?(?:
+_VALUE = re.compile(rf"""(?<![A-Za-z\d.\\])[-+−]?(?:
       (?:{_INTEGER})[ \t]+\d+/\d+(?![\d/])
     | \d+/\d+(?![\d/])
     | (?:0|[1-9]\d*),(?:\d{{1,2}}|\d{{4,}})(?![\d,])  # a decimal comma: 1000,99 (never a thousands group)
@@ -48,10 +48,10 @@ _FRACTION_COMMAND = re.compile(r"-?\\[dtc]?frac\s*\{[^{}]{1,40}\}\s*\{[^{}]{1,40
 # no leading quantifier: '\**final' rescans every run of stars (200 kB of '*' took minutes)
 _FINAL = re.compile(r"final\s+answer\**\s*(?:is)?\s*:?\**\s*:?", re.I)
 # 'the answer is' anywhere; 'Answer:' (or 'Answer $...$') only where a line starts, not 'check our answer: ...'
-_PHRASE = re.compile(r"(?:the\s+(?:final\s+|correct\s+|right\s+)?answer\s+is|"
+_PHRASE = re.compile(r"(?:the\s+(?:final\s+|correct\s+|right\s+)?answer\s+is(?![\w'’])|"
                      r"(?:^|\n)[ \t*#_]*answer[ \t*_]*(?::|(?=\s*(?:\$|\\\(|\\\[))))\s*:?", re.I)
 # where a stated answer ends: a period, ! or ? before a space, a blank line, or a reason
-_CLAUSE_END = re.compile(r"[.!?](?=\s|$)|\n\s*\n|,?\s+(?:since|because|as|which|so|where|when|for|given|"
+_CLAUSE_END = re.compile(r"[.!?](?=\s|$)|;|\n\s*\n|,\s+(?:not|rather than|instead of)\b|,?\s+(?:since|because|as|which|so|where|when|for|given|"
                          r"I hope|i\.e\.|e\.g\.|that is|or equivalently)(?!\w)|\s+[-\u2014]\s")
 _CONCLUSION = re.compile(r"(?:so|thus|hence|therefore|finally|total|in total|altogether|overall)\b\s*[,:]?\s*", re.I)
 # words an answer itself may contain (others mean prose around it)
@@ -83,7 +83,12 @@ def boxed(text: str) -> Found | None:
     >>> boxed(r"The roots are \boxed{-2} \quad \text{and} \quad \boxed{1}.").answer
     '-2, 1'
     """
-    found = [b for b in boxes(text) if b[2]]
+    return last_boxes(text, boxes(text))
+
+
+def last_boxes(text: str, found: list[tuple[int, int, str]]) -> Found | None:
+    """``boxed`` from the text's boxes, found once by the caller."""
+    found = [b for b in found if b[2]]
     if not found:
         return None
     cluster = [found[-1]]
@@ -159,10 +164,17 @@ def after_marker(pattern: re.Pattern, text: str, outside: list[tuple[int, int]] 
     if last is None:
         return None
     stated = clause(text[last.end():])
-    if QUALIFIED.match(mask_math(stated)):
+    if QUALIFIED.match(mask_math(stated)) or conditional(sentence_around(text, last.start(), last.end())):
         return None
     answer = stated_answer(stated)
     return Found(answer, last.start()) if answer else None
+
+
+def sentence_around(text: str, start: int, end: int) -> str:
+    """The sentence (or line) that holds ``text[start:end]``."""
+    begin = max(text.rfind(mark, max(0, start - 1000), start) for mark in ".!?\n") + 1
+    stops = [stop for mark in ".!?\n" if (stop := text.find(mark, end, end + 1000)) >= 0]
+    return text[begin:min(stops, default=min(len(text), end + 1000))]
 
 
 def is_bare(text: str) -> bool:
@@ -217,6 +229,8 @@ def bare(text: str) -> Found | None:
 
 
 def answer_tags(text: str) -> Found | None:
+    if text.count("<answer>") > 1 or text.count("</answer>") > 1:
+        return None  # two answers in tags commit to neither
     end = text.rfind("</answer>")
     if end < 0:
         return None
@@ -281,6 +295,25 @@ def last_value(text: str) -> Found | None:
     return Found(joined_spans(tail, [s for s in spans if s.content]) or math.answer, math.at, math.end)
 
 
+_STATING = re.compile(r"\s(?:is|are|was|were|equals|be|becomes)\s+(?:equal\s+to\s+)?|=|^[\s*#]*[A-Za-z][A-Za-z ]{0,30}:\s*", re.I)
+
+
+def stated_after_verb(sentence: str) -> str | None:
+    r"""What a final statement states after its first verb, ``=`` or label, when that is an answer
+    with no prose (``The angle is π/4.``, ``cos 45° = √2/2``, ``Result: −1/2``): up to where the
+    statement goes on (``, which``, ``because``, a parenthesis); none when it hedges or gives up."""
+    masked = mask_math(sentence)
+    verb = _STATING.search(masked)
+    if verb is None:
+        return None
+    rest = clause(sentence[verb.end():])
+    rest = re.sub(r"\s*\([^()]*\)[\s.!]*$", "", rest).strip(" *.:")
+    if (not rest or rest.count("$") % 2 or not is_bare(rest) or not looks_like_answer(rest)
+            or uncommitted(sentence, verb.end(), listing="=" in rest)):
+        return None
+    return rest
+
+
 def committed_value(text: str) -> Found | None:
     """The value the final statement (see ``commitment``) ends on: ``7+5=12``, ``there are 12
     ways.``; none when the text has no final statement, the statement hedges or gives up, or
@@ -289,9 +322,14 @@ def committed_value(text: str) -> Found | None:
     if final is None:
         return None
     start, sentence = final
+    stated = stated_after_verb(sentence)
+    if stated is not None:
+        return Found(stated, start)
     value = last_value(sentence)
-    if value is None or uncommitted(sentence, value.at):
+    if value is None or uncommitted(sentence, value.at, listing="=" in value.answer):
         return None
+    if re.fullmatch(r"[\d\s,.]*\d[\d\s,.]*", mask_math(sentence[:value.at]) or "x"):
+        return None  # '1 2 3 ... 39999': the last of a list of numbers is no answer
     rest = mask_math(sentence[value.end:]) if value.end >= 0 else ""
     if re.search(r"\d", rest) or len(re.findall(r"[A-Za-z]+", rest)) > MAX_UNIT_WORDS:
         return None
@@ -301,11 +339,12 @@ def committed_value(text: str) -> Found | None:
 def marked(text: str) -> Found | None:
     """Whichever explicit answer (boxes, final-answer sentence, tags, ####, 'The answer is')
     comes last: '\\boxed{24} is wrong. The answer is 72.' answers 72."""
-    inside_boxes = [(start, end) for start, end, _ in boxes(text)]  # '\boxed{\text{the answer is } 37}'
+    found = boxes(text)
+    inside_boxes = [(start, end) for start, end, _ in found]  # '\boxed{\text{the answer is } 37}'
     phrase = after_marker(_PHRASE, text, inside_boxes)
     phrase = phrase if phrase and looks_like_answer(phrase.answer) else None
-    candidates = [f for f in (boxed(text), after_marker(_FINAL, text, inside_boxes), answer_tags(text), gsm8k(text),
-                              phrase) if f]
+    candidates = [f for f in (last_boxes(text, found), after_marker(_FINAL, text, inside_boxes), answer_tags(text),
+                              gsm8k(text), phrase) if f]
     return max(candidates, key=lambda f: f.at) if candidates else None
 
 
@@ -345,7 +384,7 @@ def extract_answer(text: str, order: tuple[str, ...] | list[str] = DEFAULT_ORDER
     if reasoning_unfinished(text):
         return None  # '<think>' never closed: no answer was given
     ending = _END_TOKENS.search(text, max(0, len(text) - 500))
-    text = text[:ending.start()] if ending else text
+    text = (text[:ending.start()] if ending else text).replace("`", " ")  # code spans and fences are no answer's part
     end_of_thought = text.rfind("</think>")
     reply = text[end_of_thought + len("</think>"):] if end_of_thought >= 0 else text
     for name in order:  # after a closed <think>, only the reply counts: an answer left in thought is none
@@ -355,15 +394,20 @@ def extract_answer(text: str, order: tuple[str, ...] | list[str] = DEFAULT_ORDER
     return None
 
 
+_ASIDE = re.compile(r"\s*\([^()]*\)(?=[\s.!]*$)")
+# where a word answer's phrase ends: a clause break, a preposition, an adverb of extent
+_WORDS_END = re.compile(r"[;,(.!]|\s(?:on|in|for|over|at|when|since|because|as|so|and|which|with|from|to|throughout|"
+                        r"everywhere|always|globally|here)\b", re.I)
 _BOLD = re.compile(r"\*\*([^*\n]{1,80})\*\*")
 _YES_NO = re.compile(r"[\s*]*(yes|no)\b", re.I)
 _WORDS = re.compile(r"[A-Za-z][A-Za-z ,-]{0,60}")
 
 
-def extract_words(text: str, order: tuple[str, ...] | list[str] = DEFAULT_ORDER) -> str | None:
+def extract_words(text: str, order: tuple[str, ...] | list[str] = DEFAULT_ORDER, gold: str | None = None) -> str | None:
     r"""The final answer where the gold is a word (``Tuesday``, ``No``, ``even``): the extracted
     answer when it has words, else the words after ``Answer:``/``the answer is``, else the final
-    statement's bold words, its opening yes or no, or what follows its verb.
+    statement's bold words, the one-word ``gold`` where the statement asserts it (``The series
+    diverges.``: not negated, no alternative offered), its opening yes or no, or what follows its verb.
 
     >>> extract_words("Counting on, day 100 is a Tuesday.\n\nSo the day is **Tuesday**.")
     'Tuesday'
@@ -390,13 +434,33 @@ def extract_words(text: str, order: tuple[str, ...] | list[str] = DEFAULT_ORDER)
     bold = _BOLD.findall(sentence)
     if bold:
         return bold[-1].strip()
+    if gold and asserts_word(sentence, gold):
+        return gold
     opening = _YES_NO.match(sentence)
     if opening:
         return opening.group(1)
+    sentence = _ASIDE.sub("", sentence.rstrip())  # 'Hence f is odd (it is not even).'
     verbs = list(_COPULA.finditer(mask_math(sentence)))
     if verbs:
-        return sentence[verbs[-1].end():].strip(" .!*$") or answer
+        words = _WORDS_END.split(sentence[verbs[-1].end():], maxsplit=1)[0]
+        return words.strip(" .!*$") or answer
     return answer
+
+
+_HEDGES = re.compile(r"\b(?:either|or|whether|if|maybe|perhaps|possibly|probably|unless|unsure|not sure)\b")
+_NEGATION = re.compile(r"\b(?:not|never|neither|nor|no)\b|n't")
+
+
+def asserts_word(sentence: str, word: str) -> bool:
+    """Does ``sentence`` assert the single ``word``, with no negation in the three words before it
+    and no alternative anywhere? ('The series diverges; it does not converge.' asserts 'diverges')"""
+    masked = mask_math(sentence).lower()
+    if " " in word.strip() or _HEDGES.search(masked):
+        return False
+    for found in re.finditer(rf"\b{re.escape(word.strip().lower())}\b", masked):
+        if not _NEGATION.search(" ".join(masked[:found.start()].split()[-3:])):
+            return True
+    return False
 
 
 def extract_choice(text: str, order: tuple[str, ...] | list[str] = DEFAULT_ORDER) -> str | None:
