@@ -5,8 +5,8 @@ its own while the caller waits. Past the limit its rows score None, the timeout 
 (``timeouts``) and logged naming the reward, and the thread is told to stop (an exception raised
 in it at its next Python instruction; one blocked in native code stops when that returns). A
 reward that times out on ``TIMEOUTS_IN_A_ROW`` calls in a row hangs: ``RewardStalled`` names it.
-A stop the caller requests (``request_stop``, e.g. on Ctrl-C) lets a running call finish for
-``STOP_GRACE_S``, then abandons it with ``RewardCancelled``.
+A stop the caller requests (``request_stop``, e.g. on Ctrl-C) gives a call ``STOP_GRACE_S`` to
+finish (from the request, or from its own start if later), then abandons it with ``RewardCancelled``.
 """
 
 from __future__ import annotations
@@ -88,8 +88,9 @@ class RewardSuite:
         return [r.name for r in self.rewards]
 
     def request_stop(self) -> None:
-        """A stop was asked for (a signal): a reward call still running ``STOP_GRACE_S`` from now is
-        abandoned (``RewardCancelled``), so a stuck reward cannot hold the stop up."""
+        """A stop was asked for (a signal): a reward call still running ``STOP_GRACE_S`` from now (or
+        from its own start, if later) is abandoned (``RewardCancelled``), so a stuck reward cannot
+        hold the stop up, and one that works as usual still finishes its step."""
         if self.stop_requested_at is None:
             self.stop_requested_at = time.monotonic()
 
@@ -139,8 +140,8 @@ def resolved(name: str, index: int) -> RewardFn:
 def call_limited(fn: Callable[[], Any], timeout_s: float, stop_requested_at: Callable[[], float | None]):
     """``fn()`` in a thread of its own (in a copy of the caller's context, so its tally counts
     reach the caller), waited for at most ``timeout_s`` seconds (then ``RewardTimeout``), or
-    ``STOP_GRACE_S`` after a stop request (then ``RewardCancelled``). The wait stays responsive
-    to signals."""
+    ``STOP_GRACE_S`` after a stop request or after its own start, whichever is later (then
+    ``RewardCancelled``). The wait stays responsive to signals."""
     outcome: dict[str, Any] = {}
     context = contextvars.copy_context()
 
@@ -151,12 +152,13 @@ def call_limited(fn: Callable[[], Any], timeout_s: float, stop_requested_at: Cal
             outcome["error"] = err
 
     thread = threading.Thread(target=run, name="reward call", daemon=True)
-    deadline = time.monotonic() + timeout_s
+    started = time.monotonic()
+    deadline = started + timeout_s
     thread.start()
     while thread.is_alive():
         thread.join(max(0.0, min(POLL_S, deadline - time.monotonic())))
-        asked = stop_requested_at()
-        if thread.is_alive() and asked is not None and time.monotonic() - asked >= STOP_GRACE_S:
+        asked = stop_requested_at()  # a call gets its grace from the request or from its start, the later
+        if thread.is_alive() and asked is not None and time.monotonic() - max(asked, started) >= STOP_GRACE_S:
             stop_thread(thread)
             raise RewardCancelled("a stop was requested while a reward call was running")
         if thread.is_alive() and time.monotonic() >= deadline:
