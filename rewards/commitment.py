@@ -50,6 +50,9 @@ QUALIFIED = re.compile(
     r"unknown|undetermined|one of|somewhere)\b)", re.I)
 _CLOSED = re.compile(r"(?:[.!?)\]}*\"'`✓]|\\\]|\\\))$")
 MAX_UNIT_WORDS = 3  # words that may follow a final value: '12 apples', '3 1/4 cups of flour'
+_FUNCTION_WORD_END = re.compile(
+    r"\b(?:the|a|an|of|to|in|on|for|with|and|or|but|so|then|which|that|is|are|was|were|be|we|it|gives|give|get|gets|"
+    r"obtain|yields|equals|by|as|at|from|into|than|this|these|if|when|since|because|thus|hence|therefore)$", re.I)
 _BREAK = re.compile(r"[.!?](?=\s)|\n")
 _DANGLING = re.compile(r"(?:[,;:=+\-/^(\[{\\&]|(?<!\*)\*)$|\\(?:frac|sqrt|cdot|times|left)$")  # not markdown's '**'
 
@@ -65,9 +68,11 @@ def cut_off(text: str) -> bool:
     stripped = text.rstrip()
     if not stripped:
         return True
-    if stripped.endswith("$"):
+    if stripped.endswith(("$", "\\)", "\\]")):
         spans = math_spans(stripped[-READ_CHARS:])
-        return not spans or spans[-1].end != len(stripped[-READ_CHARS:])
+        if not spans or spans[-1].end != len(stripped[-READ_CHARS:]):
+            return True  # an open '$'
+        return _DANGLING.search(spans[-1].content) is not None  # '$\gcd(84, 126) =$'
     if _DANGLING.search(stripped):
         return True
     last_line = stripped[stripped.rfind("\n") + 1:][-2000:]
@@ -75,6 +80,8 @@ def cut_off(text: str) -> bool:
         return True  # '$\boxed{45' stops inside a group: it might have gone on to 450
     if _CLOSED.search(stripped):
         return False
+    if _FUNCTION_WORD_END.search(stripped[-40:]):
+        return True  # '... which gives', '... so the answer is''
     start, end = sentences(stripped)[-1]
     last = mask_math(stripped[start:end])
     value = max(last.rfind("$") + 1, max((m.end() for m in re.finditer(r"\d", last)), default=0))

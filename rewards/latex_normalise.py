@@ -25,7 +25,9 @@ _REPLACE = {",\\! ": ",", ",\\!": ",", "\\leqslant": "\\le", "\\geqslant": "\\ge
             "\\to": "\\rightarrow", "\\varnothing": "\\emptyset", "\\lvert": "|", "\\rvert": "|",
             "\\vert": "|", "\\mid": "|", "\\cdotp": "\\cdot", "\\land": ",", "\\emptyset": "\\{\\}",
             "\\langle": "(", "\\rangle": ")", "⟨": "(", "⟩": ")", "…": "\\ldots", "...": "\\ldots",
-            "\\dots": "\\ldots", "\\cdots": "\\ldots", "±": "\\pm ", "∓": "\\mp ", "∛": "\\sqrt[3]", "∜": "\\sqrt[4]",
+            "\\dots": "\\ldots", "\\cdots": "\\ldots", "∪": "\\cup ", "∩": "\\cap ", "∈": "\\in ", "∖": "\\setminus ",
+            "ℝ": "\\mathbb{R}", "ℤ": "\\mathbb{Z}", "ℕ": "\\mathbb{N}", "ℚ": "\\mathbb{Q}", "∅": "\\{\\}", "·": "\\cdot ",
+            "⋅": "\\cdot ", "∣": "|", "±": "\\pm ", "∓": "\\mp ", "∛": "\\sqrt[3]", "∜": "\\sqrt[4]",
             **{glyph: f"\\frac{{{n}}}{{{d}}}" for glyph, (n, d) in zip("½⅓⅔¼¾⅕⅖⅗⅘⅙⅚⅛⅜⅝⅞", [
                 (1, 2), (1, 3), (2, 3), (1, 4), (3, 4), (1, 5), (2, 5), (3, 5), (4, 5), (1, 6), (5, 6), (1, 8), (3, 8),
                 (5, 8), (7, 8)])}}
@@ -55,7 +57,7 @@ _ESCAPED_COMMAND = re.compile(
     r"cdot|times|text|mathrm|mathbf|infty|in|cup|cap|pm|mp|circ|sin|cos|tan|log|ln|quad|qquad|approx|"
     r"mathbb|div|dots|ldots|sum|prod|alpha|beta|gamma|theta|lambda|mu|sigma|omega|phi)(?![a-zA-Z]))")
 _TIME = re.compile(r"(\d{1,2}):(\d{2})(?::(\d{2}))?\s*(?:\\text\{\s*)?(?:([AaPp])\.?\s*[Mm]\.?)?\s*\}?")
-_TRIG = re.compile(r"\\(?:sin|cos|tan|cot|sec|csc)")
+_TRIG = re.compile(r"(?<![A-Za-z])\\?(?:sin|cos|tan|cot|sec|csc)(?![A-Za-z])")
 _GLUED_OR = re.compile(r"(?<=[)\]])\s*or\s*(?=[(\[])")
 _SIMPLE_SUBSCRIPT = re.compile(r"_\{(\w+)\}")
 # a whole number (maybe grouped by spaces), a space, a fraction: 3 1/4, 1 000 4/9 (not 11.0 4/9)
@@ -141,8 +143,12 @@ def canonical_time(s: str) -> str:
 def degrees(s: str) -> str:
     r"""Degree marks: an angle inside a trig function becomes radians, elsewhere the mark goes."""
     if _TRIG.search(s):
+        s = _DEGREE_NUMBER.sub(r"{(\1\\cdot\\frac{\\pi}{180})}", s)  # sin 75° takes all of 75°
         return _DEGREES.sub(r"\\cdot\\frac{\\pi}{180}", s)
     return _DEGREES.sub("", s)
+
+
+_DEGREE_NUMBER = re.compile(r"(\d+(?:\.\d+)?)\s*(?:\^\s*\{?\s*\\circ\s*\}?|°|\\degree)")
 
 
 def mixed_number(match: re.Match) -> str:
@@ -214,6 +220,9 @@ def repeating_decimal(match: re.Match) -> str:
     return f"\\frac{{{value.p}}}{{{value.q}}}"
 
 
+_NEGATION = re.compile(r"\b(?:not|never|no|none|neither|nor|isn't|cannot)\b", re.I)
+
+
 def strip_text_blocks(s: str) -> str:
     r"""Unwrap ``\text{...}`` when it is the whole answer; drop it when it is a unit."""
     blocks = _TEXT_BLOCK.findall(s)
@@ -221,6 +230,8 @@ def strip_text_blocks(s: str) -> str:
         return s
     rest = _TEXT_BLOCK.sub("", s)
     if re.search(r"[0-9a-zA-Z\\]", rest.replace("^2", "").replace("^3", "")):
+        if any(_NEGATION.search(block) for block in blocks):
+            return "\\negated"  # '\text{not } 84' answers nothing: no parse reads it
         # beside a value, a text block is a unit ('-4^\circ\text{C}', '5\text{ A}'), unless it is a
         # choice in parentheses ('\text{(B)} 5')
         kept = _TEXT_BLOCK.sub(lambda m: m.group(1) if re.fullmatch(r"\s*\(\s*[A-Ea-e]\s*\)\s*", m.group(1))

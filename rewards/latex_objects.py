@@ -141,8 +141,11 @@ def safe_binomial(n, k):
 def relation(op: str, left, right):
     if op == "=" and isinstance(left, Seq) and left.open == "(" and all(isinstance(v, sympy.Symbol) for v in left.items):
         return right  # '(p, q) = (3, 2)' states the pair
-    if op == "=" and isinstance(left, sympy.Symbol) and isinstance(right, Seq) and right.open in "([":
-        return right  # 'v = (3, -1, 2)' states the vector
+    if op == "=" and isinstance(left, sympy.Expr) and left.free_symbols and isinstance(right, Seq) and right.open in "([":
+        return right  # 'v = (3, -1, 2)' states the vector, 'A^2 = [[7, 10], [15, 22]]' the matrix
+    if op == "=" and isinstance(left, sympy.Symbol) and isinstance(right, Seq) and right.open == "pm":
+        # 'x = \pm 1' is x = 1 and x = -1 (a list spreads them: 'x = 0, x = \pm 1')
+        return Seq(tuple(relation(op, left, value) for value in right.items), "pm", "pm")
     if not isinstance(left, sympy.Basic) or not isinstance(right, sympy.Basic):
         raise ParseError("relation between lists")
     return RELATIONS[op](left, right, evaluate=False)

@@ -251,6 +251,13 @@ class Parser:
             return self.group("{", "}")
         if token in ("(", "["):
             return self.bracketed()
+        if token == "\\{" and self.set_builder_ahead():
+            self.take()
+            while self.take() not in ("|", ":"):
+                pass  # '\{x \mid ...\}', '\{x \in \mathbb{R} : ...\}': the condition is the set
+            condition = self.set_expr()
+            self.take("\\}")
+            return condition
         if token == "\\{":
             inner = self.group("\\{", "\\}") if self.peek(1) != "\\}" else (self.take(), self.take(), None)[2]
             items = () if inner is None else (inner.items if isinstance(inner, Seq) and not inner.open else (inner,))
@@ -265,6 +272,14 @@ class Parser:
         if kind == "cmd":
             return self.command()
         raise ParseError(f"unexpected {token!r}")
+
+    def set_builder_ahead(self) -> bool:
+        """``\\{`` opens set-builder notation: a variable (maybe ``\\in`` a set) before ``|`` or ``:``."""
+        if self.pos + 2 >= len(self.tokens) or self.tokens[self.pos + 1][0] != "word":
+            return False
+        if self.peek(2) in ("|", ":"):
+            return True
+        return self.peek(2) == "\\in" and any(t == ":" for _, t in self.tokens[self.pos + 3:self.pos + 12])
 
     def bracketed(self):
         opener = self.take()

@@ -295,6 +295,7 @@ def objects_equal(a, b, tol: Tolerance) -> bool:
     """Predicted object ``a`` against gold object ``b``."""
     if isinstance(a, Text) or isinstance(b, Text):
         return isinstance(a, Text) and isinstance(b, Text) and a.value == b.value
+    a, b = (as_matrix(a) if isinstance(b, sympy.MatrixBase) else a), (as_matrix(b) if isinstance(a, sympy.MatrixBase) else b)
     if is_assignment_list(a) and is_assignment_list(b):
         return assignments_equal(a, b, tol)  # 'a=2, b=3': each name its value
     a, b = assigned_values(a, b), assigned_values(b, a)
@@ -332,6 +333,17 @@ def renamed_argument(a: sympy.Eq, b: sympy.Eq):
         return a.rhs
     (mine,), (theirs,) = names_a - names_b, names_b - names_a
     return a.rhs if theirs in a.rhs.free_symbols else a.rhs.subs(mine, theirs)
+
+
+def as_matrix(x):
+    """Rows written as a list of bracketed lists (``[[7, 10], [15, 22]]``) as the matrix they
+    write; anything else as it is."""
+    if not (isinstance(x, Seq) and x.open == "[" and x.items and all(
+            isinstance(row, Seq) and row.open in "([" and len(row.items) == len(x.items[0].items) for row in x.items)):
+        return x
+    if not all(isinstance(v, sympy.Expr) for row in x.items for v in row.items):
+        return x
+    return sympy.ImmutableMatrix([list(row.items) for row in x.items])
 
 
 def is_name(x) -> bool:

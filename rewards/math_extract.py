@@ -115,7 +115,8 @@ def clause(text: str) -> str:
     """The text up to where the stated answer ends (outside math)."""
     text = text[:2000]
     end = _CLAUSE_END.search(mask_math(text))
-    return (text[:end.start()] if end else text).strip()
+    stated = (text[:end.start()] if end else text).strip()
+    return re.sub(r"\s*\([^()]*$", "", stated).rstrip("[{,;: ").strip()  # '0.375 (i.e. ...' ends at '0.375'
 
 
 def stated_answer(sentence: str) -> str | None:
@@ -129,6 +130,9 @@ def stated_answer(sentence: str) -> str | None:
     inside = boxed(sentence)
     if inside:
         return inside.answer
+    share = _SHARE.search(sentence)
+    if share:
+        return f"{share.group(1)}%"  # '28 is 35 percent of 80'
     verbs = list(_COPULA.finditer(mask_math(sentence)))
     if verbs and sentence[verbs[-1].end():].strip():
         sentence = sentence[verbs[-1].end():].strip()
@@ -142,16 +146,45 @@ def stated_answer(sentence: str) -> str | None:
         return ", ".join(span.content for span in first)
     if is_bare(sentence):
         return sentence.strip(" *.:") or None
-    spelt = _NUMBER_WORDS.get(sentence.strip(" *_.:!").lower())
-    if spelt is not None:
-        return spelt  # 'the answer is **twelve**'
     value = last_value(sentence)
-    return value.answer if value else None
+    if value:
+        return value.answer
+    spelt = spelt_number(sentence)
+    return spelt.answer if spelt else None  # 'the answer is **twelve**', 'one sixth'
 
 
-_NUMBER_WORDS = {word: str(n) for n, word in enumerate(
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
-    "seventeen eighteen nineteen twenty".split())}
+_UNITS = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+          "sixteen seventeen eighteen nineteen").split()
+_TENS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
+_PARTS = {"half": 2, "halves": 2, "third": 3, "quarter": 4, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7,
+          "eighth": 8, "ninth": 9, "tenth": 10, "hundredth": 100}
+_SPELT = re.compile(r"(?<![\w-])(?:(" + "|".join(_TENS) + r")(?:[- ](" + "|".join(_UNITS[1:10]) + r"))?|(" + "|".join(_UNITS) + r"))"
+                    r"(?:[- ](" + "|".join(_PARTS) + r")s?)?(?![\w-])", re.I)
+_NOT_A_NUMBER = re.compile(r"(?:\b(?:the|a|this|that|which|each|every|any|no|another)\s+$)", re.I)
+
+
+def spelt_number(sentence: str) -> Found | None:
+    """The last number spelt in words: ``twenty-four`` (24), ``forty-two``, ``one sixth`` (1/6);
+    not 'one' used as a pronoun ('the one', 'one of them').
+
+    >>> [spelt_number(s).answer for s in ("Janet has twenty-four apples left.", "The probability is one sixth.")]
+    ['24', '1/6']
+    >>> spelt_number("Take the one with the most."), spelt_number("one of these")
+    (None, None)
+    """
+    found = None
+    for match in _SPELT.finditer(sentence):
+        is_pronoun = match.group(3) and match.group(3).lower() == "one" and not match.group(4) and (
+            _NOT_A_NUMBER.search(sentence[:match.start()]) or re.match(r"\s+of\b", sentence[match.end():]))
+        if not is_pronoun:
+            found = match
+    if found is None:
+        return None
+    tens, unit, alone, part = found.groups()
+    number = (_TENS.index(tens.lower()) + 2) * 10 + (_UNITS.index(unit.lower()) if unit else 0) if tens \
+        else _UNITS.index(alone.lower())
+    text = f"{number}/{_PARTS[part.lower().rstrip('s') if part.lower() != 'halves' else 'half']}" if part else str(number)
+    return Found(text, found.start(), found.end())
 
 
 def after_marker(pattern: re.Pattern, text: str, outside: list[tuple[int, int]] = ()) -> Found | None:
@@ -187,7 +220,7 @@ def is_bare(text: str) -> bool:
 
 def looks_like_answer(answer: str) -> bool:
     """A digit, LaTeX, a math sign or a letter or two: not 'correct' after 'The answer is'."""
-    return bool(re.search(r"[\d\\=<>^()+\-]", answer)) or len(answer.strip(" ().")) <= 2
+    return bool(re.search(r"[\d\\=<>^()+\-⁰¹²³⁴⁵⁶⁷⁸⁹±√π∞≤≥≠−∪∩½⅓⅔¼¾]", answer)) or len(answer.strip(" ().")) <= 2
 
 
 def conclusion(text: str) -> Found | None:
@@ -314,6 +347,9 @@ def stated_after_verb(sentence: str) -> str | None:
     return rest
 
 
+_SHARE = re.compile(r"\bis\s+(\d+(?:\.\d+)?)\s*(?:\\?%|percent)\s+of\b", re.I)
+
+
 def committed_value(text: str) -> Found | None:
     """The value the final statement (see ``commitment``) ends on: ``7+5=12``, ``there are 12
     ways.``; none when the text has no final statement, the statement hedges or gives up, or
@@ -325,7 +361,10 @@ def committed_value(text: str) -> Found | None:
     stated = stated_after_verb(sentence)
     if stated is not None:
         return Found(stated, start)
-    value = last_value(sentence)
+    share = _SHARE.search(sentence)
+    if share:
+        return Found(f"{share.group(1)}%", start + share.start(1))  # '28 is 35 percent of 80'
+    value = last_value(sentence) or spelt_number(sentence)
     if value is None or uncommitted(sentence, value.at, listing="=" in value.answer):
         return None
     if re.fullmatch(r"[\d\s,.]*\d[\d\s,.]*", mask_math(sentence[:value.at]) or "x"):
@@ -424,13 +463,17 @@ def extract_words(text: str, order: tuple[str, ...] | list[str] = DEFAULT_ORDER,
         marker = None
         for marker in pattern.finditer(reply):
             pass
-        words = _WORDS.match(clause(reply[marker.end():]).strip(" *_:$")) if marker else None
-        if words and not QUALIFIED.match(words.group()):
-            return words.group().strip(" ,-")
+        stated = clause(reply[marker.end():]) if marker else ""
+        if stated and not QUALIFIED.match(stated.strip(" *_:$")):
+            return words_in(stated, gold) or answer
     final = final_statement(reply)
-    if final is None:
-        return answer
-    sentence = final[1]
+    return (words_in(final[1], gold) if final else None) or answer
+
+
+def words_in(sentence: str, gold: str | None) -> str | None:
+    """The words a sentence gives as its answer: its bold words, the ``gold`` word where it asserts
+    it, an opening yes or no, what follows its last verb up to a preposition (an aside in
+    parentheses left out), or the words it opens with."""
     bold = _BOLD.findall(sentence)
     if bold:
         return bold[-1].strip()
@@ -442,9 +485,9 @@ def extract_words(text: str, order: tuple[str, ...] | list[str] = DEFAULT_ORDER,
     sentence = _ASIDE.sub("", sentence.rstrip())  # 'Hence f is odd (it is not even).'
     verbs = list(_COPULA.finditer(mask_math(sentence)))
     if verbs:
-        words = _WORDS_END.split(sentence[verbs[-1].end():], maxsplit=1)[0]
-        return words.strip(" .!*$") or answer
-    return answer
+        return _WORDS_END.split(sentence[verbs[-1].end():], maxsplit=1)[0].strip(" .!*$") or None
+    words = _WORDS.match(sentence.strip(" *_:$"))
+    return words.group().strip(" ,-") if words else None
 
 
 _HEDGES = re.compile(r"\b(?:either|or|whether|if|maybe|perhaps|possibly|probably|unless|unsure|not sure)\b")
