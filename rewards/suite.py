@@ -1,9 +1,8 @@
 """Score a batch of completions with several weighted reward functions.
 
-Every call of a reward has a time limit (its spec's ``timeout_s``): the call runs in a thread of
-its own while the caller waits. Past the limit its rows score None, the timeout is counted
-(``timeouts``) and logged naming the reward, and the thread is told to stop (an exception raised
-in it at its next Python instruction; one blocked in native code stops when that returns). A
+Every call of a reward has a time limit (its spec's ``timeout_s``, see ``call_limited``): past
+it the call is interrupted, its rows score None, and the timeout is counted (``timeouts``) and
+logged naming the reward. A
 reward that times out on ``TIMEOUTS_IN_A_ROW`` calls in a row hangs: ``RewardStalled`` names it.
 A stop the caller requests (``request_stop``, e.g. on Ctrl-C) gives a call ``STOP_GRACE_S`` to
 finish (from the request, or from its own start if later), then abandons it with ``RewardCancelled``.
@@ -16,6 +15,7 @@ import ctypes
 import functools
 import logging
 import math
+import signal
 import threading
 import time
 import traceback
@@ -57,15 +57,16 @@ class WeightedReward:
     index: int = 0  # its place in the recipe's list, to name it as rewards[index]
 
 
-class RewardTimeout(Exception):
-    """Raised in a reward's thread, and by the wait for it, once its call runs past its time limit."""
+class RewardTimeout(BaseException):
+    """Raised in a reward call that runs past its time limit (a BaseException, as KeyboardInterrupt
+    is: a reward's own ``except Exception`` must not turn it into scores)."""
 
 
 class RewardStalled(RewardError):
     """A reward timed out on several calls in a row: it hangs, and the run cannot go on without it."""
 
 
-class RewardCancelled(Exception):
+class RewardCancelled(BaseException):
     """A stop was requested while a reward call ran, and the call did not finish in the grace time."""
 
 
@@ -138,12 +139,68 @@ def resolved(name: str, index: int) -> RewardFn:
 
 
 def call_limited(fn: Callable[[], Any], timeout_s: float, stop_requested_at: Callable[[], float | None]):
-    """``fn()`` in a thread of its own (in a copy of the caller's context, so its tally counts
-    reach the caller), waited for at most ``timeout_s`` seconds (then ``RewardTimeout``), or
-    ``STOP_GRACE_S`` after a stop request or after its own start, whichever is later (then
-    ``RewardCancelled``). The wait stays responsive to signals."""
+    """``fn()`` under a time limit of ``timeout_s`` seconds (then ``RewardTimeout``) and the
+    caller's stop requests (``STOP_GRACE_S`` after a request or after the call's start, whichever
+    is later: then ``RewardCancelled``).
+
+    From the main thread the call runs right there, as a plain call would (rewards that set
+    their own ``signal.alarm``, as Math-Verify does, keep working), and a watchdog thread
+    interrupts it with a signal of its own when it runs out of time: a loop in Python, a sleep,
+    a lock or socket wait all stop there. From any other thread (Python delivers signals to the
+    main thread only) the call runs in a thread of its own that is abandoned when it runs out."""
+    if threading.current_thread() is threading.main_thread() and INTERRUPT is not None:
+        return call_interrupted(fn, timeout_s, stop_requested_at)
+    return call_abandoned(fn, timeout_s, stop_requested_at)
+
+
+INTERRUPT = getattr(signal, "SIGRTMIN", None) and signal.SIGRTMIN + 4  # a signal of its own (Linux)
+
+
+def overdue(started: float, timeout_s: float, asked: float | None) -> type[Exception] | None:
+    """Which end a call that started at ``started`` has come to now, if any."""
+    now = time.monotonic()
+    if asked is not None and now - max(asked, started) >= STOP_GRACE_S:
+        return RewardCancelled
+    return RewardTimeout if now - started >= timeout_s else None
+
+
+def call_interrupted(fn: Callable[[], Any], timeout_s: float, stop_requested_at: Callable[[], float | None]):
+    main, finished, ending = threading.get_ident(), threading.Event(), []
+    started = time.monotonic()
+
+    def interrupt(signum, frame):
+        if ending and not finished.is_set():
+            raise ended(ending[0], timeout_s)
+
+    def watch() -> None:
+        while not finished.wait(POLL_S):
+            end = ending[0] if ending else overdue(started, timeout_s, stop_requested_at())
+            if end is not None:
+                ending[:] = [end]
+                signal.pthread_kill(main, INTERRUPT)  # again every POLL_S until the call gives way
+
+    previous = signal.signal(INTERRUPT, interrupt)
+    watchdog = threading.Thread(target=watch, name="reward watchdog", daemon=True)
+    watchdog.start()
+    try:
+        value = fn()
+    finally:
+        finished.set()
+        watchdog.join()
+        signal.signal(INTERRUPT, previous)
+    if ending:  # it was interrupted and went on: what it returned was not computed in full
+        raise ended(ending[0], timeout_s)
+    return value
+
+
+def ended(end: type[BaseException], timeout_s: float) -> BaseException:
+    return end(f"past its time limit of {timeout_s:g} s" if end is RewardTimeout
+               else "a stop was requested while a reward call was running")
+
+
+def call_abandoned(fn: Callable[[], Any], timeout_s: float, stop_requested_at: Callable[[], float | None]):
     outcome: dict[str, Any] = {}
-    context = contextvars.copy_context()
+    context = contextvars.copy_context()  # its tally counts reach the caller
 
     def run() -> None:
         try:
@@ -153,17 +210,13 @@ def call_limited(fn: Callable[[], Any], timeout_s: float, stop_requested_at: Cal
 
     thread = threading.Thread(target=run, name="reward call", daemon=True)
     started = time.monotonic()
-    deadline = started + timeout_s
     thread.start()
     while thread.is_alive():
-        thread.join(max(0.0, min(POLL_S, deadline - time.monotonic())))
-        asked = stop_requested_at()  # a call gets its grace from the request or from its start, the later
-        if thread.is_alive() and asked is not None and time.monotonic() - max(asked, started) >= STOP_GRACE_S:
+        thread.join(POLL_S)
+        end = overdue(started, timeout_s, stop_requested_at()) if thread.is_alive() else None
+        if end is not None:
             stop_thread(thread)
-            raise RewardCancelled("a stop was requested while a reward call was running")
-        if thread.is_alive() and time.monotonic() >= deadline:
-            stop_thread(thread)
-            raise RewardTimeout(f"past its time limit of {timeout_s:g} s")
+            raise ended(end, timeout_s)
     if "error" in outcome:
         raise outcome["error"]
     return outcome["value"]

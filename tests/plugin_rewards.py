@@ -66,3 +66,32 @@ def spins_forever(completions, **columns):
     """Never returns: a loop in Python that keeps a core busy."""
     while True:
         pass
+
+
+def with_its_own_alarm(completions, **columns):
+    """Shortness under a signal.alarm of its own, as Math-Verify's parse and verify set one (which
+    works only in the main thread)."""
+    import signal
+
+    previous = signal.signal(signal.SIGALRM, lambda *_: None)
+    signal.alarm(5)
+    try:
+        return shortness(completions)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def swallows_its_errors(completions, **columns):
+    """Scores 0.0 for any row it fails on, and it hangs on every row (a rule that turns a timeout
+    into scores would train on those zeros)."""
+    import time
+
+    scores = []
+    for _ in completions:
+        try:
+            time.sleep(3600)
+            scores.append(1.0)
+        except Exception:
+            scores.append(0.0)
+    return scores

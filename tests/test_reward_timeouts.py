@@ -70,6 +70,31 @@ def test_a_stop_request_abandons_a_stuck_call_after_the_grace_time(monkeypatch):
         suite.score(["1"], {})
 
 
+def test_a_reward_that_sets_its_own_alarm_works_as_a_plain_call():
+    """From the main thread a reward runs in it: one that uses signal.alarm (as Math-Verify's
+    parse and verify do) is not broken by the time limit."""
+    suite = RewardSuite([Spec(name="tests.plugin_rewards:with_its_own_alarm", weight=1.0, args={}, timeout_s=5)])
+    batch = suite.score(["a", "bb"], {})
+    assert batch.per_function["tests.plugin_rewards:with_its_own_alarm"] == [0.5, 1 / 3]
+    assert batch.counts["tests.plugin_rewards:with_its_own_alarm"] == {}
+
+
+def test_a_reward_cannot_turn_its_timeout_into_scores():
+    suite = RewardSuite([Spec(name="tests.plugin_rewards:swallows_its_errors", weight=1.0, args={}, timeout_s=0.3)])
+    batch = suite.score(["a", "b"], {})
+    assert batch.per_function["tests.plugin_rewards:swallows_its_errors"] == [None, None]
+    assert batch.counts["tests.plugin_rewards:swallows_its_errors"] == {"timeouts": 1}
+
+
+def test_from_another_thread_a_stuck_call_is_abandoned():
+    outcome = {}
+    suite = RewardSuite([Spec(name="tests.plugin_rewards:spins_forever", weight=1.0, args={}, timeout_s=0.3)])
+    thread = threading.Thread(target=lambda: outcome.update(batch=suite.score(["1"], {})))
+    thread.start()
+    thread.join(60)
+    assert outcome["batch"].per_function["tests.plugin_rewards:spins_forever"] == [None]
+
+
 def test_a_reward_raising_inside_its_thread_is_handled_as_before():
     suite = RewardSuite([Spec(name="tests.plugin_rewards:as_integer", weight=1.0, args={})])
     batch = suite.score(["1", "x"], {})  # one row raises: that row is None, the other scores
