@@ -20,11 +20,12 @@ from __future__ import annotations
 import re
 
 from rewards import tally
+from rewards.answer_kinds import extract_choice, extract_words
 from rewards.bounded import shared_pool
 from rewards.conversation import text_completions
 from rewards.math_equivalence import (REL_TOL, answers_equal, comparable, is_word_answer, normalise_gold, quick_verdict,
                                       warm_up)
-from rewards.math_extract import DEFAULT_ORDER, extract_answer, extract_choice, extract_words, gold_answer, is_choice
+from rewards.math_extract import DEFAULT_ORDER, extract_answer, gold_answer, is_choice
 from rewards.registry import reward
 
 MAX_GOLD_CHARS = 100_000  # the longest worked solution is a few thousand characters

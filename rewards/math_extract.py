@@ -27,7 +27,7 @@ import functools
 import re
 from dataclasses import dataclass
 
-from rewards.commitment import (MAX_UNIT_WORDS, QUALIFIED, concludes, conditional, final_statement,
+from rewards.commitment import (MAX_UNIT_WORDS, QUALIFIED, conditional, final_statement,
                                 reasoning_unfinished, uncommitted)
 from rewards.latex_spans import (TEXT_COMMAND, Span, boxes, joined_spans, joins_boxes, mask_math, math_spans,
                                  spans_joined)
@@ -46,9 +46,9 @@ _VALUE = re.compile(rf"""(?<![A-Za-z\d.\\])[-+−]?(?:
     )(?:π|√\d+)?(?![A-Za-z]*\d)(?:[ \t]*(?:\\?%|percent(?:age)?\b|pct\b))?""", re.X | re.I)  # 4π, 2√3 in plain text
 _FRACTION_COMMAND = re.compile(r"-?\\[dtc]?frac\s*\{[^{}]{1,40}\}\s*\{[^{}]{1,40}\}")
 # no leading quantifier: '\**final' rescans every run of stars (200 kB of '*' took minutes)
-_FINAL = re.compile(r"final\s+answer\**\s*(?:is)?\s*:?\**\s*:?", re.I)
+FINAL_MARKER = re.compile(r"final\s+answer\**\s*(?:is)?\s*:?\**\s*:?", re.I)
 # 'the answer is' anywhere; 'Answer:' (or 'Answer $...$') only where a line starts, not 'check our answer: ...'
-_PHRASE = re.compile(r"(?:the\s+(?:final\s+|correct\s+|right\s+)?answer\s+is(?![\w'’])|"
+ANSWER_PHRASE = re.compile(r"(?:the\s+(?:final\s+|correct\s+|right\s+)?answer\s+is(?![\w'’])|"
                      r"(?:^|\n)[ \t*#_]*answer[ \t*_]*(?::|(?=\s*(?:\$|\\\(|\\\[))))\s*:?", re.I)
 # where a stated answer ends: a period, ! or ? before a space, a blank line, or a reason
 _CLAUSE_END = re.compile(r"[.!?](?=\s|$)|;|\n\s*\n|,\s+(?:not|rather than|instead of)\b|,?\s+(?:since|because|as|which|so|where|when|for|given|"
@@ -58,11 +58,8 @@ _CONCLUSION = re.compile(r"(?:so|thus|hence|therefore|finally|total|in total|alt
 _ANSWER_WORDS = {"and", "or", "sin", "cos", "tan", "cot", "sec", "csc", "log", "ln", "exp", "mod", "arcsin",
                  "arccos", "arctan", "sinh", "cosh", "tanh", "pi", "sqrt", "max", "min", "gcd", "lcm", "det",
                  "infty", "inf"}
-_COPULA = re.compile(r"\s(?:is|are|was|were|equals|be|becomes)\s+(?:equal\s+to\s+)?", re.I)
+COPULA = re.compile(r"\s(?:is|are|was|were|equals|be|becomes)\s+(?:equal\s+to\s+)?", re.I)
 _WORD = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{2,}")
-_LETTER_CHOICE = re.compile(r"\(?\s*([A-E])\s*\)?")
-_CHOICE_AT_START = re.compile(r"\s*\**\(?([A-E])(?:\)|\.|:|\*\*)")
-_CHOICE_ANYWHERE = re.compile(r"(?<![\w\\$])\(?([A-E])\)?(?![\w'])")
 
 
 @dataclass(frozen=True)
@@ -133,7 +130,7 @@ def stated_answer(sentence: str) -> str | None:
     share = _SHARE.search(sentence)
     if share:
         return f"{share.group(1)}%"  # '28 is 35 percent of 80'
-    verbs = list(_COPULA.finditer(mask_math(sentence)))
+    verbs = list(COPULA.finditer(mask_math(sentence)))
     if verbs and sentence[verbs[-1].end():].strip():
         sentence = sentence[verbs[-1].end():].strip()
     spans = [span for span in math_spans(sentence) if span.content]
@@ -380,9 +377,9 @@ def marked(text: str) -> Found | None:
     comes last: '\\boxed{24} is wrong. The answer is 72.' answers 72."""
     found = boxes(text)
     inside_boxes = [(start, end) for start, end, _ in found]  # '\boxed{\text{the answer is } 37}'
-    phrase = after_marker(_PHRASE, text, inside_boxes)
+    phrase = after_marker(ANSWER_PHRASE, text, inside_boxes)
     phrase = phrase if phrase and looks_like_answer(phrase.answer) else None
-    candidates = [f for f in (last_boxes(text, found), after_marker(_FINAL, text, inside_boxes), answer_tags(text),
+    candidates = [f for f in (last_boxes(text, found), after_marker(FINAL_MARKER, text, inside_boxes), answer_tags(text),
                               gsm8k(text), phrase) if f]
     return max(candidates, key=lambda f: f.at) if candidates else None
 
@@ -394,10 +391,10 @@ _END_TOKENS = re.compile(r"(?:\s*(?:<\|[\w ]{1,40}\|>|</s>|<eos>|<end_of_turn>)(
 _FINDERS = {
     "marked": marked,
     "boxed": boxed,
-    "final_answer": lambda t: after_marker(_FINAL, t),
+    "final_answer": lambda t: after_marker(FINAL_MARKER, t),
     "answer_tags": answer_tags,
     "gsm8k": gsm8k,
-    "answer_phrase": lambda t: after_marker(_PHRASE, t),
+    "answer_phrase": lambda t: after_marker(ANSWER_PHRASE, t),
     "conclusion": conclusion,
     "bare": bare,
     "last_value": committed_value,
@@ -433,101 +430,6 @@ def extract_answer(text: str, order: tuple[str, ...] | list[str] = DEFAULT_ORDER
     return None
 
 
-_ASIDE = re.compile(r"\s*\([^()]*\)(?=[\s.!]*$)")
-# where a word answer's phrase ends: a clause break, a preposition, an adverb of extent
-_WORDS_END = re.compile(r"[;,(.!]|\s(?:on|in|for|over|at|when|since|because|as|so|and|which|with|from|to|throughout|"
-                        r"everywhere|always|globally|here)\b", re.I)
-_BOLD = re.compile(r"\*\*([^*\n]{1,80})\*\*")
-_YES_NO = re.compile(r"[\s*]*(yes|no)\b", re.I)
-_WORDS = re.compile(r"[A-Za-z][A-Za-z ,-]{0,60}")
-
-
-def extract_words(text: str, order: tuple[str, ...] | list[str] = DEFAULT_ORDER, gold: str | None = None) -> str | None:
-    r"""The final answer where the gold is a word (``Tuesday``, ``No``, ``even``): the extracted
-    answer when it has words, else the words after ``Answer:``/``the answer is``, else the final
-    statement's bold words, the one-word ``gold`` where the statement asserts it (``The series
-    diverges.``: not negated, no alternative offered), its opening yes or no, or what follows its verb.
-
-    >>> extract_words("Counting on, day 100 is a Tuesday.\n\nSo the day is **Tuesday**.")
-    'Tuesday'
-    >>> extract_words("The digit sum is 6.\n\n**Answer: No**"), extract_words("Therefore f is an even function.")
-    ('No', 'an even function')
-    """
-    answer = extract_answer(text, order)
-    if answer and re.search(r"[A-Za-z]{2,}", re.sub(r"\\[A-Za-z]+", " ", answer)):  # words, not command names
-        return answer
-    if reasoning_unfinished(text):
-        return None
-    reply = text[text.rfind("</think>") + len("</think>"):] if "</think>" in text else text
-    for pattern in (_FINAL, _PHRASE):
-        marker = None
-        for marker in pattern.finditer(reply):
-            pass
-        stated = clause(reply[marker.end():]) if marker else ""
-        if stated and not QUALIFIED.match(stated.strip(" *_:$")):
-            return words_in(stated, gold) or answer
-    final = final_statement(reply)
-    return (words_in(final[1], gold) if final else None) or answer
-
-
-def words_in(sentence: str, gold: str | None) -> str | None:
-    """The words a sentence gives as its answer: its bold words, the ``gold`` word where it asserts
-    it, an opening yes or no, what follows its last verb up to a preposition (an aside in
-    parentheses left out), or the words it opens with."""
-    bold = _BOLD.findall(sentence)
-    if bold:
-        return bold[-1].strip()
-    if gold and asserts_word(sentence, gold):
-        return gold
-    opening = _YES_NO.match(sentence)
-    if opening:
-        return opening.group(1)
-    sentence = _ASIDE.sub("", sentence.rstrip())  # 'Hence f is odd (it is not even).'
-    verbs = list(_COPULA.finditer(mask_math(sentence)))
-    if verbs:
-        return _WORDS_END.split(sentence[verbs[-1].end():], maxsplit=1)[0].strip(" .!*$") or None
-    words = _WORDS.match(sentence.strip(" *_:$"))
-    return words.group().strip(" ,-") if words else None
-
-
-_HEDGES = re.compile(r"\b(?:either|or|whether|if|maybe|perhaps|possibly|probably|unless|unsure|not sure)\b")
-_NEGATION = re.compile(r"\b(?:not|never|neither|nor|no)\b|n't")
-
-
-def asserts_word(sentence: str, word: str) -> bool:
-    """Does ``sentence`` assert the single ``word``, with no negation in the three words before it
-    and no alternative anywhere? ('The series diverges; it does not converge.' asserts 'diverges')"""
-    masked = mask_math(sentence).lower()
-    if " " in word.strip() or _HEDGES.search(masked):
-        return False
-    for found in re.finditer(rf"\b{re.escape(word.strip().lower())}\b", masked):
-        if not _NEGATION.search(" ".join(masked[:found.start()].split()[-3:])):
-            return True
-    return False
-
-
-def extract_choice(text: str, order: tuple[str, ...] | list[str] = DEFAULT_ORDER) -> str | None:
-    """A multiple-choice letter: the extracted answer if it is one, else a letter the text opens
-    with (``A. Because...``), else the last standalone capital A-E.
-
-    >>> extract_choice("A. Because B is not valid"), extract_choice("Because B is valid")
-    ('A', 'B')
-    """
-    answer = extract_answer(text, order)
-    if answer and (is_choice(answer) or _LETTER_CHOICE.fullmatch(answer.strip())):
-        return answer
-    start = _CHOICE_AT_START.match(text)
-    if start:
-        return start.group(1)
-    found = None
-    for found in _CHOICE_ANYWHERE.finditer(_UNIT_TEXT.sub(lambda m: " " * len(m.group()), text[-TAIL:])):
-        pass
-    return found.group(1) if found else answer
-
-
-_UNIT_TEXT = re.compile(r"(?<=[\d}])\s*\\(?:text|mathrm)\s*\{[^{}]*\}")  # 5\text{ A}: a unit, not option A
-
-
 def gold_answer(gold) -> str | None:
     r"""The reference answer: extracted from a worked solution, else the gold as written.
 
@@ -546,7 +448,7 @@ def reference_in(text: str) -> str:
     """``gold_answer`` of a non-empty gold; cached, as each gold comes once per sample of its group."""
     found = marked(text)
     if found is None and not is_bare(text):
-        found = after_marker(_PHRASE, text)
+        found = after_marker(ANSWER_PHRASE, text)
     return found.answer if found else text
 
 
