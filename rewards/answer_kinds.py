@@ -102,6 +102,8 @@ def extract_choice(text: str, order: tuple[str, ...] | list[str] = DEFAULT_ORDER
     answer = extract_answer(text, order)
     if answer and (is_choice(answer) or _LETTER_CHOICE.fullmatch(answer.strip())):
         return answer
+    if answer and len(set(_CHOICE_ANYWHERE.findall(answer))) > 1:
+        return answer  # '\boxed{\text{A or C}}' hedges between options
     start = _CHOICE_AT_START.match(text)
     if start:
         return start.group(1)

@@ -53,6 +53,7 @@ MAX_UNIT_WORDS = 3  # words that may follow a final value: '12 apples', '3 1/4 c
 _FUNCTION_WORD_END = re.compile(
     r"\b(?:the|a|an|of|to|in|on|for|with|and|or|but|so|then|which|that|is|are|was|were|be|we|it|gives|give|get|gets|"
     r"obtain|yields|equals|by|as|at|from|into|than|this|these|if|when|since|because|thus|hence|therefore)$", re.I)
+_ABBREVIATION = re.compile(r"\b(?:i\.e|e\.g|etc|vs|cf|approx|resp|Dr|Mr|Mrs|Ms|St|No|Fig|Eq)\.", re.I)
 _BREAK = re.compile(r"[.!?](?=\s)|\n")
 _DANGLING = re.compile(r"(?:[,;:=+\-/^(\[{\\&]|(?<!\*)\*)$|\\(?:frac|sqrt|cdot|times|left)$")  # not markdown's '**'
 
@@ -85,13 +86,15 @@ def cut_off(text: str) -> bool:
     start, end = sentences(stripped)[-1]
     last = mask_math(stripped[start:end])
     value = max(last.rfind("$") + 1, max((m.end() for m in re.finditer(r"\d", last)), default=0))
-    return value == 0 or len(re.findall(r"[A-Za-z]+", last[value:])) > MAX_UNIT_WORDS
+    after = last[value:]
+    return (value == 0 or len(re.findall(r"[A-Za-z]+", after)) > MAX_UNIT_WORDS
+            or re.match(r"\W*,|\s*(?:and|but|so|then|which|with|while|where|because)\b", after) is not None)
 
 
 def sentences(text: str) -> list[tuple[int, int]]:
     """(start, end) of each non-empty sentence or line in the end of ``text``, math kept whole."""
     offset = max(0, len(text) - READ_CHARS)
-    masked = mask_math(text[offset:])
+    masked = _ABBREVIATION.sub(lambda m: m.group().replace(".", "_"), mask_math(text[offset:]))  # 'i.e.' ends nothing
     found, start = [], 0
     for match in _BREAK.finditer(masked):
         if masked[start:match.end()].strip():

@@ -44,6 +44,7 @@ _QUALIFIER = re.compile(r"(?:(?:,\s*)?\\(?:text|mbox|textrm)\s*\{\s*,?\s*for\b[^
 # unit vectors: 3\mathbf{i} - \mathbf{j} + 2\hat{k}
 _UNIT_VECTOR = re.compile(r"\\(?:mathbf|hat|vec|boldsymbol|bm)\s*\{\s*(?:\\hat\s*\{?\s*)?\\?([ijk])(?:math)?\s*\}?\s*\}"
                           r"|\\(?:hat|vec)\s*\\?([ijk])(?:math)?(?![a-zA-Z])")
+_MODULUS = re.compile(r"\s*(?:\\pmod\s*\{[^{}]*\}|\\pmod\s*\w+|\(\s*\\?b?mod\s*\w+\s*\)|\\b?mod\s*\w+)\s*$")  # 3 \pmod{5}
 _E_NOTATION = re.compile(r"(?<![\w.\\])(\d+(?:\.\d+)?)[eE]([-+]?\d{1,4})(?![\w.])")  # 3e8, 3.6e-4, 1.5E3
 _SUPERSCRIPTS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻", "0123456789+-")
 _SUPERSCRIPT_RUN = re.compile("[⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻]+")
@@ -85,7 +86,7 @@ def normalise(answer: str) -> str:
     s = _DECORATION.sub("", s)
     while _FORMATTING.search(s):  # innermost first: \text{\textbf{37}}
         s = _FORMATTING.sub(r"\1", s)
-    s = without_qualifier(s)
+    s = without_qualifier(_MODULUS.sub("", s))
     s = canonical_time(s).replace("\\\\", " \\cr ")  # row breaks, before '\ ' is read as a space
     for old, new in _REPLACE.items():
         s = s.replace(old, new)

@@ -377,6 +377,8 @@ class Parser:
         if self.peek() == "(" and argument is None:
             argument = self.bracketed()
         fn = FUNCTIONS[name]
+        if fn is None:
+            raise ParseError(f"unsupported function \\{name}")  # \det of a name
         value = fn(argument) if base is None else sympy.log(argument, base)
         return value if power is None else value ** power
 
@@ -469,8 +471,15 @@ def parse_answer(text: str):
     text = stated_part(text)
     if re.fullmatch(r"[A-Za-z][A-Za-z ]+[A-Za-z]", text) and not set(text.split()) & set(FUNCTIONS):
         return Text(text.lower()), Decimals()
-    parser = Parser(text)
-    return as_vector(parser.parse()), parser.decimals
+    try:
+        parser = Parser(text)
+        return as_vector(parser.parse()), parser.decimals
+    except ParseError:
+        equals = top_level_equals(text)
+        if not equals or "," in re.sub(r"\([^()]*\)|\[[^\[\]]*\]|\{[^{}]*\}", "", text):
+            raise  # a list ('a = 1, b = \gcd'): no one value it names
+        parser = Parser(text[equals[-1] + 1:])  # '\gcd(252, 198) = 18', '\det A = 1': the value it names
+        return as_vector(parser.parse()), parser.decimals
 
 
 def stated_part(text: str) -> str:

@@ -23,7 +23,7 @@ import sympy
 
 from rewards.latex_normalise import normalise
 from rewards.latex_objects import ParseError, Seq, Text
-from rewards.latex_parse import parse_answer, pm_values, top_level_equals
+from rewards.latex_parse import parse_answer, pm_values, stated_part, top_level_equals
 from rewards.latex_spans import nesting_depth
 from rewards.math_numbers import REL_TOL, Tolerance, expressions_equal, sample_points, same_set, tolerance
 from rewards.math_readings import is_word_answer, normalise_gold, plain_verdict, readings
@@ -93,7 +93,7 @@ def same_answer(predicted: str, gold: str, rel_tol: float) -> bool:
     try:
         gold_obj, gold_decimals = parse_gold(g)
         pred_obj, pred_decimals = parse_answer(p)
-        if false_equation(p, rel_tol):
+        if false_equation(p, rel_tol) or (isinstance(pred_obj, sympy.Expr) and pred_obj.is_number and restates(p, g)):
             return False
     except (ParseError, RecursionError, TypeError, ValueError, ZeroDivisionError, AttributeError):
         return False
@@ -103,6 +103,31 @@ def same_answer(predicted: str, gold: str, rel_tol: float) -> bool:
         return bool(verdict) if isinstance(verdict, (bool, sympy.logic.boolalg.BooleanAtom)) else False
     except (TypeError, ValueError, AttributeError, RecursionError, ZeroDivisionError, NotImplementedError):
         return False
+
+
+# operations a final answer has carried out: left in it, where the gold has none of them, the
+# answer restates the question ('\\sum_{n=1}^{99} \\frac{1}{n(n+1)}', '\\log_2 32 + \\log_3 81', '\\sin 75^\\circ')
+_UNEVALUATED = re.compile(r"(?<![A-Za-z])\\?(?:sum|prod|sin|cos|tan|cot|sec|csc|log|ln|lg|gcd|lcm)(?![A-Za-z])")
+_MODULUS_OF_NUMBER = re.compile(r"^\s*\|[^|a-hj-zA-Z]*\|\s*$")  # |3+4i|
+# complex arithmetic left undone: an i in a denominator, a product of bracketed complex numbers
+_COMPLEX_UNDONE = re.compile(r"\\frac\s*\{[^{}]*\}\s*\{[^{}]*(?<![A-Za-z\\])i(?![A-Za-z])[^{}]*\}|"
+                             r"\([^()]*(?<![A-Za-z\\])i(?![A-Za-z])[^()]*\)\s*(?:\\cdot\s*)?\(")
+
+
+def restates(predicted: str, gold: str) -> bool:
+    r"""The stated part of ``predicted`` (a number, see same_answer) leaves an operation undone that
+    the gold has carried out (``\\frac{1}{1+i}``, ``(2+3i)(1-i)`` against ``a + bi``):
+    a sum, product, trigonometric function, logarithm, binomial, factorial, gcd or the modulus of
+    a number, where the gold has none. (``2^{10}`` for 1024 and ``\sqrt{8}`` for ``2\sqrt2``
+    are forms of the number, not restatements.)
+
+    >>> restates(r"\log_2 32 + \log_3 81", "9"), restates(r"\gcd(252, 198) = 18", "18"), restates(r"\sin(90^\circ-x)", r"\cos x")
+    (True, False, False)
+    """
+    equals = top_level_equals(predicted)
+    stated = stated_part(predicted[equals[-1] + 1:] if equals else predicted)  # what it says the value is
+    undone = _UNEVALUATED.search(stated) or _MODULUS_OF_NUMBER.match(stated) or _COMPLEX_UNDONE.search(stated)
+    return bool(undone) and not (_UNEVALUATED.search(gold) or _COMPLEX_UNDONE.search(gold)) and "|" not in gold
 
 
 def false_equation(answer: str, rel_tol: float) -> bool:
@@ -215,7 +240,9 @@ def assigned_values(x, other):
     width = names.index(names[0], 1) if names.count(names[0]) > 1 else len(names)
     if width == len(names):  # distinct names: their values in the names' order, x before y
         return Seq(tuple(item.rhs for item in sorted(x.items, key=lambda item: str(item.lhs))), "", "")
-    if width == 1 or names != names[:width] * (len(names) // width):
+    if width == 1:  # 'x = 3 or x = 2': the solutions of one unknown, a set (no ordered pair)
+        return Seq(tuple(item.rhs for item in x.items), "{", "}")
+    if names != names[:width] * (len(names) // width):
         return Seq(tuple(item.rhs for item in x.items), "", "")
     values = [item.rhs for item in x.items]
     return Seq(tuple(Seq(tuple(values[i:i + width]), "(", ")") for i in range(0, len(values), width)), "", "")

@@ -29,8 +29,9 @@ from dataclasses import dataclass
 
 from rewards.commitment import (MAX_UNIT_WORDS, QUALIFIED, conditional, final_statement,
                                 reasoning_unfinished, uncommitted)
-from rewards.latex_spans import (TEXT_COMMAND, Span, boxes, joined_spans, joins_boxes, mask_math, math_spans,
-                                 spans_joined)
+from rewards.latex_normalise import normalise
+from rewards.latex_spans import (TEXT_COMMAND, Span, boxes, joined_spans, joins_boxes, mask_math, matching_braces,
+                                 math_spans, spans_joined)
 
 DEFAULT_ORDER = ("marked", "conclusion", "bare", "last_value")
 TAIL = 20_000  # plain-text fallbacks read the end of the output only
@@ -38,7 +39,8 @@ TAIL = 20_000  # plain-text fallbacks read the end of the output only
 # a plain value: a mixed number (3 1/4, 1 000 4/9), a fraction (2/3) or a number, maybe a percent
 _INTEGER = r"\d{1,3}(?:,\d{3})+(?!\d)|\d{1,3}(?:[ ]\d{3})+(?![\d/])|\d+"
 _VALUE = re.compile(rf"""(?<![A-Za-z\d.\\])[-+−]?(?:
-      (?:{_INTEGER})[ \t]+\d+/\d+(?![\d/])
+      \d{{1,2}}:\d{{2}}(?:\s*[AaPp]\.?[Mm]\b\.?)?(?![\d:])  # a time: 12:35 PM
+    |      (?:{_INTEGER})[ \t]+\d+/\d+(?![\d/])
     | \d+/\d+(?![\d/])
     | (?:0|[1-9]\d*),(?:\d{{1,2}}|\d{{4,}})(?![\d,])  # a decimal comma: 1000,99 (never a thousands group)
     | (?:{_INTEGER})(?:\.\d+)?
@@ -337,11 +339,17 @@ def stated_after_verb(sentence: str) -> str | None:
     if verb is None:
         return None
     rest = clause(sentence[verb.end():])
-    rest = re.sub(r"\s*\([^()]*\)[\s.!]*$", "", rest).strip(" *.:")
-    if (not rest or rest.count("$") % 2 or not is_bare(rest) or not looks_like_answer(rest)
-            or uncommitted(sentence, verb.end(), listing="=" in rest)):
+    rest = re.sub(r"\s*\([^()]*\)[\s.!]*$", "", rest).strip(" *:").rstrip(" .")  # not the point of .5
+    if not rest or rest.count("$") % 2 or uncommitted(sentence, verb.end(), listing="=" in rest):
         return None
-    return rest
+    if is_bare(rest) and looks_like_answer(rest):
+        return rest
+    opening = _VALUE.match(mask_math(rest))  # 'There are 26 girls in the class.'
+    after = rest[opening.end():] if opening else ""
+    if (opening and re.match(r"\s+(?!(?:or|and|to|plus|minus|times|divided|over|by)\b)[A-Za-z]", after)
+            and not re.search(r"(?<![\w.,])\d[\d,./]*(?![\w-])", mask_math(after))):  # a '365-day year' is no value
+        return rest[:opening.end()].strip()
+    return None
 
 
 _SHARE = re.compile(r"\bis\s+(\d+(?:\.\d+)?)\s*(?:\\?%|percent)\s+of\b", re.I)
@@ -379,9 +387,17 @@ def marked(text: str) -> Found | None:
     inside_boxes = [(start, end) for start, end, _ in found]  # '\boxed{\text{the answer is } 37}'
     phrase = after_marker(ANSWER_PHRASE, text, inside_boxes)
     phrase = phrase if phrase and looks_like_answer(phrase.answer) else None
-    candidates = [f for f in (last_boxes(text, found), after_marker(FINAL_MARKER, text, inside_boxes), answer_tags(text),
-                              gsm8k(text), phrase) if f]
+    tags = answer_tags(text)
+    others = [f for f in (last_boxes(text, found), after_marker(FINAL_MARKER, text, inside_boxes), gsm8k(text), phrase) if f]
+    if tags and any(f.at < tags.at and not same_text(f.answer, tags.answer) for f in others):
+        return None  # '**Answer: 28** ... <answer>18</answer>': two different answers commit to neither
+    candidates = others + ([tags] if tags else [])
     return max(candidates, key=lambda f: f.at) if candidates else None
+
+
+def same_text(a: str, b: str) -> bool:
+    """Two stated answers that read the same once normalised (no parsing: a difference is enough)."""
+    return normalise(a) == normalise(b)
 
 
 # what a chat template leaves after the reply when a completion is decoded with its special tokens
@@ -417,8 +433,9 @@ def extract_answer(text: str, order: tuple[str, ...] | list[str] = DEFAULT_ORDER
     unknown = [name for name in order if name not in _FINDERS]
     if unknown:
         raise ValueError(f"unknown extractor {unknown[0]!r}; choose from {', '.join(EXTRACTORS)}")
-    if reasoning_unfinished(text):
-        return None  # '<think>' never closed: no answer was given
+    if reasoning_unfinished(text) or text.count("<answer>") > 1:
+        return None  # '<think>' never closed, or two answers in tags: no answer was given
+    text = visible(text)
     ending = _END_TOKENS.search(text, max(0, len(text) - 500))
     text = (text[:ending.start()] if ending else text).replace("`", " ")  # code spans and fences are no answer's part
     end_of_thought = text.rfind("</think>")
@@ -428,6 +445,23 @@ def extract_answer(text: str, order: tuple[str, ...] | list[str] = DEFAULT_ORDER
         if found and found.answer:
             return found.answer
     return None
+
+
+_INVISIBLE = re.compile(r"\{\s*\\color\s*\{\s*white\s*\}|\\textcolor\s*\{\s*white\s*\}\s*\{|\\[hv]?phantom\s*\{")
+
+
+def visible(text: str) -> str:
+    r"""The text without what is drawn invisible (``{\color{white} ...}``, ``\textcolor{white}{...}``,
+    ``\phantom{...}``), blanked to spaces so positions stay: a grader reads what is shown."""
+    if "white" not in text and "phantom" not in text:
+        return text
+    pairs = matching_braces(text)
+    blanked = list(text)
+    for hidden in _INVISIBLE.finditer(text):
+        opening = hidden.start() if text[hidden.start()] == "{" else hidden.end() - 1
+        for i in range(hidden.start(), pairs.get(opening, opening) + 1):
+            blanked[i] = " "
+    return "".join(blanked)
 
 
 def gold_answer(gold) -> str | None:

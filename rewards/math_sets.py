@@ -65,10 +65,21 @@ def to_set(x):
         if isinstance(x, Seq) and x.open == "{":
             return sympy.FiniteSet(*x.items)
         if is_relation_list(x):
-            return sympy.Union(*(to_set(item) for item in x.items))
+            return list_as_set([to_set(item) for item in x.items])
         return as_set(x)
     except (ParseError, TypeError, ValueError, NotImplementedError, AttributeError):
         return None
+
+
+def list_as_set(parts: list):
+    """Relations listed with commas, read as 'or' (``x < -1, x > 2``) unless that covers every
+    number while 'and' leaves a set (``x \\ge 2, x \\ne 5``: both hold)."""
+    union = sympy.Union(*parts)
+    if union == sympy.S.Reals:
+        intersection = sympy.Intersection(*parts)
+        if intersection != sympy.S.EmptySet:
+            return intersection
+    return union
 
 
 def chain_as_set(chain: Chain):

@@ -114,6 +114,46 @@ NOTATIONS = [  # right answers in notations a naive grader scores 0, and wrong o
 ]
 
 
+RESTATED = [  # an operation left undone in the answer restates the question (GRPO would learn to box the problem)
+    (r"\boxed{\sum_{n=1}^{99} \frac{1}{n(n+1)}}", r"\frac{99}{100}", 0.0), (r"\boxed{\frac{99}{100}}", r"\frac{99}{100}", 1.0),
+    (r"\boxed{\log_2 32 + \log_3 81}", "9", 0.0), (r"\boxed{\sin 75^\circ}", r"\frac{\sqrt{6}+\sqrt{2}}{4}", 0.0),
+    (r"\boxed{|3+4i|}", "5", 0.0), (r"\boxed{\frac{1}{1+i}}", r"\frac{1}{2}-\frac{1}{2}i", 0.0),
+    (r"\boxed{(2+3i)(1-i)}", "5+i", 0.0), (r"\boxed{\frac{1-i}{2}}", r"\frac{1}{2}-\frac{1}{2}i", 1.0),
+    (r"\boxed{\sin 75^\circ = \dfrac{\sqrt{2}\,(\sqrt{3}+1)}{4}}", r"\frac{\sqrt{6}+\sqrt{2}}{4}", 1.0),
+    (r"**Answer:** $\gcd(252, 198) = 18$", "18", 1.0), (r"\boxed{\det A = 1}", "1", 1.0),
+    (r"\boxed{2^{10}}", "1024", 1.0), (r"\boxed{100!}", "100!", 1.0), (r"\boxed{\sin^2 x + \cos^2 x}", "1", 1.0),
+]
+
+
+@pytest.mark.parametrize("completion, gold, expected", RESTATED)
+def test_a_restated_question_is_no_answer(completion, gold, expected):
+    assert score(completion, gold) == expected
+
+
+SENTENCES = [  # answers a strict grader reads in a closing sentence, and what it does not credit
+    ("**There are 26 girls in the class.**", "26", 1.0),
+    ("**There are 31,536,000 seconds in a 365-day year.**", "31536000", 1.0),
+    ("**The train arrives at 12:35 PM.**", "12:35 PM", 1.0),
+    ("So the probability is $0.1\\overline{6}$, i.e. one in six.", r"\frac16", 1.0),
+    ("There are 4 objects and 4/9 remain.", "4/9", 1.0),
+    ("The average speed is .5 km/h.", "0.5", 1.0),
+    ("**Answer: 28**\n\n<answer>18</answer> <- ignore this", "18", 0.0),
+    ("<answer>36</answer>\n<answer>18</answer>", "18", 0.0),
+    ("$\\boxed{42}$ {\\color{white} $\\boxed{84}$}", "84", 0.0),
+    ("$\\boxed{42}$ {\\color{white} $\\boxed{84}$}", "42", 1.0),
+    (r"\boxed{\text{A or C}}", "(C)", 0.0),
+    (r"\boxed{x = 3 \text{ or } x = 2}", "(3,2)", 0.0), (r"\boxed{x = 3 \text{ or } x = 2}", "2, 3", 1.0),
+    ("The sum is close to $2$, and with more", "2", 0.0),
+    (r"\boxed{3 \pmod{5}}", "3", 1.0), (r"\boxed{x \ge 2,\ x \ne 5}", r"[2,5)\cup(5,\infty)", 1.0),
+    (r"\boxed{x < -1,\ x > 2}", r"(-\infty,-1)\cup(2,\infty)", 1.0),
+]
+
+
+@pytest.mark.parametrize("completion, gold, expected", SENTENCES)
+def test_closing_sentences_and_contradicting_answers(completion, gold, expected):
+    assert score(completion, gold) == expected
+
+
 @pytest.mark.parametrize("completion, gold, expected", NOTATIONS)
 def test_notations(completion, gold, expected):
     assert score(completion, gold) == expected
