@@ -50,8 +50,9 @@ _FRACTION_COMMAND = re.compile(r"-?\\[dtc]?frac\s*\{[^{}]{1,40}\}\s*\{[^{}]{1,40
 # no leading quantifier: '\**final' rescans every run of stars (200 kB of '*' took minutes)
 FINAL_MARKER = re.compile(r"final\s+answer\**\s*(?:is)?\s*:?\**\s*:?", re.I)
 # 'the answer is' anywhere; 'Answer:' (or 'Answer $...$') only where a line starts, not 'check our answer: ...'
-ANSWER_PHRASE = re.compile(r"(?:the\s+(?:final\s+|correct\s+|right\s+)?answer\s+is(?![\w'’])|"
-                     r"(?:^|\n)[ \t*#_]*answer[ \t*_]*(?::|(?=\s*(?:\$|\\\(|\\\[))))\s*:?", re.I)
+# possessive runs (*+, ++): a long run of spaces after 'Answer' is read once, never backtracked into
+ANSWER_PHRASE = re.compile(r"(?:the\s++(?:final\s++|correct\s++|right\s++)?answer\s++is(?![\w'’])|"
+                           r"(?:^|\n)[ \t*#_]*+answer[ \t*_]*+(?::|(?=\s*+(?:\$|\\\(|\\\[))))\s*+:?", re.I)
 # where a stated answer ends: a period, ! or ? before a space, a blank line, or a reason
 _CLAUSE_END = re.compile(r"[.!?](?=\s|$)|;|\n\s*\n|,\s+(?:not|rather than|instead of)\b|,?\s+(?:since|because|as|which|so|where|when|for|given|"
                          r"I hope|i\.e\.|e\.g\.|that is|or equivalently)(?!\w)|\s+[-\u2014]\s")

@@ -31,6 +31,7 @@ DEFAULT_TIMEOUT_S = 300.0
 TIMEOUTS_IN_A_ROW = 3
 STOP_GRACE_S = 5.0
 POLL_S = 0.1
+RESEND_S = 10.0  # a call that ignored its interrupt is interrupted again after this long
 
 
 @dataclass(frozen=True)
@@ -164,32 +165,53 @@ def overdue(started: float, timeout_s: float, asked: float | None) -> type[Excep
     return RewardTimeout if now - started >= timeout_s else None
 
 
+@dataclass
+class InterruptedCall:
+    """The call a watchdog may interrupt: ``ending`` once it ran out, ``returned`` once it ended."""
+
+    timeout_s: float
+    ending: type[BaseException] | None = None
+    returned: bool = False
+
+
+_current: list[InterruptedCall] = []  # the main thread's call in progress (calls do not nest across threads)
+
+
+def interrupt(signum, frame) -> None:
+    """The handler of ``INTERRUPT``, installed once for good (a handler put back to the default
+    would let a signal still on its way end the process): raises in the call in progress, if it
+    is out of time and has not returned; otherwise a signal that came late does nothing."""
+    if _current and _current[-1].ending is not None and not _current[-1].returned:
+        raise ended(_current[-1].ending, _current[-1].timeout_s)
+
+
 def call_interrupted(fn: Callable[[], Any], timeout_s: float, stop_requested_at: Callable[[], float | None]):
-    main, finished, ending = threading.get_ident(), threading.Event(), []
+    if signal.getsignal(INTERRUPT) is not interrupt:
+        signal.signal(INTERRUPT, interrupt)
+    main, finished, call = threading.get_ident(), threading.Event(), InterruptedCall(timeout_s)
     started = time.monotonic()
 
-    def interrupt(signum, frame):
-        if ending and not finished.is_set():
-            raise ended(ending[0], timeout_s)
-
     def watch() -> None:
+        sent = None
         while not finished.wait(POLL_S):
-            end = ending[0] if ending else overdue(started, timeout_s, stop_requested_at())
-            if end is not None:
-                ending[:] = [end]
-                signal.pthread_kill(main, INTERRUPT)  # again every POLL_S until the call gives way
+            call.ending = call.ending or overdue(started, timeout_s, stop_requested_at())
+            if call.ending is not None and (sent is None or time.monotonic() - sent >= RESEND_S):
+                sent = time.monotonic()  # once (its clean-up must not be interrupted), again only if ignored
+                signal.pthread_kill(main, INTERRUPT)
 
-    previous = signal.signal(INTERRUPT, interrupt)
+    _current.append(call)
     watchdog = threading.Thread(target=watch, name="reward watchdog", daemon=True)
     watchdog.start()
     try:
         value = fn()
+        call.returned = True  # a store, where Python runs no handler: a late signal now does nothing
     finally:
+        call.returned = True
         finished.set()
         watchdog.join()
-        signal.signal(INTERRUPT, previous)
-    if ending:  # it was interrupted and went on: what it returned was not computed in full
-        raise ended(ending[0], timeout_s)
+        _current.remove(call)
+    if call.ending is not None:  # it was interrupted and went on: what it returned was not computed in full
+        raise ended(call.ending, timeout_s)
     return value
 
 

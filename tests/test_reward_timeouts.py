@@ -95,6 +95,16 @@ def test_from_another_thread_a_stuck_call_is_abandoned():
     assert outcome["batch"].per_function["tests.plugin_rewards:spins_forever"] == [None]
 
 
+def test_a_call_that_ends_in_native_code_past_its_limit_leaves_nothing_behind():
+    """Its interrupt is handled only after it returned, on the way out: it still counts as a
+    timeout, and no watchdog, and no interrupt, outlives it."""
+    with pytest.raises(suite_module.RewardTimeout):
+        suite_module.call_limited(lambda: sum(range(60_000_000)), 0.05, lambda: None)  # one loop in C
+    for _ in range(20):
+        time.sleep(0.05)  # the trainer's own code goes on undisturbed
+    assert not [t for t in threading.enumerate() if t.name == "reward watchdog"]
+
+
 def test_a_reward_raising_inside_its_thread_is_handled_as_before():
     suite = RewardSuite([Spec(name="tests.plugin_rewards:as_integer", weight=1.0, args={})])
     batch = suite.score(["1", "x"], {})  # one row raises: that row is None, the other scores
