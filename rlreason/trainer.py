@@ -31,7 +31,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, TypeVar
 
 import torch
 
@@ -51,6 +51,7 @@ from rlreason.stopping import RunInterrupted, StopRequests
 from rlreason.update import update_policy
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def train(recipe: Recipe, resume: Path | None = None) -> RunResult:
@@ -86,7 +87,7 @@ def run_steps(session: Session, step_fn: Callable[[Session, int], dict]) -> RunR
     """
     trainer = session.recipe.trainer
     if session.start_step == 0:
-        evaluate_now(session, step=0)
+        agreed(session, lambda: evaluate_now(session, step=0))  # nothing trained yet: nothing to save
     with StopRequests(on_request=session.suite.request_stop) as stop:
         for step in range(session.start_step + 1, trainer.max_steps + 1):
             data_state = session.sampler.state()
@@ -97,7 +98,7 @@ def run_steps(session: Session, step_fn: Callable[[Session, int], dict]) -> RunR
             session.log.advance()
             if evaluation_due(session, step):
                 try:
-                    evaluate_now(session, step)
+                    agreed(session, lambda: evaluate_now(session, step))
                 except (RewardError, RewardCancelled) as err:
                     raise saved_and_stopped(session, step, session.sampler.state(), err, stop) from err
             stopping = summed(session.accelerator, [float(stop.signal_number is not None)])[0] > 0
@@ -111,6 +112,23 @@ def run_steps(session: Session, step_fn: Callable[[Session, int], dict]) -> RunR
     checkpoint = save_session(session, "final", trainer.max_steps, resumable=False)
     session.log.close()
     return RunResult(session.recipe.run_dir, checkpoint, session.evals)
+
+
+def agreed(session: Session, attempt: Callable[[], T]) -> T:
+    """``attempt()`` (scoring) on every process; where it failed or was cancelled on any one, every
+    process raises (the same kind), so that all of them stop together, at the same collective
+    save, instead of the others going on into an update the failed one never joins."""
+    failure, result = None, None
+    try:
+        result = attempt()
+    except (RewardError, RewardCancelled) as err:
+        failure = err
+    failed, cancelled = summed(session.accelerator, [float(failure is not None), float(isinstance(failure, RewardCancelled))])
+    if cancelled:
+        raise failure if isinstance(failure, RewardCancelled) else RewardCancelled("a stop was requested on another process")
+    if failed:
+        raise failure or RewardError("a reward failed on another process (its log names it); this one stops with it")
+    return result
 
 
 def saved_and_stopped(session: Session, step: int, data_state: dict, err: Exception,
@@ -222,7 +240,7 @@ def generate_and_score(session: Session, timings: dict[str, float], step: int) -
                                            seeds=session.sampler.last_seeds())
     generated = time.perf_counter()
     texts = session.tokenizer.batch_decode(rollouts.completion_ids, skip_special_tokens=True)
-    rewards = score_completions(session.suite, examples, texts, group_size, rollouts.completion_ids)
+    rewards = agreed(session, lambda: score_completions(session.suite, examples, texts, group_size, rollouts.completion_ids))
     trained = rewards.total
     if recipe.algo.normalise_each_reward:
         trained = session.suite.total(normalised_per_group(rewards.per_function, group_size))

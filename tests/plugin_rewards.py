@@ -95,3 +95,17 @@ def swallows_its_errors(completions, **columns):
         except Exception:
             scores.append(0.0)
     return scores
+
+
+_calls["fails_on_the_second_process"] = 0
+
+
+def fails_on_the_second_process(completions, **columns):
+    """Shortness, except on the second process of a launch from its second call on (the first is
+    the evaluation before training): there it raises on every row."""
+    import os
+
+    _calls["fails_on_the_second_process"] += 1
+    if os.environ.get("RANK", "0") == "1" and _calls["fails_on_the_second_process"] > 1:
+        raise ValueError("this process's rows cannot be scored")
+    return shortness(completions)

@@ -16,7 +16,7 @@ import yaml
 from rewards import suite as suite_module
 from rewards.suite import RewardCancelled, RewardStalled, RewardSuite
 from tests import plugin_rewards
-from tests.conftest import ROOT, TINY
+from tests.conftest import ROOT, TINY, accelerate_launch
 
 
 def reward_threads() -> list[threading.Thread]:
@@ -172,3 +172,15 @@ def test_ctrl_c_during_a_stuck_reward_saves_a_checkpoint(tmp_path):
     assert process.returncode == 128 + signal.SIGINT, stderr[-3000:]
     assert "after step 0" in stderr and "--resume" in stderr
     assert (run_dir / "checkpoint-0" / "training_state.pt").exists()
+
+
+@pytest.mark.slow  # two processes
+def test_a_reward_failing_on_one_process_stops_every_process_with_a_checkpoint(tmp_path):
+    """The processes agree on a failed scoring before any of them goes on: none waits forever in
+    an update the failed one never joins, and all of them save together."""
+    recipe = write_recipe(tmp_path, "fails_on_the_second_process", timeout_s=60, max_steps=3)
+    done = subprocess.run([*accelerate_launch("cpu"), "-m", "cli", "train", str(recipe)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode != 0
+    assert "failed on every row" in done.stderr and "saved as of step 0" in done.stderr, done.stderr[-3000:]
+    assert (tmp_path / "run" / "checkpoint-0" / "training_state.pt").exists()
