@@ -19,7 +19,7 @@ from rewards.math_extract import (ANSWER_PHRASE, COPULA, DEFAULT_ORDER, FINAL_MA
 _CHOICE_ANYWHERE = re.compile(r"(?<![\w\\$])\(?([A-E])\)?(?![\w'])")
 _CHOICE_AT_START = re.compile(r"\s*\**\(?([A-E])(?:\)|\.|:|\*\*)")
 _LETTER_CHOICE = re.compile(r"\(?\s*([A-E])\s*\)?")
-_ASIDE = re.compile(r"\s*\([^()]*\)(?=[\s.!]*$)")
+_ASIDE = re.compile(r"(?<!\s)\s*+\([^()]*+\)(?=[\s.!]*+$)")
 # where a word answer's phrase ends: a clause break, a preposition, an adverb of extent
 _WORDS_END = re.compile(r"[;,(.!]|\s(?:on|in|for|over|at|when|since|because|as|so|and|which|with|from|to|throughout|"
                         r"everywhere|always|globally|here)\b", re.I)

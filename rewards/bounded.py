@@ -53,9 +53,10 @@ def _serve(conn: Connection) -> None:
             return
         for args in batch:
             try:
-                conn.send((True, fn(*args)))
+                ok, value = True, fn(*args)
             except Exception as err:  # the caller records the default for this input
-                conn.send((False, repr(err)))
+                ok, value = False, repr(err)
+            conn.send((ok, value, time.process_time()))  # where the next input's CPU time starts
 
 
 def die_with_parent() -> None:
@@ -66,8 +67,8 @@ def die_with_parent() -> None:
     A watchdog thread, not Linux's parent-death signal: that fires when the forking *thread*
     ends, and rewards are called in threads of their own. Nor the pipe's end of file: later
     workers inherit the caller's end of every earlier worker's pipe."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a stop sent to the whole process group (Ctrl-C, a
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # scheduler's SIGTERM) must not kill verdicts in flight
     parent = os.getppid()
 
     def watch() -> None:
@@ -99,9 +100,11 @@ class Worker:
     cpu_at_start: float | None = None  # the worker's CPU time when its current input began
     wall_at_start: float = 0.0
 
-    def begin(self) -> None:
-        """Its current input starts now."""
-        self.cpu_at_start, self.wall_at_start = cpu_seconds(self.process.pid), time.monotonic()
+    def begin(self, cpu: float | None = None) -> None:
+        """Its current input starts now, at ``cpu`` seconds of its CPU time (as the worker itself
+        reported with its last result; read from /proc when it has reported none yet)."""
+        self.cpu_at_start = cpu if cpu is not None else cpu_seconds(self.process.pid)
+        self.wall_at_start = time.monotonic()
 
     def spent(self, limit: float) -> bool:
         """Has its current input used more than ``limit`` CPU seconds (or the wall ceiling)?"""
@@ -122,9 +125,15 @@ class Mapped:
     crashed: list[int]
 
 
+def available_cpus() -> int:
+    """The cores this process may run on, shared among the launch's processes on this node."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
+
+
 class BoundedPool:
     def __init__(self, workers: int | None = None, warm_up: Callable[[], Any] | None = None):
-        self.size = workers or os.cpu_count() or 1
+        self.size = workers or available_cpus()
         self.context = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
         self.workers: list[Worker] = []
         self.warm_up = warm_up
@@ -145,15 +154,19 @@ class BoundedPool:
         """``[fn(*args) for args in inputs]``, each bounded by ``timeout`` CPU seconds (else
         ``default``, and its index in ``timed_out``); an input that raises also gets ``default``,
         and one whose worker dies ``default`` and a place in ``crashed``. Interrupted (an exception
-        raised in the calling thread), it replaces the workers it left busy, and the pool stays usable."""
+        raised in the calling thread), it leaves workers holding work of its own; the next map
+        starts by discarding them (a kill, quick whatever interrupts it; the forks come later)."""
         with self.lock:
-            try:
-                return self.map_unlocked(fn, inputs, timeout, default)
-            except BaseException:
-                for worker in [w for w in self.workers if w.indices]:
-                    worker.indices = deque([None])
-                    self.replace(worker, deque())
-                raise
+            self.discard_stale()
+            return self.map_unlocked(fn, inputs, timeout, default)
+
+    def discard_stale(self) -> None:
+        """Kill the workers an interrupted map left holding its inputs, and those that died."""
+        for worker in [w for w in self.workers if w.indices or not w.process.is_alive()]:
+            worker.process.kill()
+            worker.process.join()
+            worker.conn.close()
+            self.workers.remove(worker)
 
     def map_unlocked(self, fn: Callable, inputs: Sequence[tuple], timeout: float, default: Any) -> Mapped:
         results, timed_out, crashed = [default] * len(inputs), [], []
@@ -182,7 +195,7 @@ class BoundedPool:
     def collect(self, worker: Worker, results: list, todo: deque, crashed: list[int]) -> None:
         while worker.indices and worker.conn.poll():
             try:
-                ok, value = worker.conn.recv()
+                ok, value, cpu = worker.conn.recv()
             except (EOFError, OSError):  # the worker died (e.g. out of memory): move on
                 crashed.append(worker.indices[0])
                 self.replace(worker, todo)
@@ -190,7 +203,7 @@ class BoundedPool:
             index = worker.indices.popleft()
             if ok:
                 results[index] = value
-            worker.begin()
+            worker.begin(cpu)
 
     def replace(self, worker: Worker, todo: deque) -> None:
         """Kill ``worker``; its current input keeps the default, the rest of its chunk is re-queued."""

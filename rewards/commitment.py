@@ -36,9 +36,10 @@ _AFTERTHOUGHT = re.compile(
 _HYPOTHETICAL = re.compile(r"\b(?:would|could|might)\b", re.I)
 # a final statement that gives up commits to nothing; one that qualifies its value right before it
 # ('at most 12', 'not 12', 'either 3 or 5', 'probably 5') commits to no value
-_GIVES_UP = re.compile(r"\b(?:not sure|unsure|unable|cannot|can't|couldn't|give up|gave up|ran out|so far|"
-                       r"partial(?:ly)?|incomplete|no idea|not certain|candidates?|possibilities|possible (?:values|answers)|"
-                       r"could be any|depending on|otherwise|whether or not)\b", re.I)
+_GIVES_UP = re.compile(r"\b(?:not sure|unsure|unable|(?:cannot|can't|couldn't)(?! be (?:reduced|simplified|factored|"
+                       r"written|expressed|made))|give up|gave up|ran out|so far|partially|partial(?! (?:sums?|fractions?|"
+                       r"derivatives?|products?|credit|order))|incomplete|no idea|not certain|candidates?|possibilities|"
+                       r"possible (?:values|answers)|could be any|depending on|whether or not)\b", re.I)
 _QUALIFIER_BEFORE = re.compile(
     r"(?:\b(?:not|never|at most|at least|than|either|or|maybe|perhaps|possibly|probably|likely|between|"
     r"somewhere|guess)\b|n't)(?:\s+(?:be|equal to|exactly|just|only|quite|really|around|about))*[\s:$*(]*$", re.I)
@@ -129,12 +130,15 @@ def final_statement(text: str) -> tuple[int, str] | None:
     return None
 
 
-_CONDITIONS = re.compile(r"\bif\b.*\bif\b|\bdepending on\b|\botherwise\b|\bwhether or not\b", re.I | re.S)
+_CONDITIONS = re.compile(r"\bif\b.*\bif\b|\bdepending on\b|\bwhether or not\b", re.I | re.S)
 
 
 def conditional(sentence: str) -> bool:
     """An answer given under conditions: 'If they do, the answer is 45; if they don't, it is 40.'"""
-    return _CONDITIONS.search(mask_math(sentence)) is not None
+    return _CONDITIONS.search(_IFF.sub("iff", mask_math(sentence))) is not None
+
+
+_IFF = re.compile(r"\bif and only if\b", re.I)  # one condition, not two
 
 
 def uncommitted(sentence: str, value_at: int, listing: bool = False) -> bool:

@@ -31,7 +31,7 @@ _REPLACE = {",\\! ": ",", ",\\!": ",", "\\leqslant": "\\le", "\\geqslant": "\\ge
             **{glyph: f"\\frac{{{n}}}{{{d}}}" for glyph, (n, d) in zip("½⅓⅔¼¾⅕⅖⅗⅘⅙⅚⅛⅜⅝⅞", [
                 (1, 2), (1, 3), (2, 3), (1, 4), (3, 4), (1, 5), (2, 5), (3, 5), (4, 5), (1, 6), (5, 6), (1, 8), (3, 8),
                 (5, 8), (7, 8)])}}
-_DEGREES = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|°|\\degree")
+_DEGREES = re.compile(r"\^\s*+\{?\s*+\\circ\s*+\}?|°|\\degree")
 _TEXT_BLOCK = re.compile(r"\\(?:text|textrm|mathrm|mbox|operatorname|textnormal)\s*\{([^{}]*)\}")
 # what only decorates a value: colours, underlines, bold; a phantom is not seen at all
 _DECORATION = re.compile(r"\\(?:textcolor|colorbox)\s*\{[^{}]*\}|\\fcolorbox\s*\{[^{}]*\}\s*\{[^{}]*\}|\\color\s*\{[^{}]*\}"
@@ -39,16 +39,16 @@ _DECORATION = re.compile(r"\\(?:textcolor|colorbox)\s*\{[^{}]*\}|\\fcolorbox\s*\
 _FORMATTING = re.compile(r"\\(?:underline|bm|boldsymbol|mathit|mathsf|emph|textbf|textit|mathbf|cancelto\s*\{[^{}]*\})\s*\{([^{}]*)\}")
 # a statement of where a formula holds, after it: 'f(n) = n + 1 \text{ for all } n \in \mathbb{N}'
 # (every alternative starts on a character that is no space: a long run of spaces costs one pass)
-_QUALIFIER = re.compile(r"(?:(?:,\s*)?\\(?:text|mbox|textrm)\s*\{\s*,?\s*for\b[^{}]*\}|\\forall\b|,\s*[a-zA-Z]\s*\\in\s*\\mathbb"
+_QUALIFIER = re.compile(r"(?:(?:,\s*+)?\\(?:text|mbox|textrm)\s*+\{\s*+,?\s*+for\b[^{}]*+\}|\\forall\b|,\s*+[a-zA-Z]\s*+\\in\s*+\\mathbb"
                         r"|\(\s*[a-zA-Z]\s*\\in\s*\\mathbb).*$", re.S)  # after an equation only (see without_qualifier)
 # unit vectors: 3\mathbf{i} - \mathbf{j} + 2\hat{k}
 _UNIT_VECTOR = re.compile(r"\\(?:mathbf|hat|vec|boldsymbol|bm)\s*\{\s*(?:\\hat\s*\{?\s*)?\\?([ijk])(?:math)?\s*\}?\s*\}"
                           r"|\\(?:hat|vec)\s*\\?([ijk])(?:math)?(?![a-zA-Z])")
-_MODULUS = re.compile(r"\s*(?:\\pmod\s*\{[^{}]*\}|\\pmod\s*\w+|\(\s*\\?b?mod\s*\w+\s*\)|\\b?mod\s*\w+)\s*$")  # 3 \pmod{5}
+_MODULUS = re.compile(r"(?<!\s)\s*+(?:\\pmod\s*+\{[^{}]*+\}|\\pmod\s*+\w++|\(\s*+\\?b?mod\s*+\w++\s*+\)|\\b?mod\s*+\w++)\s*+$")  # 3 \pmod{5}
 _E_NOTATION = re.compile(r"(?<![\w.\\])(\d+(?:\.\d+)?)[eE]([-+]?\d{1,4})(?![\w.])")  # 3e8, 3.6e-4, 1.5E3
 _SUPERSCRIPTS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻", "0123456789+-")
 _SUPERSCRIPT_RUN = re.compile("[⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻]+")
-_UNIT_SQUARED = re.compile(r"(?<=\d)\s*[a-zA-Z]{1,3}[²³]|\s[a-zA-Z]{1,3}[²³]\s*$")  # 5 m², 2cm³, 4π cm²: units
+_UNIT_SQUARED = re.compile(r"(?<=\d)\s*+[a-zA-Z]{1,3}[²³]|\s[a-zA-Z]{1,3}[²³]\s*+$")  # 5 m², 2cm³, 4π cm²: units
 _PARENTHESISED_CYCLE = re.compile(r"(?<![\d.])(\d*)\.(\d*)\((\d+)\)")  # 0.(3), 0.1(6)
 _ELLIPSIS_DECIMAL = re.compile(r"(?<![\d.])(\d*)\.(\d+)\s*\\ldots")
 _PLAIN_NUMBER = re.compile(r"\s*-?\d+(?:\.\d+)?\s*")
@@ -62,7 +62,7 @@ _TRIG = re.compile(r"(?<![A-Za-z])\\?(?:sin|cos|tan|cot|sec|csc)(?![A-Za-z])")
 _GLUED_OR = re.compile(r"(?<=[)\]])\s*or\s*(?=[(\[])")
 _SIMPLE_SUBSCRIPT = re.compile(r"_\{(\w+)\}")
 # a whole number (maybe grouped by spaces), a space, a fraction: 3 1/4, 1 000 4/9 (not 11.0 4/9)
-_MIXED_NUMBER = re.compile(r"(?<![\w.,/}])(-?)(\d{1,3}(?: \d{3})+|\d+) +(\d+)/(\d+)(?![\w./])")
+_MIXED_NUMBER = re.compile(r"(?<![\w.,/}])(-?)(\d{1,3}(?: \d{3})++|\d++) ++(\d++)/(\d++)(?![\w./])")
 _WHOLE_FRACTION = re.compile(r"(-?)\\frac\{(\d+)\}\{(\d+)\}|(-?)\\frac(\d)(\d)")
 _THOUSANDS = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 
@@ -79,6 +79,13 @@ def normalise(answer: str) -> str:
     """
     if _PLAIN_NUMBER.fullmatch(answer):
         return answer.strip()  # most answers: nothing to rewrite
+    try:
+        return rewritten(answer)
+    except ValueError:  # a number too long for int() (over 4,300 digits): no answer to compare
+        return "\\invalid"
+
+
+def rewritten(answer: str) -> str:
     s = _ESCAPED_COMMAND.sub(r"\\", answer.strip())  # '\\frac' from a twice-escaped string
     s = _UNIT_SQUARED.sub("", s)  # 5 m², 2 cm³, 4π cm²: units
     s = _SUPERSCRIPT_RUN.sub(lambda m: "^{" + m.group().translate(_SUPERSCRIPTS) + "}", s)  # 3² is 3^{2}
@@ -149,7 +156,7 @@ def degrees(s: str) -> str:
     return _DEGREES.sub("", s)
 
 
-_DEGREE_NUMBER = re.compile(r"(\d+(?:\.\d+)?)\s*(?:\^\s*\{?\s*\\circ\s*\}?|°|\\degree)")
+_DEGREE_NUMBER = re.compile(r"(?<![\d.])(\d++(?:\.\d++)?)\s*+(?:\^\s*+\{?\s*+\\circ\s*+\}?|°|\\degree)")
 
 
 def mixed_number(match: re.Match) -> str:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 _SPAN_TOKENS = re.compile(r"\$\$|\$|\\\(|\\\[|\\.", re.S)  # openers, and escapes to step over
 _CLOSERS = {"$$": "$$", "$": "$", "\\(": "\\)", "\\[": "\\]"}
-_SPAN_JOINT = re.compile(r"\s*(?:,|;|,?\s*and|,?\s*or)?\s*")
+_SPAN_JOINT = re.compile(r"\s*+(?:,|;|,?\s*+and|,?\s*+or)?\s*+")
 TEXT_COMMAND = re.compile(r"\\(?:text|mathrm|textbf|mbox|operatorname)\s*\{[^{}]{0,60}\}")
 
 

@@ -12,7 +12,7 @@ wires them into the reward and bounds every input:
   its rows score None (counted as ``unreadable_golds``), never a verdict;
 - the CPU-time limit of a verdict (``timeout``) is a last resort for what the budgets miss: a
   row past it scores None and is counted (``verdict_timeouts``), as is a row whose worker died
-  (``verdict_crashes``); neither is ever a 0 the policy would learn from.
+  (``verdict_crashes``): the reward could not judge it, which is no 0.0 verdict.
 """
 
 from __future__ import annotations

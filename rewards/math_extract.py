@@ -54,8 +54,10 @@ FINAL_MARKER = re.compile(r"final\s+answer\**\s*(?:is)?\s*:?\**\s*:?", re.I)
 ANSWER_PHRASE = re.compile(r"(?:the\s++(?:final\s++|correct\s++|right\s++)?answer\s++is(?![\w'’])|"
                            r"(?:^|\n)[ \t*#_]*+answer[ \t*_]*+(?::|(?=\s*+(?:\$|\\\(|\\\[))))\s*+:?", re.I)
 # where a stated answer ends: a period, ! or ? before a space, a blank line, or a reason
-_CLAUSE_END = re.compile(r"[.!?](?=\s|$)|;|\n\s*\n|,\s+(?:not|rather than|instead of)\b|,?\s+(?:since|because|as|which|so|where|when|for|given|"
-                         r"I hope|i\.e\.|e\.g\.|that is|or equivalently)(?!\w)|\s+[-\u2014]\s")
+# (each alternative starts on a comma or on the first of a run of spaces: one pass over any run)
+_CLAUSE_END = re.compile(r"[.!?](?=\s|$)|;|\n[ \t]*+\n|,\s++(?:not|rather than|instead of)\b|"
+                         r"(?:,\s*+|(?<![\s,])\s++)(?:since|because|as|which|so|where|when|for|given|attained|achieved|"
+                         r"reached|occurring|I hope|i\.e\.|e\.g\.|that is|or equivalently)(?!\w)|(?<!\s)\s++[-\u2014]\s")
 _CONCLUSION = re.compile(r"(?:so|thus|hence|therefore|finally|total|in total|altogether|overall)\b\s*[,:]?\s*", re.I)
 # words an answer itself may contain (others mean prose around it)
 _ANSWER_WORDS = {"and", "or", "sin", "cos", "tan", "cot", "sec", "csc", "log", "ln", "exp", "mod", "arcsin",
@@ -113,7 +115,7 @@ def hedges_between(between: str) -> bool:
 
 def clause(text: str) -> str:
     """The text up to where the stated answer ends (outside math)."""
-    text = text[:2000]
+    text = _PROSE_ASIDE.sub(lambda m: " " * len(m.group()), text[:2000])  # '12 (had she ..., it would be 24)'
     end = _CLAUSE_END.search(mask_math(text))
     stated = (text[:end.start()] if end else text).strip()
     return re.sub(r"\s*\([^()]*$", "", stated).rstrip("[{,;: ").strip()  # '0.375 (i.e. ...' ends at '0.375'
@@ -240,10 +242,16 @@ def conclusion(text: str) -> Found | None:
     opening = _CONCLUSION.match(sentence, len(sentence) - len(sentence.lstrip(" *#>")))
     if opening is None:
         return None
-    answer = stated_answer(sentence[opening.end():])
+    stated = _PROSE_ASIDE.sub(lambda m: " " * len(m.group()), sentence[opening.end():])
+    answer = stated_answer(_WHERE_ATTAINED.split(stated, maxsplit=1)[0])  # 'minimum is 5, attained at x = 2': 5
     if not answer or not looks_like_answer(answer) or uncommitted(sentence, max(sentence.rfind(answer), 0)):
         return None
     return Found(answer, start)
+
+
+_WHERE_ATTAINED = re.compile(r",\s*+(?:attained|achieved|reached|occurring|which occurs)\b", re.I)
+# an aside in prose inside parentheses: '(had she sold more, it would be 24)'
+_PROSE_ASIDE = re.compile(r"\((?=[^()]*[A-Za-z]{2,}\s+[A-Za-z]{2,})[^()]*\)")
 
 
 def bare(text: str) -> Found | None:

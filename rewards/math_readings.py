@@ -18,7 +18,7 @@ MAX_QUICK_ITEMS = 64  # longer lists of numbers are compared in the worker pool
 
 
 # a percent sign at the end (searched, not matched from the start: no backtracking over the body)
-_PERCENT = re.compile(r"(?:\\%|%|\\text\{\s*\\?%\s*\}|(?<![A-Za-z])(?:percent(?:age)?|pct))\s*\$?\.?\s*$", re.I)
+_PERCENT = re.compile(r"(?:\\%|%|\\text\{\s*\\?%\s*\}|(?<![A-Za-z])(?:percent(?:age)?|pct))\s*+\$?\.?\s*+$", re.I)
 
 
 _BASE_NUMERAL = re.compile(r"^([0-9A-Fa-f]+)_\{?\d+\}?$")

@@ -80,6 +80,12 @@ COMMITTED = [  # the honest versions: the answer stated, then something after it
     ("So the answer is not 12; after fixing the sign error it must be 13.\n\nFinal answer: 13", "13"),
     ("The probability is 2/3. <|im_end|>", "2/3"),
     (r"\boxed{x = 5+5+1 = 11}", "11"),
+    ("So the partial sum is 55.", "55"),  # words that look like giving up, and are not
+    ("So the fraction is 12, which cannot be reduced further.", "12"),
+    ("The answer is 7; otherwise the equation has no root.", "7"),
+    ("So f is increasing if and only if a > 0, and a = 3.", "3"),
+    ("So the answer is 12 (had she sold more, it would be 24).", "12"),
+    ("Thus the minimum is 5, attained at x = 2.", "5"),
 ]
 
 
@@ -219,3 +225,7 @@ def test_the_final_statement_rules_read_what_a_grader_reads():
     assert extract_answer("I computed 3 then 4 and finally 1,250") == "1,250"
     assert extract_answer("then multiply by 2 to get 14 and then we subtract") is None
     assert extract_answer("<think>so the answer is 5") is None
+
+
+def test_a_number_too_long_for_int_is_no_answer_and_raises_nothing():
+    assert score("\\boxed{0.(" + "3" * 4_400 + "4)}", "1/3") == 0.0

@@ -117,3 +117,20 @@ def alive(pid: int) -> bool:
             return stat.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has ended
     except FileNotFoundError:
         return False
+
+
+def test_a_sigterm_to_the_process_group_does_not_kill_verdicts_in_flight():
+    """A scheduler's SIGTERM reaches every process of the group; the trainer finishes its step,
+    and its verdicts must finish with it."""
+    import os
+    import signal
+
+    pool = BoundedPool(workers=2)
+    try:
+        pool.map(spin, [(0.0,), (0.0,)], timeout=5.0, default="default")
+        for worker in pool.workers:
+            os.kill(worker.process.pid, signal.SIGTERM)
+        mapped = pool.map(spin, [(0.2,), (0.2,)], timeout=5.0, default="default")
+        assert mapped.results == ["done", "done"] and mapped.crashed == []
+    finally:
+        pool.close()
