@@ -150,7 +150,7 @@ def document(results: list[dict], sets: list[str]) -> str:
               "the settings each test used); the cases where math_accuracy differs on purpose, with reasons, are",
               "the table in tests/test_math_peer_suites.py. The attack sets (benchmarks/math_attack_cases.jsonl)",
               "are completions independent testers wrote against math_accuracy as a black box, labelled as a",
-              "strict grader would; attack-3 to attack-6 are long reasoning-model output in the families of issue 35.", ""]
+              "strict grader would; attack-3 to attack-7 are long reasoning-model output in the families of issue 35.", ""]
     return "\n".join(lines)
 
 

@@ -33,7 +33,7 @@ _AFTERTHOUGHT = re.compile(
     r"|\b(?:let(?:'s| me| us)\s+(?:double[- ]check|check|verify|confirm|reconsider)|to (?:verify|check|confirm)|"
     r"plugging|substituting (?:back|it|this|these)|i hope|hope this|let me know|feel free|good luck)\b"
     r"|✓|\\checkmark|\?[\s*)]*$", re.I)
-_HYPOTHETICAL = re.compile(r"\b(?:would|could|might)\b", re.I)
+_HYPOTHETICAL = re.compile(r"\b(?:would|could|might)\b|\w['’]d\b", re.I)  # she'd make $27
 # a final statement that gives up commits to nothing; one that qualifies its value right before it
 # ('at most 12', 'not 12', 'either 3 or 5', 'probably 5') commits to no value
 _GIVES_UP = re.compile(r"\b(?:not sure|unsure|unable|(?:cannot|can't|couldn't)(?! be (?:reduced|simplified|factored|"
@@ -113,6 +113,8 @@ def concludes(sentence: str) -> bool:
 def afterthought(sentence: str) -> bool:
     """A sentence after the answer that states none: a check, a hypothetical, an aside, a question."""
     masked = mask_math(sentence)
+    if re.fullmatch(r"\s*\(.*\)[\s.]*", masked, re.S):
+        return True  # a whole sentence in parentheses: '(She keeps 7 eggs.)'
     if concludes(masked) and not masked.rstrip(" *.)").endswith("?"):
         return False  # 'So the total would be 72.' concludes
     return bool(_AFTERTHOUGHT.search(masked) or _HYPOTHETICAL.search(masked))
@@ -120,13 +122,15 @@ def afterthought(sentence: str) -> bool:
 
 def final_statement(text: str) -> tuple[int, str] | None:
     """Where the completion's final statement starts, and its text; None when it has none (cut
-    off, or nothing but afterthoughts)."""
+    off, nothing but afterthoughts, or an afterthought that gives up)."""
     if cut_off(text):
         return None
     for start, end in reversed(sentences(text)):
         sentence = text[start:end]
         if not afterthought(sentence):
             return start, sentence
+        if _GIVES_UP.search(mask_math(sentence)):
+            return None  # 'I'd guess 4 but I'm not sure': a doubt at the end undoes what came before
     return None
 
 

@@ -68,6 +68,8 @@ def joins_boxes(between: str) -> bool:
     if len(between) > 80 or re.search(r"[.!?](?:\s|$)|\n\s*\n", between):
         return False
     words = re.sub(r"\\[A-Za-z]+|[^A-Za-z]", " ", between).split()
+    if not words and re.search(r"[^\s$\\(){}\[\]]", between):
+        return True  # nothing but symbols between them ('\boxed{a} % \boxed{b}'): both are the answer
     if words and not {"and", "or"} & set(words) and not re.search(r"[,;&]", between):
         return False  # words with no 'and' or comma between the boxes: 'first ... then ...'
     rest = TEXT_COMMAND.sub(" ", between)

@@ -93,7 +93,9 @@ def same_answer(predicted: str, gold: str, rel_tol: float) -> bool:
     try:
         gold_obj, gold_decimals = parse_gold(g)
         pred_obj, pred_decimals = parse_answer(p)
-        if false_equation(p, rel_tol) or (isinstance(pred_obj, sympy.Expr) and pred_obj.is_number and restates(p, g)):
+        constant = (isinstance(pred_obj, sympy.Expr) and pred_obj.is_number) or (
+            isinstance(pred_obj, sympy.MatrixBase) and not pred_obj.free_symbols)
+        if false_equation(p, rel_tol) or (constant and restates(p, g)):
             return False
     except (ParseError, RecursionError, TypeError, ValueError, ZeroDivisionError, AttributeError):
         return False
@@ -107,7 +109,12 @@ def same_answer(predicted: str, gold: str, rel_tol: float) -> bool:
 
 # operations a final answer has carried out: left in it, where the gold has none of them, the
 # answer restates the question ('\\sum_{n=1}^{99} \\frac{1}{n(n+1)}', '\\log_2 32 + \\log_3 81', '\\sin 75^\\circ')
-_UNEVALUATED = re.compile(r"(?<![A-Za-z])\\?(?:sum|prod|sin|cos|tan|cot|sec|csc|log|ln|lg|gcd|lcm)(?![A-Za-z])")
+_UNEVALUATED = re.compile(r"(?<![A-Za-z])\\?(?:sum|prod|sin|cos|tan|cot|sec|csc|log|ln|lg|gcd|lcm)(?![A-Za-z])"
+                          r"|\\end\s*\{[pbvBV]?matrix\}\s*\^")  # a matrix power
+# whole numbers combined by arithmetic ('999 \\times 1001', '16 - 3 - 4') where the gold is one number
+_ARITHMETIC = re.compile(r"\s*-?\d+(?:\s*(?:[-+*×÷/]|\\times|\\cdot|\\div)\s*\(?-?\d+\)?)*\s*(?:[-+*×÷]|\\times|\\cdot|\\div)"
+                         r"\s*\(?-?\d+\)?\s*")
+_ONE_NUMBER = re.compile(r"\s*-?\d+(?:\.\d+)?\s*")
 _MODULUS_OF_NUMBER = re.compile(r"^\s*\|[^|a-hj-zA-Z]*\|\s*$")  # |3+4i|
 # complex arithmetic left undone: an i in a denominator, a product of bracketed complex numbers
 _COMPLEX_UNDONE = re.compile(r"\\frac\s*\{[^{}]*\}\s*\{[^{}]*(?<![A-Za-z\\])i(?![A-Za-z])[^{}]*\}|"
@@ -126,7 +133,8 @@ def restates(predicted: str, gold: str) -> bool:
     """
     equals = top_level_equals(predicted)
     stated = stated_part(predicted[equals[-1] + 1:] if equals else predicted)  # what it says the value is
-    undone = _UNEVALUATED.search(stated) or _MODULUS_OF_NUMBER.match(stated) or _COMPLEX_UNDONE.search(stated)
+    undone = (_UNEVALUATED.search(stated) or _MODULUS_OF_NUMBER.match(stated) or _COMPLEX_UNDONE.search(stated)
+              or (_ARITHMETIC.fullmatch(stated) and _ONE_NUMBER.fullmatch(gold)))
     return bool(undone) and not (_UNEVALUATED.search(gold) or _COMPLEX_UNDONE.search(gold)) and "|" not in gold
 
 

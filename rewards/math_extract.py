@@ -361,6 +361,7 @@ def stated_after_verb(sentence: str) -> str | None:
     return None
 
 
+_ANY_VALUE = re.compile(r"(?<![\w.])\d[\d,.]*")
 _SHARE = re.compile(r"\bis\s+(\d+(?:\.\d+)?)\s*(?:\\?%|percent)\s+of\b", re.I)
 
 
@@ -381,6 +382,8 @@ def committed_value(text: str) -> Found | None:
     value = last_value(sentence) or spelt_number(sentence)
     if value is None or uncommitted(sentence, value.at, listing="=" in value.answer):
         return None
+    if sentence.rstrip(" *").endswith(".") and len(_ANY_VALUE.findall(mask_math(sentence))) == 1 and not last_math(sentence):
+        return Found(value.answer, start + value.at, start + value.end)  # 'She makes $18 every day at the market.'
     if re.fullmatch(r"[\d\s,.]*\d[\d\s,.]*", mask_math(sentence[:value.at]) or "x"):
         return None  # '1 2 3 ... 39999': the last of a list of numbers is no answer
     rest = mask_math(sentence[value.end:]) if value.end >= 0 else ""
@@ -399,9 +402,12 @@ def marked(text: str) -> Found | None:
     tags = answer_tags(text)
     others = [f for f in (last_boxes(text, found), after_marker(FINAL_MARKER, text, inside_boxes), gsm8k(text), phrase) if f]
     if tags and any(f.at < tags.at and not same_text(f.answer, tags.answer) for f in others):
-        return None  # '**Answer: 28** ... <answer>18</answer>': two different answers commit to neither
+        return CONTRADICTED  # '**Answer: 28** ... <answer>18</answer>': two different answers commit to neither
     candidates = others + ([tags] if tags else [])
     return max(candidates, key=lambda f: f.at) if candidates else None
+
+
+CONTRADICTED = Found("", -1)  # explicit answers that disagree: nothing else is read either
 
 
 def same_text(a: str, b: str) -> bool:
@@ -451,6 +457,8 @@ def extract_answer(text: str, order: tuple[str, ...] | list[str] = DEFAULT_ORDER
     reply = text[end_of_thought + len("</think>"):] if end_of_thought >= 0 else text
     for name in order:  # after a closed <think>, only the reply counts: an answer left in thought is none
         found = _FINDERS[name](reply)
+        if found is CONTRADICTED:
+            return None
         if found and found.answer:
             return found.answer
     return None

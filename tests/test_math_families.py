@@ -128,6 +128,8 @@ RESTATED = [  # an operation left undone in the answer restates the question (GR
     (r"\boxed{\sin 75^\circ = \dfrac{\sqrt{2}\,(\sqrt{3}+1)}{4}}", r"\frac{\sqrt{6}+\sqrt{2}}{4}", 1.0),
     (r"**Answer:** $\gcd(252, 198) = 18$", "18", 1.0), (r"\boxed{\det A = 1}", "1", 1.0),
     (r"\boxed{2^{10}}", "1024", 1.0), (r"\boxed{100!}", "100!", 1.0), (r"\boxed{\sin^2 x + \cos^2 x}", "1", 1.0),
+    (r"\boxed{999 \times 1001}", "999999", 0.0), (r"\boxed{16 - 3 - 4}", "9", 0.0), (r"\boxed{\frac{6}{8}}", "0.75", 1.0),
+    (r"\boxed{\begin{pmatrix} 1 & 2 \\ 3 & 4 \end{pmatrix}^2}", r"\begin{pmatrix} 7 & 10 \\ 15 & 22 \end{pmatrix}", 0.0),
 ]
 
 
@@ -152,6 +154,12 @@ SENTENCES = [  # answers a strict grader reads in a closing sentence, and what i
     ("The sum is close to $2$, and with more", "2", 0.0),
     (r"\boxed{3 \pmod{5}}", "3", 1.0), (r"\boxed{x \ge 2,\ x \ne 5}", r"[2,5)\cup(5,\infty)", 1.0),
     (r"\boxed{x < -1,\ x > 2}", r"(-\infty,-1)\cup(2,\infty)", 1.0),
+    ("She makes \\$18 every day at the farmers' market.", "18", 1.0),  # one value in a finished sentence
+    ("So she makes \\$18 every day. (If she sold them at \\$3 each, she'd make \\$27.)", "18", 1.0),
+    ("So she makes \\$18 every day. (If she sold them at \\$3 each, she'd make \\$27.)", "27", 0.0),
+    ("He keeps 12 eggs.\n\n(She keeps 7 eggs.)", "12", 1.0),
+    (r"$\boxed{\frac{5}{36}}$ % $\boxed{\frac{1}{6}}$", r"\frac16", 0.0),  # symbols between boxes: both are the answer
+    ("Factoring gives roots 4 and 5. It is either 4 or 5, I'd guess 4 but I'm not sure.", "5", 0.0),
 ]
 
 

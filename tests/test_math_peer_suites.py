@@ -12,7 +12,7 @@ import pytest
 
 from rewards.math_answer import math_accuracy
 
-MINIMUM_AGREEMENT = {"mathverify_suite": 350, "mario_eval_suite": 52, "hendrycks_math_suite": 14,
+MINIMUM_AGREEMENT = {"mathverify_suite": 351, "mario_eval_suite": 52, "hendrycks_math_suite": 14,
                      "verl_math_suite": 4}
 
 _FALSE_CHAIN = ("a chain of equalities whose last side no earlier side agrees with states nothing (the issue's "
@@ -43,9 +43,6 @@ DISAGREEMENTS = {  # (suite, source, completion, answer): why we differ on purpo
      "$x \\in [-2,7]$"):
         "Math-Verify allow_set_relation_comp=False setting; the reverse pair is labelled equal "
         "(test_set_rel_assymetry[2]) and a user means the same set either way",
-    ("mathverify_suite", "tests/test_boxed.py::test_boxed[0]", "${35 cm,4}$", "$\\\\boxed{35 cm} ++++++ \\\\boxed{4}$"):
-        "boxes joined by '++++++' are not a list a completion writes; joining boxes across any symbol would read "
-        "\\boxed{a} + \\boxed{b} as the list a, b",
     ("mathverify_suite", "tests/test_numina_cases.py::test_numina_cases[24]", "W(x)=1orW(x)=-1",
      "\\\\boxed{W(n) = 1 \\\\text{ and } W(n) = -1"):
         "malformed gold: its \\boxed{ never closes, and the prediction glues 'or' into 'W(x)=1orW(x)=-1'",

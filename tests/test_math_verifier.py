@@ -279,11 +279,11 @@ def test_multiple_choice_golds_read_the_letter(completion, gold):
 
 
 def test_hand_written_attack_completions_are_all_judged_right():
-    """benchmarks/math_attack_cases.jsonl: completions six independent testers wrote against
+    """benchmarks/math_attack_cases.jsonl: completions seven independent testers wrote against
     math_accuracy as a black box (their ambiguous cases left out), in every style they tried;
-    attack-3 to attack-6 hold long reasoning-model completions in the families of issue 35."""
+    attack-3 to attack-7 hold long reasoning-model completions in the families of issue 35."""
     rows = [json.loads(line) for line in (ROOT / "benchmarks" / "math_attack_cases.jsonl").read_text().splitlines()]
     scores = math_accuracy([r["completion"] for r in rows], answer=[r["answer"] for r in rows])
     wrong = [(r["style"], r["completion"][-120:], r["answer"], r["expected"]) for r, s in zip(rows, scores)
              if (s == 1.0) != r["expected"]]
-    assert len(rows) > 2400 and not wrong, wrong
+    assert len(rows) > 2700 and not wrong, wrong
