@@ -40,7 +40,7 @@ class RewardBatch:
 
     Attributes:
         per_function: name -> list of B*G rewards; None where a function did not apply.
-        total: weighted sum over functions per completion (None counts as 0). len B*G.
+        total: weighted sum over functions per completion (None adds nothing). len B*G.
         counts: name -> what the function counted during the call (e.g. ``sandbox_errors``).
     """
 
@@ -118,8 +118,10 @@ class RewardSuite:
                                 f".timeout_s: {r.timeout_s:g} s): it hangs; fix it, or raise its timeout_s")
 
     def total(self, per_function: dict[str, list[float | None]]) -> list[float]:
-        """The weighted sum over functions per completion, a missing score (None) counting as 0:
-        the one place the weights apply (training sums group-normalised scores through it too).
+        """The weighted sum over functions per completion, a missing score (None) adding nothing:
+        the one place the weights apply (training sums group-normalised scores through it too; a
+        completion with None beside scores of its group is then left out of training, see
+        ``rlreason.advantages.scored_totals``).
 
         >>> from types import SimpleNamespace as Spec
         >>> suite = RewardSuite([Spec(name="format", weight=0.5, args={}),

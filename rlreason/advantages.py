@@ -6,6 +6,8 @@
   (Hu et al., 2025, REINFORCE++ style), ``none`` not at all (Dr. GRPO, Liu et al., 2025).
 - ``normalised_per_group``: group-normalise each reward function before the weighted sum, so a
   reward on a large scale cannot drown the others (GDPO; TRL's ``normalize_then_sum``).
+- ``scored_totals``: a completion a reward could not score (None beside scores in its group) is
+  left out of its group (NaN), never trained on as if it scored 0.
 """
 
 from __future__ import annotations
@@ -18,35 +20,77 @@ EPS = 1e-4
 def group_advantages(rewards: torch.Tensor, group_size: int, scale: str = "group",
                      baseline: str = "mean", eps: float = EPS,
                      batch_rewards: torch.Tensor | None = None) -> torch.Tensor:
-    """Group-relative advantages ``(r - baseline) / (std + eps)``.
+    """Group-relative advantages ``(r - baseline) / (std + eps)`` over each group's scored
+    completions; an unscored one (NaN, see ``scored_totals``) is left out of its group's
+    statistics and gets advantage 0.
 
     Args:
-        rewards: (B*G,) total reward of each completion, groups contiguous.
+        rewards: (B*G,) total reward of each completion, groups contiguous, NaN where unscored.
         group_size: G.
         scale: "group", "batch" or "none" (see the module doc).
         baseline: "mean" or "leave_one_out".
         batch_rewards: every reward of the global batch, for ``scale="batch"`` when ``rewards``
             is one process's share of it; default ``rewards``.
     Returns:
-        (B*G,) advantages; exactly zero for a group whose rewards all tie.
+        (B*G,) advantages; exactly zero for a group whose scored rewards all tie, and for a
+        completion with no other scored one in its group.
     """
     grouped = rewards.view(-1, group_size)  # (B, G)
+    present = ~torch.isnan(grouped)
+    values = torch.where(present, grouped, 0.0)
+    count = present.sum(dim=1, keepdim=True)  # (B, 1)
+    total = values.sum(dim=1, keepdim=True)
+    mean = total / count.clamp(min=1)
     if baseline == "mean":
-        centred = grouped - grouped.mean(dim=1, keepdim=True)  # (B, G)
+        centred = values - mean  # (B, G)
     elif baseline == "leave_one_out":
         if group_size < 2:
             raise ValueError("leave_one_out needs at least 2 completions per group")
-        others = (grouped.sum(dim=1, keepdim=True) - grouped) / (group_size - 1)  # (B, G)
-        centred = grouped - others
+        centred = values - (total - values) / (count - 1).clamp(min=1)
     else:
         raise ValueError(f"baseline must be mean or leave_one_out, got {baseline!r}")
     if scale == "group":
-        centred = centred / (grouped.std(dim=1, keepdim=True) + eps)
+        spread = torch.where(present, values - mean, 0.0)
+        std = ((spread ** 2).sum(dim=1, keepdim=True) / (count - 1).clamp(min=1)).sqrt()
+        centred = centred / (std + eps)
     elif scale == "batch":
-        centred = centred / ((rewards if batch_rewards is None else batch_rewards).std() + eps)
+        everything = rewards if batch_rewards is None else batch_rewards
+        scored = everything[~torch.isnan(everything)]
+        centred = centred / ((scored.std() if len(scored) > 1 else 0.0) + eps)
     elif scale != "none":
         raise ValueError(f"scale must be group, batch or none, got {scale!r}")
-    return centred.reshape(-1)
+    return torch.where(present & (count > 1), centred, 0.0).reshape(-1)
+
+
+def scored_totals(per_function: dict[str, list[float | None]], total: list[float], group_size: int,
+                  weighted: list[str]) -> tuple[torch.Tensor, dict[str, int]]:
+    """The totals to train on: ``total`` with NaN for each completion left unscored, where a
+    weighted function gave no score (None) while scoring other completions of its group (it
+    failed, timed out or could not decide on that one). Such a completion is not trained on as
+    if it scored 0: ``group_advantages`` leaves it out. A function with no score for a whole
+    group does not apply to that prompt (a mixed dataset's other kind of row, TRL's meaning of
+    None) and adds nothing to it.
+
+    Args:
+        per_function: name -> (B*G,) scores, groups contiguous.
+        total: (B*G,) their weighted sum (``RewardSuite.total``).
+        weighted: the functions whose weight is not 0 (the others are only logged).
+    Returns:
+        (B*G,) totals with NaN where unscored, and per function how many completions it left
+        unscored.
+    """
+    names = [n for n in per_function if n in weighted]
+    trained = torch.tensor(total, dtype=torch.float32)
+    left_out = {}
+    if not names:
+        return trained, left_out
+    missing = torch.isnan(score_table({n: per_function[n] for n in names})).view(-1, group_size, len(names))
+    unscored = missing & ~missing.all(dim=1, keepdim=True)  # (B, G, K): missing beside scores
+    for k, name in enumerate(names):
+        if n := int(unscored[..., k].sum()):
+            left_out[name] = n
+    trained[unscored.any(dim=2).reshape(-1)] = float("nan")
+    return trained, left_out
 
 
 def normalised_per_group(per_function: dict[str, list[float | None]], group_size: int,

@@ -35,14 +35,22 @@ class ScoredBatch:
         return len(self.examples)
 
     def varied_groups(self) -> list[int]:
-        """Groups whose rewards are not all equal (the others have zero advantage)."""
-        grouped = self.trained_total.view(-1, self.group_size)  # (B, G)
-        return torch.nonzero(grouped.amax(dim=1) > grouped.amin(dim=1)).flatten().tolist()
+        """Groups whose scored rewards are not all equal (the others have zero advantage)."""
+        return torch.nonzero(~tied_groups(self.trained_total.view(-1, self.group_size))).flatten().tolist()
 
     def take_groups(self, groups: list[int]) -> ScoredBatch:
         """The batch restricted to ``groups`` (in that order), renumbered 0..len-1; the reward
         functions' ``counts`` stay those of the whole scoring call (they are not per completion)."""
         return assemble([(self, groups)])
+
+
+def tied_groups(grouped: torch.Tensor) -> torch.Tensor:
+    """(B,) whether each group's scored rewards (``grouped``: (B, G), NaN where unscored) all tie,
+    fewer than two scored counting as tied."""
+    scored = ~torch.isnan(grouped)
+    highest = torch.where(scored, grouped, float("-inf")).amax(dim=1)
+    lowest = torch.where(scored, grouped, float("inf")).amin(dim=1)
+    return ~(highest > lowest)
 
 
 def concatenate(batches: list[ScoredBatch]) -> ScoredBatch:
@@ -105,10 +113,12 @@ def sampling_metrics(accelerator, batch: ScoredBatch) -> dict[str, float]:
                                      in zip(rollouts.completion_ids, rollouts.finish_reason)])], dim=1)
     columns = gathered(accelerator, local).T  # (2 + K + 2, N over all processes)
     total, trained, lengths, truncated = columns[0], columns[1], columns[-2], columns[-1]
-    trained = trained.view(-1, batch.group_size)  # (B, G)
-    metrics = {"reward": total.mean().item(), "reward_std": total.std().item(),
+    scored = total[~trained.isnan()]  # unscored completions are in no reward mean
+    metrics = {"reward": scored.mean().item() if len(scored) else float("nan"),
+               "reward_std": scored.std().item() if len(scored) > 1 else 0.0,
+               "unscored_completions": int(trained.isnan().sum()),  # completions left out of the update
                # the groups whose advantages are all zero (and that dynamic sampling drops)
-               "frac_groups_tied": (trained.amax(dim=1) == trained.amin(dim=1)).float().mean().item(),
+               "frac_groups_tied": tied_groups(trained.view(-1, batch.group_size)).float().mean().item(),
                "completion_length": lengths.mean().item(), "truncated_ratio": truncated.mean().item()}
     for name, values in zip(rewards.per_function, columns[2:-2]):
         present = values[~values.isnan()]
@@ -121,8 +131,9 @@ def sampling_metrics(accelerator, batch: ScoredBatch) -> dict[str, float]:
 
 def sample_records(batch: ScoredBatch, prompt_text=str) -> list[dict]:
     """One samples.jsonl record per completion: prompt (``prompt_text`` of it: as the model read
-    it), completion, total and per-function reward."""
-    per_function = batch.rewards.per_function
-    return [{"prompt": prompt_text(batch.examples[g].prompt), "completion": text, "reward": reward,
+    it), completion, total (None for one left unscored) and per-function reward."""
+    per_function, unscored = batch.rewards.per_function, batch.trained_total.isnan().tolist()
+    return [{"prompt": prompt_text(batch.examples[g].prompt), "completion": text,
+             "reward": None if unscored[i] else reward,
              "rewards": {name: values[i] for name, values in per_function.items()}}
             for i, (text, reward, g) in enumerate(zip(batch.texts, batch.rewards.total, batch.rollouts.group_index))]

@@ -5,7 +5,8 @@ Read top to bottom: ``train`` builds a session (``session.py``) and hands ``grpo
 
 1. sample ``prompts_per_step`` prompts (``data.PromptSampler``; each process its share);
 2. generate G completions each with the rollout engine (``rollout/``: vLLM or transformers);
-3. score them with the recipe's reward functions (``rewards/``, weighted sum);
+3. score them with the recipe's reward functions (``rewards/``, weighted sum); a completion a
+   reward could not score (None beside scores in its group) is left out of the update;
 4. turn rewards into group-relative advantages (``advantages.py``);
 5. update the policy: ``num_iterations`` optimizer steps over micro-batches (``update.py``,
    losses in ``losses.py``);
@@ -37,7 +38,7 @@ import torch
 
 from rewards.registry import RewardError
 from rewards.suite import RewardCancelled
-from rlreason.advantages import group_advantages, normalised_per_group
+from rlreason.advantages import group_advantages, normalised_per_group, scored_totals
 from rlreason.batches import ScoredBatch, concatenate, sample_records, sampling_metrics
 from rlreason.checkpoint import prune_checkpoints
 from rlreason.data import score_completions
@@ -241,12 +242,18 @@ def generate_and_score(session: Session, timings: dict[str, float], step: int) -
     generated = time.perf_counter()
     texts = session.tokenizer.batch_decode(rollouts.completion_ids, skip_special_tokens=True)
     rewards = agreed(session, lambda: score_completions(session.suite, examples, texts, group_size, rollouts.completion_ids))
-    trained = rewards.total
+    total = rewards.total
     if recipe.algo.normalise_each_reward:
-        trained = session.suite.total(normalised_per_group(rewards.per_function, group_size))
+        total = session.suite.total(normalised_per_group(rewards.per_function, group_size))
+    weighted = [r.name for r in session.suite.rewards if r.weight != 0]
+    trained, left_out = scored_totals(rewards.per_function, total, group_size, weighted)
+    if left_out:
+        log.warning("step %d: %d of %d completions are left out of the update, unscored (None beside scores "
+                    "in their group) by %s", step, int(trained.isnan().sum()), len(trained),
+                    ", ".join(f"{name!r} ({n})" for name, n in left_out.items()))
     timings["generate"] += generated - started
     timings["reward"] += time.perf_counter() - generated
-    return ScoredBatch(examples, rollouts, texts, rewards, torch.tensor(trained, dtype=torch.float32), group_size)
+    return ScoredBatch(examples, rollouts, texts, rewards, trained, group_size)
 
 
 def evaluation_due(session: Session, step: int) -> bool:

@@ -309,16 +309,19 @@ def update_metrics(sums: UpdateSums, totals: BatchTotals, iterations: int,
 
 
 def prepare_micro_batch(session: Session, batch: ScoredBatch, rows: list[int]) -> MicroBatch:
-    """Pad the rows; mask truncated completions; compute old/reference logprobs when they must
+    """Pad the rows; mask unscored (and, if asked, truncated) completions; compute old/reference logprobs when they must
     stay fixed across iterations."""
     recipe, rollouts = session.recipe, batch.rollouts
     algo = recipe.algo
     tokens = right_padded([rollouts.prompt_ids[i] for i in rows],
                           [rollouts.completion_ids[i] for i in rows],
                           session.tokenizer.pad_token_id, session.accelerator.device)
-    if algo.mask_truncated_completions:  # first: the correction statistics count kept tokens only
-        keep = torch.tensor([rollouts.finish_reason[i] != "length" for i in rows],
-                            dtype=tokens.completion_mask.dtype, device=tokens.completion_mask.device)
+    # first: the correction statistics count kept tokens only; an unscored completion is never kept
+    kept = [not unscored for unscored in batch.trained_total[rows].isnan().tolist()]
+    if algo.mask_truncated_completions:
+        kept = [k and rollouts.finish_reason[i] != "length" for k, i in zip(kept, rows)]
+    if not all(kept):
+        keep = torch.tensor(kept, dtype=tokens.completion_mask.dtype, device=tokens.completion_mask.device)
         tokens = dataclasses.replace(tokens, completion_mask=tokens.completion_mask * keep.unsqueeze(1))
     part = MicroBatch(rows, tokens, engine_routing=engine_tape(session, rollouts, rows, tokens),
                       engine_weights=engine_weights_tape(session, rollouts, rows, tokens))

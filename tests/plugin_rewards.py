@@ -109,3 +109,9 @@ def fails_on_the_second_process(completions, **columns):
     if os.environ.get("RANK", "0") == "1" and _calls["fails_on_the_second_process"] > 1:
         raise ValueError("this process's rows cannot be scored")
     return shortness(completions)
+
+
+def shortness_but_every_fourth_unscored(completions, **columns):
+    """Shortness, None for every fourth completion from the second on (one per group of four, as a
+    verdict that ran out of time)."""
+    return [None if i % 4 == 1 else 1.0 / (1 + len(c)) for i, c in enumerate(completions)]

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from rewards import RewardSuite
-from rlreason.advantages import group_advantages, normalised_per_group
+from rlreason.advantages import group_advantages, normalised_per_group, scored_totals
 
 
 def test_leave_one_out_baseline_by_hand():
@@ -51,3 +51,53 @@ def test_normalise_each_ignores_missing_scores_in_the_group_statistics():
     assert normalised["math_accuracy"][:2] == pytest.approx([-1 / s, 1 / s])
     assert normalised["math_accuracy"][2] is None  # and counts as 0 in the weighted sum
     assert weighted(normalised, {"math_accuracy": 1.0}) == pytest.approx([-1 / s, 1 / s, 0.0])
+
+
+NAN = float("nan")
+
+
+@pytest.mark.parametrize("scale", ["group", "none"])
+@pytest.mark.parametrize("baseline", ["mean", "leave_one_out"])
+def test_an_unscored_completion_is_out_of_its_group(scale, baseline):
+    """A group [1, ?, 0, 1] gives the scored three the advantages of the group [1, 0, 1] and the
+    unscored one 0: it is not a 0 that pulls the mean down."""
+    with_gap = group_advantages(torch.tensor([1.0, NAN, 0.0, 1.0, 0.0, 1.0, 1.0, 0.0]), 4, scale, baseline)
+    alone = group_advantages(torch.tensor([1.0, 0.0, 1.0]), 3, scale, baseline)
+    assert torch.allclose(with_gap[[0, 2, 3]], alone) and with_gap[1] == 0
+    assert torch.allclose(with_gap[4:], group_advantages(torch.tensor([0.0, 1.0, 1.0, 0.0]), 4, scale, baseline))
+    assert not with_gap.isnan().any()
+
+
+def test_a_group_with_fewer_than_two_scored_completions_has_no_advantage():
+    adv = group_advantages(torch.tensor([NAN, 1.0, NAN, NAN, NAN, NAN]), 3, "group")
+    assert torch.equal(adv, torch.zeros(6))
+
+
+def test_the_batch_scale_counts_scored_completions_only():
+    rewards = torch.tensor([0.0, 2.0, NAN, 1.0, 1.0, NAN])
+    adv = group_advantages(rewards, group_size=3, scale="batch", eps=0.0)
+    scored = torch.tensor([0.0, 2.0, 1.0, 1.0])
+    assert torch.allclose(adv, torch.tensor([-1.0, 1.0, 0.0, 0.0, 0.0, 0.0]) / scored.std())
+
+
+def test_without_gaps_advantages_are_grpos():
+    rewards = torch.rand(32)
+    grouped = rewards.view(-1, 8)
+    textbook = (grouped - grouped.mean(dim=1, keepdim=True)) / (grouped.std(dim=1, keepdim=True) + 1e-4)
+    assert torch.allclose(group_advantages(rewards, 8), textbook.reshape(-1), atol=1e-6)
+
+
+def test_a_missing_score_beside_scores_leaves_the_completion_unscored():
+    per_function = {
+        # applies to the first prompt only (a mixed dataset): no gap
+        "math_accuracy": [1.0, 0.0, None, None],
+        # failed on one completion of the second group, scored the other
+        "format": [1.0, 1.0, None, 0.5],
+        # logged only (weight 0): its gap changes nothing
+        "length": [None, 1.0, 1.0, 1.0],
+    }
+    total = weighted(per_function, {"math_accuracy": 1.0, "format": 0.5, "length": 0.0})
+    trained, left_out = scored_totals(per_function, total, 2, ["math_accuracy", "format"])
+    assert trained[:2].tolist() == [1.5, 0.5] and trained[2].isnan() and trained[3] == 0.25
+    assert left_out == {"format": 1}
+    assert group_advantages(trained, 2)[2:].tolist() == [0.0, 0.0]

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import math
 
@@ -39,6 +40,29 @@ def test_what_a_reward_counts_is_logged_with_the_step(make_recipe):
     metrics = grpo_step(session, step=1)
     completions = 4 * session.recipe.rollout.num_generations
     assert metrics["reward/tests.plugin_rewards:shortness_counting_calls/seen"] == completions
+
+
+def test_an_unscored_completion_is_counted_and_never_trained_on(make_recipe):
+    """Its tokens can be anything, of any length: the loss (DAPO's, over every trained token) and
+    the update are the same. The log counts it and its sample record has no total."""
+    gaps = [{"name": "tests.plugin_rewards:shortness_but_every_fourth_unscored"}]
+    recipe = make_recipe(rewards=gaps, algo={"loss_type": "dapo"}, trainer={"log_samples_every": 1})
+    sessions = [open_session(recipe, "test") for _ in range(2)]
+    batch, _, _ = collect_batch(sessions[0], step=1)
+    unscored = batch.trained_total.isnan().nonzero().flatten().tolist()
+    assert unscored == list(range(1, len(batch.texts), 4))
+    other = [[(t + 1) % 100 for t in ids] * 3 if i in unscored else ids
+             for i, ids in enumerate(batch.rollouts.completion_ids)]
+    changed = dataclasses.replace(batch, rollouts=dataclasses.replace(batch.rollouts, completion_ids=other))
+    advantages = group_advantages(batch.trained_total, batch.group_size)
+    assert advantages[unscored].eq(0).all() and advantages.ne(0).any()
+    updates = [update_policy(session, which, advantages) for session, which in zip(sessions, (batch, changed))]
+    for key in ("loss", "grad_norm"):  # (Adam's first step is about +-lr wherever a gradient is, even rounding's)
+        assert updates[0][key] == pytest.approx(updates[1][key], rel=1e-5), key
+    metrics = grpo_step(sessions[0], step=2)
+    assert metrics["unscored_completions"] == len(unscored)
+    records = [json.loads(line) for line in sessions[0].log.samples_path.read_text().splitlines()]
+    assert [i for i, r in enumerate(records) if r["reward"] is None] == unscored
 
 
 def test_reference_kl_is_zero_on_the_first_step_and_logged(make_recipe):
