@@ -1,9 +1,10 @@
 """Code rewards: run model-written programs in the sandbox, judged by tests they cannot reach.
 
 - ``code_accuracy``: fraction of a row's tests passed; ``code_pass``: 1.0 only if all pass.
-- The program is the last fenced code block of the completion (```python ... ```), or the
-  whole completion when there is none. With a ``prompt`` column (HumanEval), the prompt is
-  put in front, so a completion may be just the function body.
+- The program is the last fenced code block of the completion (```python ... ```) that defines
+  the function under test (else the last block), or the whole completion when there is none.
+  With a ``prompt`` column that is Python (HumanEval), the prompt is put in front, so a
+  completion may be just the function body; a prompt in prose (MBPP-sanitized) is not.
 - Test styles, chosen per row by its columns:
   (a) calls: ``test`` (defining ``check(candidate)``) + ``entry_point`` (HumanEval), or
       ``test_list`` (MBPP: one assert per test, with ``test_setup_code``/``test_imports``);
@@ -18,6 +19,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import logging
 import re
@@ -36,23 +38,57 @@ log = logging.getLogger(__name__)
 _FENCE = re.compile(r"```[ \t]*+([A-Za-z0-9_+-]*+)[ \t]*+\n(.*?)```", re.S)
 
 
-def extract_code(completion: str) -> str:
-    """The last fenced code block, else the whole completion.
+def extract_code(completion: str, entry_points: set[str] | frozenset[str] = frozenset()) -> str:
+    """The last fenced code block that defines one of ``entry_points`` (a usage example or a
+    test block after the solution is not the solution), else the last fenced block, else the
+    whole completion; Windows line ends read as Unix ones.
 
     >>> extract_code("Here:\\n```python\\ndef f():\\n    return 1\\n```\\nDone.")
+    'def f():\\n    return 1\\n'
+    >>> extract_code("```python\\ndef f():\\n    return 1\\n```\\nUse it:\\n```python\\nprint(f())\\n```", {"f"})
     'def f():\\n    return 1\\n'
     >>> extract_code("    return x + 1")
     '    return x + 1'
     """
-    blocks = _FENCE.findall(completion)
-    return blocks[-1][1] if blocks else completion
+    completion = completion.replace("\r\n", "\n")
+    blocks = [code for _, code in _FENCE.findall(completion)]
+    if not blocks:
+        return completion
+    defining = [code for code in blocks if any(re.search(rf"^\s*+(?:async\s++)?(?:def|class)\s++{re.escape(name)}\b", code, re.M)
+                                               for name in entry_points)]
+    return (defining or blocks)[-1]
+
+
+def is_code(text: str) -> bool:
+    """Whether a ``prompt`` is Python (HumanEval's signature and docstring) rather than prose
+    (MBPP-sanitized's task description), which is neither put before the program nor run."""
+    try:
+        ast.parse(text.replace("\r\n", "\n"))
+    except (SyntaxError, ValueError):
+        return False
+    return True
 
 
 def assemble(code: str, prompt: str | None, entry_point: str | None) -> str:
-    """Prompt (if any) + code: a body completes the prompt's function, a full def replaces it."""
-    if not prompt:
+    """Prompt (if any, and code) + code: a body completes the prompt's function, a full def replaces it."""
+    if not prompt or not is_code(prompt):
         return code
+    prompt = prompt.replace("\r\n", "\n")
     return prompt + ("\n" if entry_point and re.search(rf"^def {re.escape(entry_point)}\b", code, re.M) else "") + code
+
+
+def called_in_every(tests: list[str]) -> set[str]:
+    """Names every test calls (MBPP's function under test, and helpers such as ``abs``)."""
+    found = [{node.func.id for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)}
+             for tree in map(parsed, tests)]
+    return set.intersection(*found) if found else set()
+
+
+def parsed(source: str) -> ast.AST:
+    try:
+        return ast.parse(source)
+    except (SyntaxError, ValueError):
+        return ast.Module(body=[], type_ignores=[])
 
 
 def run_calls(program: str, prelude: str, tests: list[str], entry_point: str | None, budget: Budget,
@@ -78,9 +114,18 @@ def run_io(program: str, cases: list[dict], budget: Budget, sandbox: Sandbox) ->
 
 
 def same_output(got: str, expected: str) -> bool:
-    """Equal line by line, ignoring trailing spaces and blank lines at the ends."""
-    clean = lambda text: [line.rstrip() for line in text.strip().splitlines()]
-    return clean(got) == clean(expected)
+    """Equal line by line, ignoring trailing spaces and blank lines at the ends. An output with
+    more line breaks than the expected one has lines is refused before it is split (a program
+    that floods stdout with short lines costs a count, not millions of strings).
+
+    >>> same_output("6  \\n\\n", "6"), same_output("1\\n2", "1 2"), same_output("x\\n" * 10**6, "x")
+    (True, False, False)
+    """
+    want = [line.rstrip() for line in expected.strip().splitlines()]
+    got = got.strip()
+    if got.count("\n") >= max(len(want), 1):
+        return False
+    return [line.rstrip() for line in got.splitlines()] == want
 
 
 @dataclass(frozen=True)
@@ -109,18 +154,19 @@ def score_row(completion: str, row: dict, budget: Budget, sandbox: Sandbox) -> f
     language = str(row.get("language") or "python").lower()
     if language != "python":
         raise RowError(f"code rewards run Python only; row has language {language!r}")
-    code = extract_code(completion)
+    prompt = row.get("prompt") if row.get("prompt") and is_code(row["prompt"]) else ""
     if row.get("test") and row.get("entry_point"):
-        program = assemble(code, row.get("prompt"), row["entry_point"])
+        program = assemble(extract_code(completion, {row["entry_point"]}), prompt, row["entry_point"])
         test = f"{row['test']}\ncheck({row['entry_point']})\n"
-        return run_calls(program, row.get("prompt") or "", [test], row["entry_point"], budget, sandbox)
+        return run_calls(program, prompt, [test], row["entry_point"], budget, sandbox)
     if row.get("test_list"):
+        tests = [str(t) for t in row["test_list"]]
         imports = row.get("test_imports") or []
-        prelude = "\n".join([*imports, row.get("test_setup_code") or ""])
-        return run_calls(assemble(code, row.get("prompt"), None), prelude, [str(t) for t in row["test_list"]],
+        prelude = "\n".join([*imports, row.get("test_setup_code") or ""]).replace("\r\n", "\n")
+        return run_calls(assemble(extract_code(completion, called_in_every(tests)), prompt, None), prelude, tests,
                          None, budget, sandbox)
     if row.get("tests"):
-        return run_io(code, io_cases(row["tests"]), budget, sandbox)
+        return run_io(extract_code(completion), io_cases(row["tests"]), budget, sandbox)
     return None
 
 

@@ -26,6 +26,20 @@ def _single_thread_and_seed():
     torch.manual_seed(0)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _machine_under_load():
+    """``RLREASON_TEST_LOAD=N``: N spinning processes per core beside the whole session, for the
+    tests that must hold on a loaded machine (``tests/test_under_load.py`` runs files so)."""
+    per_core = int(os.environ.get("RLREASON_TEST_LOAD") or 0)
+    if not per_core:
+        yield
+        return
+    from tests.load import busy_cpus
+
+    with busy_cpus(per_core):
+        yield
+
+
 @pytest.fixture
 def shared_data() -> Path:
     """The real evaluation files in ../shared/data; required in CI, skipped elsewhere without them."""

@@ -66,12 +66,23 @@ def ipc_objects() -> dict[str, list[str]]:
 
 
 def execution_cgroups() -> list[str]:
-    """The sandbox's cgroups that hold a process or are not reusable slots."""
-    found = []
+    """The sandbox's cgroups that hold a process or are not reusable slots (the judges' holds
+    its judge zygote, and nothing else between two scorings)."""
+    found, judge_zygote = [], str(shared().judges.process.pid)
     for base in Path("/sys/fs/cgroup").glob(f"**/rlreason-{shared().candidates.process.pid}"):
-        found += [str(p) for p in base.iterdir() if p.is_dir() and
-                  (not p.name.startswith("slot") or (p / "cgroup.procs").read_text().strip())]
+        for cgroup in (p for p in base.iterdir() if p.is_dir()):
+            held = (cgroup / "cgroup.procs").read_text().split()
+            if cgroup.name == "judges" and set(held) <= {judge_zygote}:
+                continue
+            if not cgroup.name.startswith("slot") or held:
+                found.append(str(cgroup))
     return found
+
+
+@fully_isolated
+def test_the_judges_share_a_memory_cgroup():
+    judge_zygote = shared().judges.process.pid
+    assert Path(f"/proc/{judge_zygote}/cgroup").read_text().count(f"/rlreason-{shared().candidates.process.pid}/judges") >= 1
 
 
 def shared_dirs() -> dict[str, set[str]]:
@@ -264,9 +275,6 @@ RESOURCE_ATTACKS = {
     "mount": (
         "import ctypes\ndef double(x):\n    libc = ctypes.CDLL(None, use_errno=True)\n"
         "    return 2 * x if libc.mount(b'none', b'/tmp', b'tmpfs', 0, None) == 0 else -1\n"),
-    "flush the host's disks": (  # sync() itself reports nothing; syncfs() says whether it ran
-        "import ctypes, os\ndef double(x):\n    os.sync()\n    libc = ctypes.CDLL(None, use_errno=True)\n"
-        "    return 2 * x if libc.syncfs(os.open(os.__file__, os.O_RDONLY)) == 0 else -1\n"),
     "lock or watch the host's files": (
         "import ctypes, fcntl, os\ndef double(x):\n    libc = ctypes.CDLL(None, use_errno=True)\n"
         "    fd = os.open(os.__file__, os.O_RDONLY)\n    try:\n        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\n"
@@ -302,7 +310,9 @@ def test_the_host_is_out_of_reach(tmp_path, shared_data):
         "read": f"def double(x):\n    import os\n    for p in {reads!r}:\n        try:\n"
                 "            os.listdir(p) if os.path.isdir(p) else open(p, 'rb').read(1)\n            return 2 * x\n"
                 "        except OSError:\n            pass\n    return -1\n",
-        "write": f"def double(x):\n    for p in ['/tmp/../{marker}', '/var/tmp/{marker}', '/dev/shm/{marker}', '{tmp_path}/{marker}',\n"
+        # (its own /dev/shm is private: what it writes there stays out of the host's, checked below)
+        "write": f"def double(x):\n    try:\n        open('/dev/shm/{marker}', 'w').write('x')\n    except OSError:\n        pass\n"
+                 f"    for p in ['/tmp/../{marker}', '/var/tmp/{marker}', '{tmp_path}/{marker}',\n"
                  f"              '/{marker}', '/usr/{marker}']:\n        try:\n            open(p, 'w').write('x')\n"
                  "            return 2 * x\n        except OSError:\n            pass\n    return -1\n",
         "connect": f"import socket\ndef double(x):\n    for family, address in ((socket.AF_UNIX, {str(unix_path)!r}),\n"
@@ -455,3 +465,61 @@ def test_the_cgroups_of_a_killed_zygote_go_with_the_next_start():
     first.close()
     Sandbox().close()
     assert not list(Path("/sys/fs/cgroup").glob(f"*/**/rlreason-{pid}"))
+
+
+CHANNELS = {
+    # page-cache state: one execution warms or probes a host file's pages (a read-only bind of the
+    # standard library's), the next reads the signal
+    "posix_fadvise": "import os\nfd = os.open(os.__file__, os.O_RDONLY)\nos.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)\n",
+    "readahead": ("import ctypes, os\nfd = os.open(os.__file__, os.O_RDONLY)\n"
+                  "assert ctypes.CDLL(None, use_errno=True).syscall(187, fd, 0, 4096) == 0\n"),
+    "mincore": ("import ctypes, mmap, os\nf = open(os.__file__, 'rb')\nm = mmap.mmap(f.fileno(), 4096, access=mmap.ACCESS_COPY)\n"
+                "address = ctypes.c_void_p(ctypes.addressof(ctypes.c_char.from_buffer(m)))\n"
+                "assert ctypes.CDLL(None, use_errno=True).mincore(address, 4096, (ctypes.c_ubyte * 1)()) == 0\n"),
+    "preadv2 with RWF_NOWAIT": "import os\nfd = os.open(os.__file__, os.O_RDONLY)\nos.preadv(fd, [bytearray(16)], 0, os.RWF_NOWAIT)\n",
+    "a vsock socket (the host VM)": "import socket\nsocket.socket(40, socket.SOCK_STREAM)\n",
+    "a netlink socket": "import socket\nsocket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)\n",
+    "the host's cgroup path": "assert any(line.rsplit(':', 1)[1].strip() != '/' for line in open('/proc/self/cgroup'))\n",
+    "installed packages": ("import os, sysconfig\npath = sysconfig.get_paths()['purelib']\n"
+                           "assert os.path.isdir(path) and os.listdir(path)\n"),
+}
+
+
+@fully_isolated
+@pytest.mark.parametrize("name", CHANNELS)
+def test_side_channels_and_host_effects_are_closed(name):
+    """Each probe answers right only if its channel works."""
+    program = "def double(x):\n    try:\n" + "".join(f"        {line}\n" for line in CHANNELS[name].splitlines()) + \
+              "    except Exception:\n        return -1\n    return 2 * x\n"
+    assert score(program) == 0.0
+
+
+def dirty_pages(path: Path) -> int:
+    """Pages of ``path`` waiting to be written to its disk (the kernel's cachestat; we own the file)."""
+    import ctypes
+
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        whole, stat = (ctypes.c_uint64 * 2)(0, 0), (ctypes.c_uint64 * 5)()
+        if ctypes.CDLL(None, use_errno=True).syscall(451, fd, whole, stat, 0) != 0:
+            pytest.skip("no cachestat on this kernel")
+        return stat[1]
+    finally:
+        os.close(fd)
+
+
+@fully_isolated
+def test_durable_syncs_answer_done_without_reaching_the_host(tmp_path):
+    """fsync, sync and syncfs succeed (an honest program that syncs its output keeps working) but
+    are answered by the filter: a file the host left dirty on its disk is still dirty after an
+    execution synced everything it could (executions write only tmpfs)."""
+    host_file = tmp_path / "dirty.bin"
+    host_file.write_bytes(os.urandom(1 << 20))
+    if not dirty_pages(host_file):
+        pytest.skip("the test's directory is not on a disk file system")
+    program = ("import ctypes, os\ndef double(x):\n    fd = os.open(os.__file__, os.O_RDONLY)\n    os.fsync(fd)\n"
+               "    os.fdatasync(fd)\n    os.sync()\n    if ctypes.CDLL(None, use_errno=True).syncfs(fd) != 0:\n"
+               "        return -1\n    with open('out.txt', 'w') as f:\n        f.write('x')\n"
+               "        f.flush()\n        os.fsync(f.fileno())\n    return 2 * x\n")
+    assert score(program) == 1.0
+    assert dirty_pages(host_file) > 0

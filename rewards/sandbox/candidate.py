@@ -1,21 +1,29 @@
 """What runs inside an isolated execution, after the isolation is in place: untrusted ground.
 
 ``run_main`` runs a program as ``__main__`` (judged on its stdout). ``serve`` loads a
-program, then answers calls to its functions from the judge, one line of plain data each
-way. Nothing here is trusted by the judge: a program may rewrite all of it, and can then
-only answer calls with plain data of its choosing, which is what an honest function does.
+program, then answers the judge's requests, one line of plain data each way: call one of its
+functions, or use one of its objects the judge holds by reference (an attribute, a method, an
+item, its length). Nothing here is trusted by the judge: a program may rewrite all of it, and
+can then only answer with plain data of its choosing, which is what an honest function does.
 """
 
 from __future__ import annotations
 
+import atexit
 import builtins
+import collections.abc
 import os
 import signal
+import sys
+import threading
 import traceback
+import types
 
 from rewards.sandbox import plain_data
 
 MAX_REQUEST = 16 << 20
+MAX_ITEMS = 1 << 20  # of an iterator a function returns
+PROGRAM_MODULE = "solution"  # a loaded program's module name: its `if __name__ == "__main__":` block is a demo
 
 
 class CallTimeout(BaseException):
@@ -30,23 +38,112 @@ def compiled(program: str):
     return compile(program, "program.py", "exec")
 
 
+def with_site_builtins() -> None:
+    """``exit`` and ``quit``, which the interpreter's ``site`` adds (executions start without it)."""
+    def leave(code=None):
+        raise SystemExit(code)
+
+    for name in ("exit", "quit"):
+        if not hasattr(builtins, name):
+            setattr(builtins, name, leave)
+
+
 def run_main(program: str) -> int:
-    """Exit status of running ``program`` as a script."""
+    """Exit status of running ``program`` as a script, as the interpreter would end it: its
+    threads joined and its ``atexit`` handlers run before its output is flushed."""
+    with_site_builtins()
+    atexit._clear()  # nothing the zygote registered runs here
+    code = 0
     try:
         exec(compiled(program), {"__name__": "__main__", "__builtins__": builtins})
     except SystemExit as stop:
-        code = stop.code
-        return code if isinstance(code, int) else (0 if code is None else 1)
+        code = exit_status(stop)
     except BaseException:
         traceback.print_exc()
-        return 1
-    return 0
+        code = 1
+    try:
+        for thread in threading.enumerate():  # what the interpreter does at exit (threading._shutdown)
+            if thread is not threading.current_thread() and not thread.daemon:
+                thread.join()
+        atexit._run_exitfuncs()
+    except SystemExit as stop:
+        code = exit_status(stop)
+    except BaseException:
+        traceback.print_exc()
+        code = code or 1
+    return code
+
+
+def exit_status(stop: SystemExit) -> int:
+    code = stop.code
+    if code is None or isinstance(code, int):
+        return code or 0
+    print(code, file=sys.stderr)
+    return 1
+
+
+class Objects:
+    """The program's objects the judge holds by reference, numbered in the order they crossed."""
+
+    def __init__(self):
+        self.held: list = []
+        self.numbers: dict[int, int] = {}  # id(object) -> its number (the object is held, so ids stay)
+
+    def reference(self, value) -> int:
+        number = self.numbers.get(id(value))
+        if number is None:
+            number = self.numbers[id(value)] = len(self.held)
+            self.held.append(value)
+        return number
+
+    def referent(self, number: int):
+        if not 0 <= number < len(self.held):
+            raise plain_data.NotPlainData(f"no object {number}")
+        return self.held[number]
+
+
+def to_plain(value, depth: int = 0):
+    """``value`` with what a test compares as plain data in plain form: subclasses of built-in
+    and standard-library value types as their base type, an iterator or generator as the items
+    it gives; anything else (an object of the program's own class) is left to cross by reference."""
+    if depth > plain_data.MAX_DEPTH:
+        raise plain_data.NotPlainData("nested too deeply")
+    inner = depth + 1
+    if value is None or type(value) in (bool, str, int, float, complex, bytes, range):
+        return value
+    for base in (bool, int, float, complex, str, bytes, bytearray):
+        if isinstance(value, base) and not isinstance(value, tuple):
+            return base(value)
+    if isinstance(value, (collections.Counter, collections.OrderedDict, collections.defaultdict)):
+        kind = next(k for k in (collections.Counter, collections.OrderedDict, collections.defaultdict) if isinstance(value, k))
+        entries = [(to_plain(k, inner), to_plain(v, inner)) for k, v in value.items()]
+        return collections.defaultdict(value.default_factory, entries) if kind is collections.defaultdict else kind(dict(entries))
+    if isinstance(value, dict):
+        return {to_plain(k, inner): to_plain(v, inner) for k, v in value.items()}
+    if isinstance(value, tuple):
+        items = tuple(to_plain(item, inner) for item in value)
+        return type(value)(*items) if plain_data.is_named_tuple(type(value)) else items
+    for base in (list, set, frozenset, collections.deque):
+        if isinstance(value, base):
+            return base(to_plain(item, inner) for item in value)
+    if isinstance(value, collections.abc.Iterator):
+        items = []
+        for item in value:
+            if len(items) >= MAX_ITEMS:
+                raise plain_data.NotPlainData("an iterator of too many items")
+            items.append(to_plain(item, inner))
+        return plain_data.Iterated(items)
+    return value
 
 
 def serve(program: str, requests_fd: int, responses_fd: int, call_seconds: float) -> int:
-    """Load ``program`` within one call's budget, say which names it defines, answer calls."""
+    """Load ``program`` within one call's budget, say which names it defines, answer requests."""
+    with_site_builtins()
     signal.signal(signal.SIGALRM, on_alarm)
-    namespace = {"__name__": "__main__", "__builtins__": builtins}
+    module = types.ModuleType(PROGRAM_MODULE)
+    sys.modules[PROGRAM_MODULE] = module  # pickling, dataclasses and typing look their module up
+    namespace = module.__dict__
+    namespace["__builtins__"] = builtins
     try:
         signal.setitimer(signal.ITIMER_REAL, call_seconds)
         exec(compiled(program), namespace)
@@ -57,27 +154,50 @@ def serve(program: str, requests_fd: int, responses_fd: int, call_seconds: float
         return 1
     names = [name for name, value in namespace.items() if callable(value) and not name.startswith("__")]
     send(responses_fd, {"loaded": True, "names": names})
+    objects = Objects()
     with os.fdopen(requests_fd, "rb") as requests:
         for line in iter(lambda: requests.readline(MAX_REQUEST), b""):
-            send(responses_fd, answer(namespace, plain_data.decode(line), call_seconds))
+            send(responses_fd, answer(namespace, line, objects, call_seconds), objects)
     return 0
 
 
-def answer(namespace: dict, request: dict, call_seconds: float) -> dict:
-    """Call the requested function; its value if plain data, else the exception's name."""
+OPERATIONS = {
+    "call": lambda target, r: target(*r["args"], **r["kwargs"]),
+    "getattr": lambda target, r: getattr(target, r["attribute"]),
+    "setattr": lambda target, r: setattr(target, r["attribute"], r["value"]),
+    "getitem": lambda target, r: target[r["key"]],
+    "setitem": lambda target, r: target.__setitem__(r["key"], r["value"]),
+    "len": lambda target, r: len(target),
+    "contains": lambda target, r: r["value"] in target,
+    "iter": lambda target, r: iter(target),
+    "str": lambda target, r: str(target),
+    "repr": lambda target, r: repr(target),
+}
+
+
+def answer(namespace: dict, line: bytes, objects: Objects, call_seconds: float) -> dict:
+    """Do the request: its value in plain form (an object by reference), or the exception's
+    class with its ancestry (so ``except ValueError`` catches a ``JSONDecodeError``)."""
+    number = None
     try:
         signal.setitimer(signal.ITIMER_REAL, call_seconds)
-        value = namespace[request["name"]](*request["args"], **request["kwargs"])
+        request = plain_data.decode(line, objects.referent)
+        number = request["id"]
+        target = namespace[request["name"]] if "name" in request else request["target"]
+        value = to_plain(OPERATIONS[request.get("op", "call")](target, request))
         signal.setitimer(signal.ITIMER_REAL, 0)
-        plain_data.encode(value)  # refuse early what cannot cross
-        return {"id": request["id"], "value": value}
+        plain_data.encode(value, objects.reference)  # refuse early what cannot cross
+        return {"id": number, "value": value}
     except BaseException as err:
         signal.setitimer(signal.ITIMER_REAL, 0)
-        return {"id": request["id"], "raised": type(err).__name__}
+        return {"id": number, "raised": type(err).__name__, "ancestry": ancestry(type(err))}
 
 
-def send(fd: int, message: dict) -> None:
-    data = plain_data.encode(message) + b"\n"
+def ancestry(kind: type) -> list[list[str]]:
+    return [[str(getattr(c, "__module__", "")), str(getattr(c, "__qualname__", ""))] for c in kind.__mro__]
+
+
+def send(fd: int, message: dict, objects: Objects | None = None) -> None:
+    data = plain_data.encode(message, objects.reference if objects else None) + b"\n"
     while data:
         data = data[os.write(fd, data):]
-

@@ -65,13 +65,14 @@ class Verdict:
 class Zygote:
     """One zygote process and the socket its requests go through."""
 
-    def __init__(self, role: str, without: tuple[str, ...] = ()):
+    def __init__(self, role: str, without: tuple[str, ...] = (), candidate_zygote: int = 0):
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.role, self.socket, self.lock = role, ours, threading.Lock()
         self.log = tempfile.TemporaryFile()
         env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
         self.process = subprocess.Popen(
-            [sys.executable, "-I", "-S", str(ZYGOTE), role, str(theirs.fileno()), ",".join(without)], pass_fds=[theirs.fileno()],
+            [sys.executable, "-I", "-S", str(ZYGOTE), role, str(theirs.fileno()), ",".join(without), str(candidate_zygote)],
+            pass_fds=[theirs.fileno()],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self.log, env=env, cwd="/")
         theirs.close()
         hello = self.receive(START_SECONDS)
@@ -115,7 +116,8 @@ class Sandbox:
         if unknown:
             raise ValueError(f"unknown sandbox layers {sorted(unknown)}; known: {', '.join(self.LAYERS)}")
         self.pid = os.getpid()
-        self.candidates, self.judges = Zygote("candidate", without), Zygote("judge", without)
+        self.candidates = Zygote("candidate", without)
+        self.judges = Zygote("judge", without, candidate_zygote=self.candidates.process.pid)
         self.missing = self.candidates.missing + self.judges.missing
         if self.missing:
             log.warning("code sandbox without: %s", "; ".join(self.missing))
@@ -124,8 +126,8 @@ class Sandbox:
         return self.pid == os.getpid() and self.candidates.alive() and self.judges.alive()
 
     def close(self) -> None:
+        self.judges.close()  # first: its cgroup is the candidate zygote's to remove
         self.candidates.close()
-        self.judges.close()
 
     def run_main(self, program: str, stdin: str, limits: Limits) -> Execution:
         """Run ``program`` as a script on ``stdin``; its exit status, stdout and stderr."""
@@ -136,10 +138,13 @@ class Sandbox:
                 "program": own.memfd(program), "stdin": own.memfd(stdin), "stdout": stdout,
                 "stderr": stderr, "reply": reply_write})
             own.close(reply_write)
-            reply = read_message(reply_read, limits.wall_seconds + GRACE_SECONDS)
-            if reply is None:
+            data, closed = read_until_closed(reply_read, limits.wall_seconds + GRACE_SECONDS)
+            if not closed:  # its time is up and no report yet (a loaded machine): the program's 0
                 kill(pid)
-                raise SandboxError("the execution's supervisor did not report")
+                return Execution(returncode=None, stdout="", stderr="", timed_out=True)
+            reply = parsed_message(data)
+            if reply is None:  # the supervisor ended without a report: the sandbox failed
+                raise SandboxError("the execution's supervisor failed without a report")
             return Execution(returncode=reply["exit"], stdout=read_output(stdout, limits.disk_bytes),
                              stderr=read_output(stderr, limits.disk_bytes), timed_out=reply["timed_out"])
 
@@ -221,11 +226,15 @@ def read_until_closed(fd: int, seconds: float) -> tuple[bytes, bool]:
 def read_message(fd: int, seconds: float) -> dict | None:
     """The JSON a supervisor writes before closing ``fd``; None if none in time."""
     data, closed = read_until_closed(fd, seconds)
+    return parsed_message(data) if closed else None
+
+
+def parsed_message(data: bytes) -> dict | None:
     try:
-        message = json.loads(data) if closed else None
+        message = json.loads(data)
     except ValueError:
         return None
-    return message if isinstance(message, dict) else None
+    return message if isinstance(message, dict) and {"exit", "timed_out"} <= message.keys() else None
 
 
 def read_lines(fd: int, seconds: float) -> tuple[list[str], bool]:

@@ -25,8 +25,9 @@ import time
 
 UID_BASE = 1 << 30  # far above any account's or subordinate range's uid
 JUDGE_UID = UID_BASE - 1  # the unprivileged user the (trusted) tests run as
+JUDGES = "judges"  # the cgroup of a sandbox's judges, beside its executions' slots
 
-CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
+CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWCGROUP = 0x00020000, 0x04000000, 0x08000000, 0x02000000
 CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
 EXECUTION_NAMESPACES = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWPID | CLONE_NEWNET
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x1, 0x2, 0x4, 0x8
@@ -34,6 +35,8 @@ MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 0x20, 0x1000, 0x4000, 0x40000
 MNT_DETACH = 2
 PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 1, 36, 38
 DEVICES = ("null", "zero", "full", "random", "urandom")
+DEVICE_LINKS = {"stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1", "stderr": "/proc/self/fd/2",
+                "fd": "/proc/self/fd"}
 
 libc = ctypes.CDLL(None, use_errno=True)
 
@@ -85,13 +88,27 @@ def read_only_sources() -> list[str]:
     return sources
 
 
+def installed_packages() -> list[str]:
+    """The directories of installed packages under what the minimal root shows (the interpreter's
+    ``site-packages``, Debian's ``dist-packages``)."""
+    import glob
+
+    found = set()
+    for source in read_only_sources():
+        for pattern in ("lib/python3*/site-packages", "lib/python3*/dist-packages", "lib/python3/dist-packages",
+                        "local/lib/python3*/site-packages", "local/lib/python3*/dist-packages"):
+            found.update(p for p in glob.glob(os.path.join(source, pattern)) if os.path.isdir(p) and not os.path.islink(p))
+    return sorted(found)
+
+
 def enter_minimal_root(stage: str = "/tmp", writable_tmp: bool = False) -> None:
     """Move this process into a new mount namespace whose root holds only what Python needs.
 
     A tmpfs mounted over ``stage`` (in the new namespace only) becomes the root: read-only
     binds of ``read_only_sources()`` at their own paths, the top-level symlinks of a merged
     ``/usr``, ``/etc/ld.so.cache`` (so C extensions find their libraries), the device nodes
-    in ``DEVICES``, and empty ``/proc`` and ``/tmp`` for each execution to mount its own (or,
+    in ``DEVICES`` and links in ``DEVICE_LINKS``, and empty ``/proc``, ``/tmp`` and ``/dev/shm``
+    for each execution to mount its own (or,
     ``writable_tmp``, one shared tmpfs at ``/tmp`` for executions without mount namespaces).
     """
     checked(libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
@@ -103,6 +120,8 @@ def enter_minimal_root(stage: str = "/tmp", writable_tmp: bool = False) -> None:
     for source in read_only_sources():
         os.makedirs(stage + source, mode=0o755)
         bind_read_only(source, stage + source)
+    for packages in installed_packages():  # the standard library only: an empty directory over each
+        mount("tmpfs", stage + packages, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=755")
     os.makedirs(stage + "/etc", mode=0o755)
     if os.path.isfile("/etc/ld.so.cache"):
         open(stage + "/etc/ld.so.cache", "w").close()
@@ -112,6 +131,9 @@ def enter_minimal_root(stage: str = "/tmp", writable_tmp: bool = False) -> None:
         if os.path.exists("/dev/" + device):
             open(f"{stage}/dev/{device}", "w").close()
             mount("/dev/" + device, f"{stage}/dev/{device}", None, MS_BIND)
+    for name, target in DEVICE_LINKS.items():  # each execution's own descriptors, through its /proc
+        os.symlink(target, f"{stage}/dev/{name}")
+    os.mkdir(stage + "/dev/shm", 0o755)  # each execution mounts its own
     for directory in ("proc", "tmp", ".old"):
         os.mkdir(f"{stage}/{directory}", 0o755)
     if writable_tmp:
@@ -138,11 +160,14 @@ def enter_execution_namespaces(flags: int) -> int:
 
 
 def mount_execution_filesystems(uid: int, disk_bytes: int, files: int, pid_namespace: bool) -> None:
-    """A private, size-capped ``/tmp`` owned by ``uid`` (the working directory) and a ``/proc``
-    that shows only this execution's processes."""
+    """A private, size-capped ``/tmp`` owned by ``uid`` (the working directory) and ``/dev/shm``,
+    and a ``/proc`` that shows only this execution's processes."""
     mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing mounted here reaches the host
     mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV,
           f"size={disk_bytes},nr_inodes={files},mode=700,uid={uid},gid={uid}")
+    if os.path.isdir("/dev/shm"):  # POSIX shared memory and semaphores (multiprocessing), private
+        mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+              f"size={disk_bytes},nr_inodes={files},mode=700,uid={uid},gid={uid}")
     if pid_namespace:
         # only the processes' directories: none of the host's /proc/cmdline, config, kallsyms...
         mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=2,subset=pid")
@@ -206,9 +231,10 @@ class Cgroups:
         self.bases[controller] = os.open(self.name, os.O_DIRECTORY, dir_fd=self.parents[controller])
 
     def close(self) -> None:
-        """Remove this process's cgroups (the slots, then their parents)."""
+        """Remove this process's cgroups (the slots and the judges', then their parents)."""
         for k in range(self.slots):
             self.remove(f"slot{k}")
+        self.remove(JUDGES)  # (its zygote leaves at the same time; if late, the next start removes it)
         for controller, parent in self.parents.items():
             if controller in self.bases:
                 os.close(self.bases[controller])
@@ -236,6 +262,9 @@ class Cgroups:
         return name
 
     def release(self, name: str) -> None:
+        """Empty the execution's cgroup, its CPU limit lifted first: the teardown of its
+        processes (unmapping their memory) is the sandbox's work, not the program's quota's."""
+        self.unthrottle(name)
         self.kill(name)
         if not name.startswith("slot"):
             self.remove(name)
@@ -257,9 +286,21 @@ class Cgroups:
             for key, value in values.items():
                 write_setting(self.bases[controller], f"{name}/{key}", value)
 
+    def unthrottle(self, name: str) -> None:
+        try:
+            if self.version == 1:
+                write_setting(self.bases["cpu"], f"{name}/cpu.cfs_quota_us", -1)
+            else:
+                write_setting(self.bases[""], f"{name}/cpu.max", "max 100000")
+        except OSError:
+            pass  # an extra cgroup already gone
+
     def join(self, name: str) -> None:
+        """Move the calling process into the execution's cgroup, and into a cgroup namespace
+        rooted there (its ``/proc/self/cgroup`` shows ``/``, not the host's path)."""
         for base in self.bases.values():
             write_setting(base, f"{name}/cgroup.procs", 0)
+        libc.unshare(CLONE_NEWCGROUP)  # (a kernel without cgroup namespaces shows the path: no harm done)
 
     def kill(self, name: str) -> None:
         """SIGKILL everything in the execution's cgroup until it is empty (at most ~2 s)."""
@@ -280,9 +321,19 @@ class Cgroups:
                     pass
             time.sleep(0.0002 if attempt < 50 else 0.005)
 
-    def remove(self, name: str) -> None:
+    def make_judges(self, memory_bytes: int) -> None:
+        """The cgroup the judge zygote and its judges share: their memory together is capped."""
+        base = self.bases["memory" if self.version == 1 else ""]
+        os.mkdir(JUDGES, 0o755, dir_fd=base)
+        if self.version == 1:
+            write_setting(base, f"{JUDGES}/memory.limit_in_bytes", memory_bytes)
+        else:
+            write_setting(base, f"{JUDGES}/memory.max", memory_bytes)
+            write_setting(base, f"{JUDGES}/memory.swap.max", 0)
+
+    def remove(self, name: str, tries: int = 250) -> None:
         for base in self.bases.values():
-            for attempt in range(250):  # a process killed a moment ago may still be leaving
+            for attempt in range(tries):  # a process killed a moment ago may still be leaving
                 try:
                     os.rmdir(name, dir_fd=base)
                     break
@@ -292,6 +343,17 @@ class Cgroups:
                     if err.errno != errno.EBUSY:
                         raise
                     time.sleep(0.0002 if attempt < 50 else 0.005)
+
+
+def join_judges_cgroup(candidate_zygote: int) -> None:
+    """Move the calling process (the judge zygote, still root) into the judges' cgroup that the
+    candidate zygote ``candidate_zygote`` made (``Cgroups.make_judges``)."""
+    own = Cgroups.own_paths()
+    if os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
+        path = f"/sys/fs/cgroup/rlreason-{candidate_zygote}/{JUDGES}"
+    else:
+        path = f"/sys/fs/cgroup/memory{own.get('memory', '/').rstrip('/')}/rlreason-{candidate_zygote}/{JUDGES}"
+    write_setting(os.open(path, os.O_DIRECTORY), "cgroup.procs", 0, close_base=True)
 
 
 def remove_stale(parent: int) -> None:
@@ -350,20 +412,31 @@ class SeccompFilter:
     (``unshare``, ``setns``, ``clone`` with CLONE_NEWUSER), mounts, kernel keyrings, BPF, perf,
     userfaultfd, io_uring (its operations bypass seccomp), module and kexec loading,
     file-handle opens, and what reaches the host through the read-only binds it shares:
-    ``sync`` (flushes every file system), ``flock`` and inotify on the host's files. ``clone3`` answers ENOSYS (its flags are out of seccomp's reach), so
-    the C library falls back to ``clone``, whose flags are checked.
+    ``flock`` and inotify on the host's files, and the page cache's state (``posix_fadvise``,
+    ``readahead``, ``mincore``, ``cachestat``; ``preadv2``/``pwritev2`` with RWF_NOWAIT answer
+    EOPNOTSUPP), through which one execution could signal the next. Durable syncs (``sync``,
+    ``syncfs``, ``fsync``, ``fdatasync``, ``sync_file_range``) answer success without reaching
+    the host's disks (executions write only tmpfs). Sockets of families other than AF_UNIX,
+    AF_INET and AF_INET6 (``AF_VSOCK`` would reach the host VM) answer EAFNOSUPPORT. ``clone3``
+    answers ENOSYS (its flags are out of seccomp's reach), so the C library falls back to
+    ``clone``, whose flags are checked.
     """
 
+    # what a page-cache probe needs (hints, residency, non-blocking reads that fail on a miss)
+    CACHE_PROBES = ("fadvise64", "readahead", "mincore", "cachestat")
+    # durable syncs reach the host's disks through the read-only binds; executions write tmpfs only
+    SYNCS = ("sync", "syncfs", "fsync", "fdatasync", "sync_file_range", "sync_file_range2")
+    SOCKET_FAMILIES = (1, 2, 10)  # AF_UNIX, AF_INET, AF_INET6 (the namespace's own loopback)
+    RWF_NOWAIT = 0x8
     DENIED = ("ptrace", "process_vm_readv", "process_vm_writev", "unshare", "setns", "mount", "umount2",
               "pivot_root", "chroot", "move_mount", "open_tree", "fsopen", "fsmount", "fspick",
               "keyctl", "add_key", "request_key", "bpf", "perf_event_open", "userfaultfd",
               "io_uring_setup", "io_uring_enter", "io_uring_register", "kexec_load", "kexec_file_load",
               "init_module", "finit_module", "delete_module", "open_by_handle_at", "name_to_handle_at",
               "swapon", "swapoff", "syslog", "reboot", "acct", "quotactl", "fanotify_init",
-              "lookup_dcookie", "personality", "iopl", "ioperm", "sync", "syncfs", "flock",
-              "inotify_init", "inotify_init1")
+              "lookup_dcookie", "personality", "iopl", "ioperm", "flock", "inotify_init", "inotify_init1")
     ALLOW, ERRNO = 0x7FFF0000, 0x00050000
-    MASKED_EQ = 7
+    EQ, GT, MASKED_EQ = 4, 6, 7  # libseccomp's SCMP_CMP_* operators
 
     class ArgCmp(ctypes.Structure):
         _fields_ = [("arg", ctypes.c_uint), ("op", ctypes.c_int), ("datum_a", ctypes.c_uint64),
@@ -386,6 +459,18 @@ class SeccompFilter:
             self.add(deny, name)
         self.add(deny, "clone", self.ArgCmp(0, self.MASKED_EQ, CLONE_NEWUSER, CLONE_NEWUSER))
         self.add(self.ERRNO | errno.ENOSYS, "clone3")
+        for name in self.CACHE_PROBES:
+            self.add(deny, name)
+        for name in ("preadv2", "pwritev2"):
+            self.add(self.ERRNO | errno.EOPNOTSUPP, name, self.ArgCmp(5, self.MASKED_EQ, self.RWF_NOWAIT, self.RWF_NOWAIT))
+        for name in self.SYNCS:
+            self.add(self.ERRNO | 0, name)  # answered as done
+        refused = self.ERRNO | errno.EAFNOSUPPORT
+        highest = max(self.SOCKET_FAMILIES)
+        for family in range(highest):
+            if family not in self.SOCKET_FAMILIES:
+                self.add(refused, "socket", self.ArgCmp(0, self.EQ, family, 0))
+        self.add(refused, "socket", self.ArgCmp(0, self.GT, highest, 0))
 
     def add(self, action: int, name: str, *conditions: ArgCmp) -> None:
         number = self.lib.seccomp_syscall_resolve_name(name.encode())

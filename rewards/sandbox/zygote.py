@@ -1,8 +1,9 @@
 """A warm process that forks one execution per request, so no execution pays a Python start.
 
-    python -I -S zygote.py candidate|judge FD [WITHOUT]   (started by ``client.Zygote``)
+    python -I -S zygote.py candidate|judge FD [WITHOUT [CANDIDATE_ZYGOTE]]   (started by ``client.Zygote``)
 
-FD is its socket; WITHOUT a comma-separated list of isolation layers not to set up.
+FD is its socket; WITHOUT a comma-separated list of isolation layers not to set up; a judge
+zygote joins the judges' memory cgroup its sandbox's candidate zygote (pid CANDIDATE_ZYGOTE) made.
 
 It imports the standard library's common modules once, sets up what every execution shares
 (the candidate zygote: cgroup parents, the seccomp filter and a minimal read-only root; the
@@ -34,7 +35,7 @@ PRELOADED = ("array", "bisect", "cmath", "collections", "copy", "dataclasses", "
              "numbers", "operator", "random", "re", "statistics", "string", "struct", "textwrap",
              "typing", "unicodedata")
 MAX_PROGRAM = 4 << 20
-JUDGE_MEMORY = 4 << 30
+JUDGE_MEMORY = 4 << 30  # each judge's address space, and all of a sandbox's judges' memory together
 
 
 def main() -> None:
@@ -85,6 +86,8 @@ def setup_candidate(without: set[str]) -> tuple[dict, list[str]]:
             state[key] = make()
         except Exception as err:
             missing.append(f"{key} ({err})")
+    if state.get("cgroups"):
+        state["cgroups"].make_judges(JUDGE_MEMORY)
     state["namespaces"] = 0 if "namespaces" in without else probe_namespaces()
     if not state["namespaces"]:
         missing.append("namespaces (unshare refused)" if "namespaces" not in without else "namespaces (turned off)")
@@ -101,10 +104,17 @@ def setup_candidate(without: set[str]) -> tuple[dict, list[str]]:
 def setup_judge(without: set[str]) -> tuple[dict, list[str]]:
     if os.geteuid() != 0 or "root" in without:
         return {}, []  # runs the tests as the trainer's user
+    missing = []
+    candidate_zygote = int(sys.argv[4]) if len(sys.argv) > 4 and sys.argv[4].isdigit() else 0
+    if "cgroups" not in without and candidate_zygote:  # (turned off: the candidate zygote says so)
+        try:
+            isolation.join_judges_cgroup(candidate_zygote)
+        except Exception as err:
+            missing.append(f"judges' memory cgroup ({err})")
     isolation.enter_minimal_root()
     isolation.become(isolation.JUDGE_UID)
     isolation.no_new_privileges()
-    return {}, []
+    return {}, missing
 
 
 def probe_namespaces() -> int:
@@ -152,11 +162,13 @@ def supervise(request: dict, fds: dict, state: dict) -> None:
     finished = wait(leader, fds.get("stop"), limits["wall_seconds"])
     kill(leader)  # pid 1 of its namespace: the kernel ends the rest; else its process group
     code = exit_code(os.waitpid(leader, 0)[1])
+    # the result is known: report it now, then clean up (however long many dying processes take)
+    os.write(fds["reply"], json.dumps({"exit": code if finished else None, "timed_out": not finished}).encode())
+    os.close(fds["reply"])
     if cgroups:
         cgroups.release(name)
     if workdir:  # rm neither follows links nor recurses on the stack
         subprocess.run(["rm", "-rf", "--one-file-system", "--", workdir], stderr=subprocess.DEVNULL)
-    os.write(fds["reply"], json.dumps({"exit": code if finished else None, "timed_out": not finished}).encode())
 
 
 def execute(request: dict, fds: dict, state: dict, uid: int | None) -> int:

@@ -1,0 +1,154 @@
+"""Honest programs score what they earn: the shapes real solutions take (standard-library
+results, objects, builtin names, demo blocks, Codeforces idioms) score 1.0, each beside a wrong
+twin that scores 0.0, on real sandboxed executions. MBPP's reference solutions are the check."""
+
+import json
+
+import pytest
+
+from rewards.code import code_accuracy
+
+# Calls: (program, wrong program, test_list, test_setup_code)
+CALLS = {
+    "a Counter (MBPP 88)": (
+        "import collections\ndef freq(xs):\n    return collections.Counter(xs)\n",
+        "def freq(xs):\n    return {x: 1 for x in xs}\n",
+        ["assert freq([1, 1, 2]) == ({1: 2, 2: 1})", "assert freq('aab')['a'] == 2 and freq('b')['z'] == 0"], ""),
+    "a defaultdict and an OrderedDict": (
+        "from collections import defaultdict, OrderedDict\ndef group(pairs):\n    d = defaultdict(list)\n"
+        "    for k, v in pairs:\n        d[k].append(v)\n    return d\ndef ordered(xs):\n    return OrderedDict((x, 1) for x in xs)\n",
+        "def group(pairs):\n    return {}\ndef ordered(xs):\n    return {}\n",
+        ["assert group([('a', 1), ('a', 2)]) == {'a': [1, 2]} and group([])['b'] == []",
+         "assert list(ordered('ba')) == ['b', 'a']"], ""),
+    "a named tuple, a Fraction, a bytearray, a deque": (
+        "import collections, fractions\nPoint = collections.namedtuple('Point', 'x y')\n"
+        "def point(x):\n    return Point(x, 2 * x)\ndef half(n):\n    return fractions.Fraction(n, 2)\n"
+        "def raw(s):\n    return bytearray(s, 'ascii')\ndef window(xs):\n    return collections.deque(xs, maxlen=2)\n",
+        "def point(x):\n    return (0, 0)\ndef half(n):\n    return 0\ndef raw(s):\n    return b''\ndef window(xs):\n    return []\n",
+        ["assert point(3).y == 6 and point(3) == (3, 6)", "from fractions import Fraction\nassert half(3) == Fraction(3, 2)",
+         "assert raw('hi') == bytearray(b'hi')", "assert list(window([1, 2, 3])) == [2, 3]"], ""),
+    "a map object the test turns into a list; a generator": (
+        "def doubled(xs):\n    return map(lambda x: 2 * x, xs)\ndef evens(n):\n    yield from range(0, n, 2)\n",
+        "def doubled(xs):\n    return map(lambda x: x, xs)\ndef evens(n):\n    yield from range(n)\n",
+        ["assert list(doubled([1, 2])) == [2, 4]", "assert list(evens(5)) == [0, 2, 4]"], ""),
+    "a built-in type as an argument (MBPP 533)": (
+        "def drop(xs, kind):\n    return [x for x in xs if not isinstance(x, kind)]\n",
+        "def drop(xs, kind):\n    return list(xs)\n",
+        ["assert drop((4, 7.7, 'a'), int) == [7.7, 'a']", "assert drop((1, 'a'), str) == [1]"], ""),
+    "instances of the program's own class built by the test (MBPP 601)": (
+        "class Pair:\n    def __init__(self, a, b):\n        self.a, self.b = a, b\n    def width(self):\n        return self.b - self.a\n"
+        "def longest(pairs):\n    return max(p.width() for p in pairs)\n",
+        "class Pair:\n    def __init__(self, a, b):\n        self.a, self.b = a, b\n    def width(self):\n        return 0\n"
+        "def longest(pairs):\n    return 0\n",
+        ["assert longest([Pair(1, 5), Pair(2, 3)]) == 4", "p = Pair(1, 9)\nassert p.a == 1 and p.width() == 8"], ""),
+    "a tree of the program's class built by the setup code (MBPP 927)": (
+        "class Node:\n    def __init__(self, data):\n        self.data, self.left, self.right = data, None, None\n"
+        "def height(node):\n    return 0 if node is None else 1 + max(height(node.left), height(node.right))\n",
+        "class Node:\n    def __init__(self, data):\n        self.data, self.left, self.right = data, None, None\n"
+        "def height(node):\n    return 1\n",
+        ["assert height(root) == 3", "assert height(root.left) == 2 and root.left.data == 2"],
+        "root = Node(1)\nroot.left = Node(2)\nroot.left.right = Node(4)\nroot.right = Node(3)\n"),
+    "a solution named like a builtin (MBPP 126)": (
+        "def sum(a, b):\n    return a + b\n", "def sum(a, b):\n    return 0\n",
+        ["assert sum(10, 15) == 25", "assert sum(1, 2) == 3"], ""),
+    "exceptions of the standard library, caught by their builtin ancestor": (
+        "import json, statistics\ndef parse(s):\n    return json.loads(s)\ndef middle(xs):\n    return statistics.median(xs)\n",
+        "def parse(s):\n    return None\ndef middle(xs):\n    return None\n",
+        ["try:\n    parse('{')\nexcept ValueError:\n    pass\nelse:\n    raise AssertionError",
+         "import json\ntry:\n    parse('{')\nexcept json.JSONDecodeError:\n    pass\nelse:\n    raise AssertionError",
+         "import statistics\ntry:\n    middle([])\nexcept statistics.StatisticsError:\n    pass\nelse:\n    raise AssertionError"], ""),
+    "a __main__ demo block that reads input": (
+        "def double(x):\n    return 2 * x\n\nif __name__ == '__main__':\n    print(double(int(input())))\n",
+        "def double(x):\n    return x\n\nif __name__ == '__main__':\n    print(double(int(input())))\n",
+        ["assert double(4) == 8"], ""),
+}
+
+
+@pytest.mark.parametrize("name", CALLS)
+def test_honest_shapes_of_a_solution_score_full_marks_and_their_wrong_twins_zero(name):
+    right, wrong, tests, setup = CALLS[name]
+    scores = code_accuracy([right, wrong], test_list=[tests, tests], test_setup_code=[setup, setup])
+    assert scores == [1.0, 0.0]
+
+
+def test_objects_of_the_program_cannot_decide_how_a_test_compares():
+    """An object of the program's class stays in its execution: equality and order are the
+    judge's own, so an always-equal object or a lying length never passes a comparison."""
+    liar = ("class Anything:\n    def __eq__(self, other):\n        return True\n    __hash__ = object.__hash__\n"
+            "    def __lt__(self, other):\n        return True\n    def __len__(self):\n        return 3\n"
+            "def f(x):\n    return Anything()\n")
+    tests = ["assert f(1) == 2", "assert f(1) < 0", "assert 2 == f(1)", "assert f(1) in [2]", "assert len(f(1)) == 4",
+             "assert f(1) == f(1)", "assert {f(1): 0}[f(1)] == 0"]
+    assert code_accuracy([liar] * len(tests), test_list=[[t] for t in tests]) == [0.0] * len(tests)
+
+
+def test_a_builtin_a_test_uses_stays_the_judges():
+    """A program's own ``abs`` never replaces the one a test compares with, unless it is the
+    function every test calls and wraps no other call."""
+    cheat = "def abs(x):\n    return 0\ndef area(r):\n    return 1.0\n"
+    tests = ["assert abs(area(1) - 3.14159) < 1e-3", "assert abs(area(2) - 12.566) < 1e-3"]
+    assert code_accuracy([cheat], test_list=[tests]) == [0.0]
+
+
+def test_the_fence_that_defines_the_function_is_the_program():
+    usage = ("Solution:\r\n```python\r\ndef double(x):\r\n    return 2 * x\r\n```\r\n"
+             "Usage:\r\n```python\r\nprint(double(3))\r\n```\r\n")
+    assert code_accuracy([usage], test_list=[["assert double(3) == 6"]]) == [1.0]
+    humaneval = {"prompt": ['def double(x):\n    """Twice x."""\n'], "entry_point": ["double"],
+                 "test": ["def check(candidate):\n    assert candidate(3) == 6\n"]}
+    assert code_accuracy([usage], **humaneval) == [1.0]
+
+
+def test_a_prompt_in_prose_is_not_put_before_the_program():
+    """MBPP-sanitized's ``prompt`` column is the task in words."""
+    row = {"prompt": ["Write a function to double a number."], "test_list": [["assert double(3) == 6"]]}
+    assert code_accuracy(["def double(x):\n    return 2 * x\n"], **row) == [1.0]
+
+
+# stdin/stdout programs as contest solutions write them
+SCRIPTS = {
+    "exit() and quit()": "print(2 * int(input()))\nexit(0)\n",
+    "sys.exit with a message": "import sys\nprint(2 * int(input()))\nsys.exit()\n",
+    "the threading idiom": ("import sys, threading\nsys.setrecursionlimit(10000)\nthreading.stack_size(1 << 26)\n"
+                            "def main():\n    print(2 * int(sys.stdin.readline()))\nthreading.Thread(target=main).start()\n"),
+    "output from an atexit handler": "import atexit\nn = int(input())\natexit.register(lambda: print(2 * n))\n",
+    "/dev/stdin and /dev/stdout": ("n = int(open('/dev/stdin').read())\nwith open('/dev/stdout', 'w') as out:\n"
+                                   "    out.write(str(2 * n))\n"),
+    "/dev/fd/0": "print(2 * int(open('/dev/fd/0').read()))\n",
+    "a multiprocessing pool (/dev/shm)": ("from multiprocessing import Pool\nif __name__ == '__main__':\n"
+                                          "    n = int(input())\n    with Pool(2) as pool:\n"
+                                          "        print(sum(pool.map(int, [n, n])))\n"),
+    "Windows line ends": "n = int(input())\r\nprint(2 * n)\r\n",
+}
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_contest_idioms_keep_their_output(name):
+    cases = [{"input": "3", "output": "6"}, {"input": "-4", "output": "-8"}]
+    wrong = SCRIPTS[name].replace("2 *", "3 *").replace("[n, n]", "[n, n, n]")
+    assert code_accuracy([SCRIPTS[name], wrong], tests=[cases, cases]) == [1.0, 0.0]
+
+
+def test_a_flood_of_short_lines_is_refused_without_splitting_it():
+    flood = "import sys\nsys.stdout.write('6\\n' * 5_000_000)\n"
+    assert code_accuracy([flood], tests=[[{"input": "", "output": "6"}]]) == [0.0]
+
+
+# MBPP reference solutions that cannot pass on this interpreter: the tests encode an older CPython
+MBPP_WRONG_REFERENCES = {
+    596: "sys.getsizeof of a 6-tuple is 88 bytes since CPython 3.8's smaller GC header; the test expects 104",
+    642: "the test expects the order of tuple(set(...)) of tuples, which changed with CPython 3.8's tuple hash",
+}
+
+
+def test_mbpp_reference_solutions_pass_and_return_none_fails(shared_data):
+    """All 974 tasks with their setup code and challenge tests: every reference passes but those
+    whose tests expect what this interpreter no longer does; ``return None`` passes nothing."""
+    rows = [json.loads(line) for line in (shared_data / "mbpp.jsonl").read_text().splitlines()]
+    columns = {"test_list": [r["test_list"] + r["challenge_test_list"] for r in rows],
+               "test_setup_code": [r["test_setup_code"] for r in rows]}
+    scores = code_accuracy([r["code"] for r in rows], **columns)
+    failing = {r["task_id"] for r, s in zip(rows, scores) if s != 1.0}
+    assert failing == set(MBPP_WRONG_REFERENCES) and len(rows) == 974
+    nothing = code_accuracy(["def f(*args, **kwargs):\n    return None\n"] * len(rows), **columns)
+    assert set(nothing) == {0.0}
