@@ -23,7 +23,7 @@ import ast
 import json
 import logging
 import re
-import time
+import textwrap
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -35,13 +35,16 @@ from rewards.sandbox.client import Limits, Sandbox, shared
 log = logging.getLogger(__name__)
 
 # possessive runs: no backtracking over spaces (a completion of "```" and 100k spaces is linear)
-_FENCE = re.compile(r"```[ \t]*+([A-Za-z0-9_+-]*+)[ \t]*+\n(.*?)```", re.S)
+# a fence may be indented (a list item), carry words after its language, use ~~~, or be left open
+# at the end (a completion cut at its length limit)
+_FENCE = re.compile(r"^([ \t]*+)(```|~~~)[ \t]*+([A-Za-z0-9_+-]*+)[^\n]*+\n(.*?)(?:^[ \t]*+\2|\Z)", re.S | re.M)
 
 
 def extract_code(completion: str, entry_points: set[str] | frozenset[str] = frozenset()) -> str:
     """The last fenced code block that defines one of ``entry_points`` (a usage example or a
-    test block after the solution is not the solution), else the last fenced block, else the
-    whole completion; Windows line ends read as Unix ones.
+    test block after the solution is not the solution), with the earlier blocks that define
+    what it uses (helpers), else the last fenced block, else the whole completion; Windows
+    line ends read as Unix ones.
 
     >>> extract_code("Here:\\n```python\\ndef f():\\n    return 1\\n```\\nDone.")
     'def f():\\n    return 1\\n'
@@ -50,31 +53,63 @@ def extract_code(completion: str, entry_points: set[str] | frozenset[str] = froz
     >>> extract_code("    return x + 1")
     '    return x + 1'
     """
-    completion = completion.replace("\r\n", "\n")
-    blocks = [code for _, code in _FENCE.findall(completion)]
+    completion = completion.replace("\r\n", "\n").lstrip("\ufeff")
+    blocks = [textwrap.dedent(code) if indent else code for indent, _, _, code in _FENCE.findall(completion)]
     if not blocks:
         return completion
-    defining = [code for code in blocks if any(re.search(rf"^\s*+(?:async\s++)?(?:def|class)\s++{re.escape(name)}\b", code, re.M)
-                                               for name in entry_points)]
-    return (defining or blocks)[-1]
+    defining = [i for i, code in enumerate(blocks) if defines(code, entry_points)]
+    if not defining:  # a function's body (HumanEval) rather than the usage block after it
+        bodies = [code for code in blocks if code[:1] in (" ", "\t")]
+        return (bodies or blocks)[-1]
+    chosen = blocks[defining[-1]]
+    needed = free_names(chosen)
+    helpers = [code for code in blocks[:defining[-1]] if needed & top_level_names(code)]
+    return "\n".join([*helpers, chosen])
+
+
+def defines(code: str, names) -> bool:
+    return any(re.search(rf"^\s*+(?:async\s++)?(?:def|class)\s++{re.escape(name)}\b", code, re.M) for name in names)
+
+
+def top_level_names(code: str) -> set[str]:
+    """Functions, classes and variables ``code`` defines at its top level."""
+    names = set()
+    for node in parsed(code).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names.update(n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name))
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+    return names
+
+
+def free_names(code: str) -> set[str]:
+    """Names ``code`` reads that it does not define at its top level."""
+    return {n.id for n in ast.walk(parsed(code)) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)} - top_level_names(code)
 
 
 def is_code(text: str) -> bool:
-    """Whether a ``prompt`` is Python (HumanEval's signature and docstring) rather than prose
-    (MBPP-sanitized's task description), which is neither put before the program nor run."""
+    """Whether a ``prompt`` is Python that defines or imports something (HumanEval's signature
+    and docstring) rather than prose (MBPP-sanitized's task description, even one word that
+    happens to parse), which is neither put before the program nor run."""
     try:
-        ast.parse(text.replace("\r\n", "\n"))
+        tree = ast.parse(text.replace("\r\n", "\n"))
     except (SyntaxError, ValueError):
         return False
-    return True
+    return any(isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom))
+               for node in tree.body)
 
 
 def assemble(code: str, prompt: str | None, entry_point: str | None) -> str:
-    """Prompt (if any, and code) + code: a body completes the prompt's function, a full def replaces it."""
+    """Prompt (if any, and code) + code: a body completes the prompt's function, a full
+    definition (or a program that is not a body) starts on a line of its own."""
     if not prompt or not is_code(prompt):
         return code
     prompt = prompt.replace("\r\n", "\n")
-    return prompt + ("\n" if entry_point and re.search(rf"^def {re.escape(entry_point)}\b", code, re.M) else "") + code
+    is_body = code[:1] in (" ", "\t") and not (entry_point and re.search(rf"^def {re.escape(entry_point)}\b", code, re.M))
+    return prompt + ("" if is_body and prompt.endswith("\n") else "\n") + code
 
 
 def called_in_every(tests: list[str]) -> set[str]:
@@ -102,13 +137,14 @@ def run_calls(program: str, prelude: str, tests: list[str], entry_point: str | N
 
 
 def run_io(program: str, cases: list[dict], budget: Budget, sandbox: Sandbox) -> float:
-    """One execution per case, each within the test budget and all within the completion's."""
-    passed, deadline = 0, time.monotonic() + budget.completion_seconds
+    """One execution per case, each within the test budget and all within the completion's
+    (budgets of time not spent waiting for a CPU, as each execution's supervisor measures it)."""
+    passed, remaining = 0, budget.completion_seconds
     for case in cases:
-        remaining = deadline - time.monotonic()
         if remaining <= 0:
             break  # the completion's budget is spent: the remaining cases fail
         done = sandbox.run_main(program, str(case["input"]), budget.limits(min(budget.test_seconds, remaining)))
+        remaining -= max(done.seconds, 0.001)
         passed += done.returncode == 0 and same_output(done.stdout, str(case["output"]))
     return passed / len(cases)
 

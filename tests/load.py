@@ -8,7 +8,7 @@ import subprocess
 import sys
 from contextlib import contextmanager
 
-SPIN = "import os\nos.nice(0)\nwhile True:\n    pass\n"
+SPIN = "import os\nos.setsid()  # a session (and scheduler autogroup) of its own, as a separate job would have\nwhile True:\n    pass\n"
 
 
 @contextmanager

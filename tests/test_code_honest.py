@@ -61,6 +61,29 @@ CALLS = {
         "def double(x):\n    return 2 * x\n\nif __name__ == '__main__':\n    print(double(int(input())))\n",
         "def double(x):\n    return x\n\nif __name__ == '__main__':\n    print(double(int(input())))\n",
         ["assert double(4) == 8"], ""),
+    "a function the program returns (a closure), called by the test": (
+        "def adder(n):\n    return lambda x: x + n\n", "def adder(n):\n    return lambda x: x\n",
+        ["assert adder(5)(3) == 8"], ""),
+    "a class's static method and attribute": (
+        "class Calc:\n    BASE = 10\n    @staticmethod\n    def add(a, b):\n        return a + b\n",
+        "class Calc:\n    BASE = 0\n    @staticmethod\n    def add(a, b):\n        return 0\n",
+        ["assert Calc.add(1, 2) == 3", "assert Calc.BASE == 10"], ""),
+    "the program's own exception class, and its message": (
+        "class Overdrawn(ValueError):\n    pass\ndef withdraw(balance, amount):\n    if amount > balance:\n"
+        "        raise Overdrawn('not enough')\n    return balance - amount\n",
+        "class Overdrawn(ValueError):\n    pass\ndef withdraw(balance, amount):\n    return balance - amount\n",
+        ["try:\n    withdraw(1, 2)\nexcept Overdrawn as e:\n    assert str(e) == 'not enough'\nelse:\n    raise AssertionError",
+         "try:\n    withdraw(1, 2)\nexcept ValueError:\n    pass\nelse:\n    raise AssertionError"], ""),
+    "a standard module the program imported, used by the test (MBPP ran tests in the program's namespace)": (
+        "import math\ndef area(r):\n    return math.pi * r * r\n", "import math\ndef area(r):\n    return 3 * r * r\n",
+        ["assert math.isclose(area(1), 3.14159, rel_tol=1e-4)"], ""),
+    "dates, durations and a dict's views": (
+        "import datetime\ndef next_day(y, m, d):\n    return datetime.date(y, m, d) + datetime.timedelta(days=1)\n"
+        "def gap(a, b):\n    return datetime.timedelta(days=b - a)\ndef keys(d):\n    return d.keys()\n",
+        "import datetime\ndef next_day(y, m, d):\n    return datetime.date(y, m, d)\n"
+        "def gap(a, b):\n    return datetime.timedelta(0)\ndef keys(d):\n    return []\n",
+        ["import datetime\nassert next_day(2024, 2, 28) == datetime.date(2024, 2, 29)",
+         "import datetime\nassert gap(1, 3) == datetime.timedelta(days=2)", "assert keys({1: 2, 3: 4}) == {1, 3}"], ""),
 }
 
 
@@ -82,6 +105,37 @@ def test_objects_of_the_program_cannot_decide_how_a_test_compares():
     assert code_accuracy([liar] * len(tests), test_list=[[t] for t in tests]) == [0.0] * len(tests)
 
 
+CHEATS = {  # each passes its tests in plain Python, where the program's objects run inside the test
+    "an object whose __contains__ says yes": (
+        "class Yes:\n    def __contains__(self, v):\n        return True\ndef f(s):\n    return Yes()\n",
+        ["assert 'b' in f('abc')", "assert 'z' in f('xyz')"], ""),
+    "an object whose str methods say yes": (
+        "class Yes:\n    def startswith(self, *a):\n        return True\n    def isdigit(self):\n        return True\n"
+        "def f(s):\n    return Yes()\n",
+        ["assert f('abc').startswith('ab')", "assert f('123').isdigit()"], ""),
+    "StopIteration ending the test's own map early": (
+        "def is_even(n):\n    raise StopIteration\n",
+        ["assert all(map(is_even, [2, 4, 6]))", "assert list(filter(is_even, [1, 3])) == []"], ""),
+    "its own abs around a method's result": (
+        "class Circle:\n    def __init__(self, r):\n        pass\n    def area(self):\n        return -1.0\n"
+        "def abs(x):\n    return 0\n",
+        ["assert abs(c.area() - 28.274) < 0.01"], "c = Circle(3)"),
+    "its own abs around a value the setup computed": (
+        "def solve(x):\n    return -1\ndef abs(x):\n    return 0\n", ["assert abs(r1 - 1.5) < 1e-9"], "r1 = solve(3)"),
+    "its own round on both sides": (
+        "class S:\n    def f(self, x):\n        return 0\ndef round(x, n=0):\n    return 0\n",
+        ["assert round(s.f(1), 2) == round(3.14159, 2)"], "s = S()"),
+    "its own isinstance": (
+        "def f(x):\n    return 'x'\ndef isinstance(a, b):\n    return True\n", ["assert isinstance(f(1), int)"], ""),
+}
+
+
+@pytest.mark.parametrize("name", CHEATS)
+def test_a_program_cannot_make_the_test_compare_with_its_code(name):
+    program, tests, setup = CHEATS[name]
+    assert code_accuracy([program], test_list=[tests], test_setup_code=[setup]) == [0.0]
+
+
 def test_a_builtin_a_test_uses_stays_the_judges():
     """A program's own ``abs`` never replaces the one a test compares with, unless it is the
     function every test calls and wraps no other call."""
@@ -100,9 +154,33 @@ def test_the_fence_that_defines_the_function_is_the_program():
 
 
 def test_a_prompt_in_prose_is_not_put_before_the_program():
-    """MBPP-sanitized's ``prompt`` column is the task in words."""
-    row = {"prompt": ["Write a function to double a number."], "test_list": [["assert double(3) == 6"]]}
-    assert code_accuracy(["def double(x):\n    return 2 * x\n"], **row) == [1.0]
+    """MBPP-sanitized's ``prompt`` column is the task in words (one word parses as Python too)."""
+    for prompt in ("Write a function to double a number.", "double"):
+        row = {"prompt": [prompt], "test_list": [["assert double(3) == 6"]]}
+        assert code_accuracy(["def double(x):\n    return 2 * x\n"], **row) == [1.0]
+
+
+FENCES = {
+    "left open at the end (cut at the length limit)": "Here:\n```python\ndef double(x):\n    return 2 * x\n",
+    "with words after the language": '```python title="solution.py"\ndef double(x):\n    return 2 * x\n```\n',
+    "with tildes": "~~~python\ndef double(x):\n    return 2 * x\n~~~\n",
+    "indented in a list item": "1. The code:\n   ```python\n   def double(x):\n       return 2 * x\n   ```\n",
+    "after a byte-order mark": "\ufeff```python\ndef double(x):\n    return 2 * x\n```\n",
+    "with a helper in an earlier block": ("```python\ndef twice(x):\n    return x + x\n```\nThen:\n"
+                                          "```python\ndef double(x):\n    return twice(x)\n```\nUse: `double(3)`\n"),
+}
+
+
+@pytest.mark.parametrize("name", FENCES)
+def test_fences_as_completions_write_them(name):
+    assert code_accuracy([FENCES[name]], test_list=[["assert double(3) == 6"]]) == [1.0]
+
+
+def test_a_body_block_before_a_usage_block_completes_the_prompt():
+    body = "```python\n    return 2 * x\n```\nFor example:\n```python\nprint(double(3))\n```\n"
+    humaneval = {"prompt": ['def double(x):\n    """Twice x."""\n'], "entry_point": ["double"],
+                 "test": ["def check(candidate):\n    assert candidate(3) == 6\n"]}
+    assert code_accuracy([body], **humaneval) == [1.0]
 
 
 # stdin/stdout programs as contest solutions write them
@@ -119,6 +197,9 @@ SCRIPTS = {
                                           "    n = int(input())\n    with Pool(2) as pool:\n"
                                           "        print(sum(pool.map(int, [n, n])))\n"),
     "Windows line ends": "n = int(input())\r\nprint(2 * n)\r\n",
+    "a pool mapping its own function (pickled from __main__)": (
+        "from multiprocessing import Pool\ndef twice(v):\n    return 2 * v\nif __name__ == '__main__':\n"
+        "    n = int(input())\n    with Pool(2) as pool:\n        print(pool.map(twice, [n])[0])\n"),
 }
 
 

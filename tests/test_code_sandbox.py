@@ -13,7 +13,7 @@ import pytest
 
 from rewards import tally
 from rewards.code import code_accuracy, code_pass, extract_code
-from rewards.sandbox.client import Limits, Sandbox, shared
+from rewards.sandbox.client import GRACE_SECONDS, WALL_CEILING, Limits, Sandbox, shared
 from rewards.sandbox.isolation import JUDGE_UID
 from tests.conftest import ROOT
 
@@ -25,7 +25,9 @@ DOUBLE = {"prompt": "def double(x):\n    \"\"\"Return 2 * x.\"\"\"\n",
 RIGHT = "def double(x):\n    return 2 * x\n"
 WRONG = "def double(x):\n    return -1\n"
 BUDGET = 1.0
-WALL = BUDGET * 2 + 2.5  # the completion's wall clock (budget per test + loading) and slack
+# the completion's budget (per test + loading), as wall time where a loaded machine stretches it
+# as far as the sandbox allows (budgets are time not spent waiting for a CPU), and slack
+WALL = BUDGET * 2 * WALL_CEILING + GRACE_SECONDS + 2.5
 
 fully_isolated = pytest.mark.skipif(os.geteuid() != 0, reason="the isolation layers need root")
 
@@ -343,12 +345,12 @@ def test_the_parents_secrets_stay_out_of_reach(monkeypatch):
 
 def test_a_judge_stuck_in_the_programs_data_scores_what_it_finished():
     """Ints that all hash to 0 keep a test's set() in C for seconds, past every alarm: the
-    judge is stopped at the wall clock and the tests it did not finish fail (not a sandbox error)."""
+    judge is stopped at its own CPU limit and the tests it did not finish fail (not a sandbox error)."""
     colliding = "def f(x):\n    return [i * ((1 << 61) - 1) for i in range(1, 40001)] + [[]]\n"
     started = time.perf_counter()
     with tally.collecting() as counts:
         assert code_accuracy([colliding], test_list=[["assert set(f(1)) == {1}"]], timeout=1.0) == [0.0]
-    assert counts == {} and time.perf_counter() - started < 1.0 * 2 + 2.0 + 1.0
+    assert counts == {} and time.perf_counter() - started < WALL
 
 
 def test_completions_that_are_slow_to_read_are_not():

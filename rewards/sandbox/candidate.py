@@ -9,6 +9,7 @@ can then only answer with plain data of its choosing, which is what an honest fu
 
 from __future__ import annotations
 
+import array
 import atexit
 import builtins
 import collections.abc
@@ -16,6 +17,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import traceback
 import types
 
@@ -30,8 +32,40 @@ class CallTimeout(BaseException):
     """A call (or the program's loading) ran past its budget."""
 
 
-def on_alarm(signum, frame):
-    raise CallTimeout()
+class CallBudget:
+    """A call's budget of time not spent waiting for a CPU (wall time less this process's
+    run-queue delay from ``/proc/self/schedstat``): a call that sleeps spends it as wall time,
+    one that computes as CPU time, whatever else the machine runs. Checked on a ticking alarm."""
+
+    TICK = 0.05
+
+    def __init__(self):
+        self.seconds, self.started, self.delay_at_start = 0.0, 0.0, 0.0
+        signal.signal(signal.SIGALRM, self.on_alarm)
+
+    def arm(self, seconds: float) -> None:
+        self.seconds, self.started, self.delay_at_start = seconds, time.monotonic(), run_delay()
+        signal.setitimer(signal.ITIMER_REAL, min(seconds, self.TICK), self.TICK)
+
+    def disarm(self) -> None:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+
+    def used(self) -> float:
+        return time.monotonic() - self.started - (run_delay() - self.delay_at_start)
+
+    def on_alarm(self, signum, frame):
+        if self.used() >= self.seconds:
+            self.disarm()
+            raise CallTimeout()
+
+
+def run_delay() -> float:
+    """Seconds this process has waited for a CPU (0 where the kernel does not say)."""
+    try:
+        with open("/proc/self/schedstat", "rb") as f:
+            return int(f.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def compiled(program: str):
@@ -39,7 +73,14 @@ def compiled(program: str):
 
 
 def with_site_builtins() -> None:
-    """``exit`` and ``quit``, which the interpreter's ``site`` adds (executions start without it)."""
+    """``exit`` and ``quit``, which the interpreter's ``site`` adds (executions start without it),
+    and ``sys.executable`` pointing at an interpreter the execution can see."""
+    if not os.path.exists(sys.executable):
+        version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+        for candidate in (os.path.join(sys.base_exec_prefix, "bin", version), os.path.join(sys.base_exec_prefix, "bin", "python3")):
+            if os.path.exists(candidate):
+                sys.executable = candidate
+                break
     def leave(code=None):
         raise SystemExit(code)
 
@@ -53,9 +94,12 @@ def run_main(program: str) -> int:
     threads joined and its ``atexit`` handlers run before its output is flushed."""
     with_site_builtins()
     atexit._clear()  # nothing the zygote registered runs here
+    main = types.ModuleType("__main__")
+    main.__builtins__ = builtins
+    sys.modules["__main__"] = main  # pickle (multiprocessing) finds the program's functions and classes
     code = 0
     try:
-        exec(compiled(program), {"__name__": "__main__", "__builtins__": builtins})
+        exec(compiled(program), main.__dict__)
     except SystemExit as stop:
         code = exit_status(stop)
     except BaseException:
@@ -109,8 +153,10 @@ def to_plain(value, depth: int = 0):
     if depth > plain_data.MAX_DEPTH:
         raise plain_data.NotPlainData("nested too deeply")
     inner = depth + 1
-    if value is None or type(value) in (bool, str, int, float, complex, bytes, range):
+    if value is None or type(value) in (bool, str, int, float, complex, bytes, range, *plain_data.TIMES):
         return value
+    if type(value) in plain_data.VIEWS.values():
+        return value  # a dict's keys, values or items view (its items are converted as the dict's are)
     for base in (bool, int, float, complex, str, bytes, bytearray):
         if isinstance(value, base) and not isinstance(value, tuple):
             return base(value)
@@ -126,6 +172,8 @@ def to_plain(value, depth: int = 0):
     for base in (list, set, frozenset, collections.deque):
         if isinstance(value, base):
             return base(to_plain(item, inner) for item in value)
+    if type(value) is array.array:
+        return value
     if isinstance(value, collections.abc.Iterator):
         items = []
         for item in value:
@@ -139,25 +187,30 @@ def to_plain(value, depth: int = 0):
 def serve(program: str, requests_fd: int, responses_fd: int, call_seconds: float) -> int:
     """Load ``program`` within one call's budget, say which names it defines, answer requests."""
     with_site_builtins()
-    signal.signal(signal.SIGALRM, on_alarm)
+    budget = CallBudget()
     module = types.ModuleType(PROGRAM_MODULE)
     sys.modules[PROGRAM_MODULE] = module  # pickling, dataclasses and typing look their module up
     namespace = module.__dict__
     namespace["__builtins__"] = builtins
     try:
-        signal.setitimer(signal.ITIMER_REAL, call_seconds)
+        budget.arm(call_seconds)
         exec(compiled(program), namespace)
-        signal.setitimer(signal.ITIMER_REAL, 0)
+        budget.disarm()
     except BaseException:
-        signal.setitimer(signal.ITIMER_REAL, 0)
+        budget.disarm()
         send(responses_fd, {"loaded": False})
         return 1
     names = [name for name, value in namespace.items() if callable(value) and not name.startswith("__")]
-    send(responses_fd, {"loaded": True, "names": names})
+    classes = [name for name in names if isinstance(namespace[name], type)]
+    exceptions = {name: ancestry(namespace[name]) for name in classes if issubclass(namespace[name], BaseException)}
+    modules = {name: value.__name__ for name, value in namespace.items()
+               if isinstance(value, types.ModuleType) and type(getattr(value, "__name__", None)) is str}
+    send(responses_fd, {"loaded": True, "names": names, "classes": classes, "exceptions": exceptions,
+                        "modules": modules})
     objects = Objects()
     with os.fdopen(requests_fd, "rb") as requests:
         for line in iter(lambda: requests.readline(MAX_REQUEST), b""):
-            send(responses_fd, answer(namespace, line, objects, call_seconds), objects)
+            send(responses_fd, answer(namespace, line, objects, budget, call_seconds), objects)
     return 0
 
 
@@ -175,22 +228,31 @@ OPERATIONS = {
 }
 
 
-def answer(namespace: dict, line: bytes, objects: Objects, call_seconds: float) -> dict:
-    """Do the request: its value in plain form (an object by reference), or the exception's
-    class with its ancestry (so ``except ValueError`` catches a ``JSONDecodeError``)."""
+def answer(namespace: dict, line: bytes, objects: Objects, budget: CallBudget, call_seconds: float) -> dict:
+    """Do the request within ``call_seconds`` of ``budget``: its value in plain form (an object
+    by reference), or the exception's class with its ancestry (so ``except ValueError`` catches
+    a ``JSONDecodeError``)."""
     number = None
     try:
-        signal.setitimer(signal.ITIMER_REAL, call_seconds)
+        budget.arm(call_seconds)
         request = plain_data.decode(line, objects.referent)
         number = request["id"]
         target = namespace[request["name"]] if "name" in request else request["target"]
         value = to_plain(OPERATIONS[request.get("op", "call")](target, request))
-        signal.setitimer(signal.ITIMER_REAL, 0)
+        budget.disarm()
         plain_data.encode(value, objects.reference)  # refuse early what cannot cross
         return {"id": number, "value": value}
     except BaseException as err:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        return {"id": number, "raised": type(err).__name__, "ancestry": ancestry(type(err))}
+        budget.disarm()
+        return {"id": number, "raised": type(err).__name__, "ancestry": ancestry(type(err)), "message": message(err)}
+
+
+def message(err: BaseException) -> str | None:
+    try:
+        text = str(err)
+        return text[:1000] if type(text) is str else None
+    except BaseException:
+        return None
 
 
 def ancestry(kind: type) -> list[list[str]]:

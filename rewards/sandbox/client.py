@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 ZYGOTE = Path(__file__).with_name("zygote.py")
 GRACE_SECONDS = 2.0  # beyond an execution's own wall clock, for its supervisor to clean up
+WALL_CEILING = 10  # as zygote.WALL_CEILING: a budget is time not spent waiting for a CPU, up to this many times it in wall time
 START_SECONDS = 60.0
 MAX_REPLY = 1 << 16
 
@@ -50,10 +51,11 @@ class Limits:
 
 @dataclass(frozen=True)
 class Execution:
-    returncode: int | None  # None when stopped at the wall clock
+    returncode: int | None  # None when stopped at its budget
     stdout: str
     stderr: str
     timed_out: bool
+    seconds: float = 0.0  # of its budget used: wall time less time spent waiting for a CPU
 
 
 @dataclass(frozen=True)
@@ -138,15 +140,16 @@ class Sandbox:
                 "program": own.memfd(program), "stdin": own.memfd(stdin), "stdout": stdout,
                 "stderr": stderr, "reply": reply_write})
             own.close(reply_write)
-            data, closed = read_until_closed(reply_read, limits.wall_seconds + GRACE_SECONDS)
+            data, closed = read_until_closed(reply_read, limits.wall_seconds * WALL_CEILING + GRACE_SECONDS)
             if not closed:  # its time is up and no report yet (a loaded machine): the program's 0
                 kill(pid)
-                return Execution(returncode=None, stdout="", stderr="", timed_out=True)
+                return Execution(returncode=None, stdout="", stderr="", timed_out=True, seconds=limits.wall_seconds)
             reply = parsed_message(data)
             if reply is None:  # the supervisor ended without a report: the sandbox failed
                 raise SandboxError("the execution's supervisor failed without a report")
             return Execution(returncode=reply["exit"], stdout=read_output(stdout, limits.disk_bytes),
-                             stderr=read_output(stderr, limits.disk_bytes), timed_out=reply["timed_out"])
+                             stderr=read_output(stderr, limits.disk_bytes), timed_out=reply["timed_out"],
+                             seconds=float(reply.get("seconds") or 0.0))
 
     def run_calls(self, program: str, spec: dict, limits: Limits) -> Verdict:
         """Load ``program`` in an execution and run ``spec``'s tests against its functions in a
@@ -166,14 +169,16 @@ class Sandbox:
             for fd in (requests_read, requests_write, responses_read, responses_write, stop_read,
                        reply_write, verdict_write):
                 own.close(fd)
-            lines, ended = read_lines(verdict_read, limits.wall_seconds + GRACE_SECONDS)
+            lines, ended = read_lines(verdict_read, limits.wall_seconds * WALL_CEILING + GRACE_SECONDS)
             own.close(stop_write)  # the execution's supervisor ends it now
             if read_message(reply_read, GRACE_SECONDS) is None:
                 kill(execution)  # its program dies with it (a parent-death signal)
             if not ended:
                 kill(judge)  # still judging at the wall clock: the tests it did not finish fail
-            elif "done" not in lines:
-                raise SandboxError(f"the judge failed: {(lines or ['no verdict'])[-1]}")
+            elif lines and lines[-1].startswith("error"):
+                raise SandboxError(f"the judge failed: {lines[-1]}")
+            # (a judge that ended without a word was killed at its CPU limit, kept busy by the
+            # program's data: the tests it did not finish fail)
             return Verdict(passed=lines.count("1"), total=len(spec["tests"]))
 
 

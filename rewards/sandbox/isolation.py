@@ -220,8 +220,16 @@ class Cgroups:
             self.open_base("", "/sys/fs/cgroup")
             write_setting(self.bases[""], "cgroup.subtree_control", " ".join("+" + c for c in self.CONTROLLERS))
             return 2
-        for controller in self.CONTROLLERS:
-            self.open_base(controller, f"/sys/fs/cgroup/{controller}{own.get(controller, '/').rstrip('/')}")
+        opened = set()
+        for controller in (*self.CONTROLLERS, "cpuacct"):  # cpuacct: the CPU time an execution used
+            parent = f"/sys/fs/cgroup/{controller}{own.get(controller, '/').rstrip('/')}"
+            if not os.path.isdir(parent):
+                continue
+            if os.path.realpath(parent) in opened:  # co-mounted (cpu,cpuacct): one hierarchy
+                self.bases[controller] = self.bases["cpu"]
+                continue
+            opened.add(os.path.realpath(parent))
+            self.open_base(controller, parent)
         return 1
 
     def open_base(self, controller: str, parent: str) -> None:
@@ -246,7 +254,7 @@ class Cgroups:
         self.parents, self.bases = {}, {}
 
     def make(self, name: str) -> None:
-        for base in self.bases.values():
+        for base in set(self.bases.values()):  # (co-mounted controllers share one)
             os.mkdir(name, 0o755, dir_fd=base)
 
     def acquire(self) -> str:
@@ -286,6 +294,17 @@ class Cgroups:
             for key, value in values.items():
                 write_setting(self.bases[controller], f"{name}/{key}", value)
 
+    def cpu_seconds(self, name: str) -> float:
+        """CPU time the processes of the execution's cgroup have used, the dead ones included."""
+        try:
+            if self.version == 1:
+                return read_setting(self.bases["cpuacct"], f"{name}/cpuacct.usage") / 1e9
+            fd = os.open(f"{name}/cpu.stat", os.O_RDONLY, dir_fd=self.bases[""])
+            with os.fdopen(fd) as f:
+                return next(int(line.split()[1]) for line in f if line.startswith("usage_usec")) / 1e6
+        except (OSError, KeyError, StopIteration, ValueError):
+            return 0.0
+
     def unthrottle(self, name: str) -> None:
         try:
             if self.version == 1:
@@ -298,7 +317,7 @@ class Cgroups:
     def join(self, name: str) -> None:
         """Move the calling process into the execution's cgroup, and into a cgroup namespace
         rooted there (its ``/proc/self/cgroup`` shows ``/``, not the host's path)."""
-        for base in self.bases.values():
+        for base in set(self.bases.values()):  # (co-mounted controllers share one)
             write_setting(base, f"{name}/cgroup.procs", 0)
         libc.unshare(CLONE_NEWCGROUP)  # (a kernel without cgroup namespaces shows the path: no harm done)
 
@@ -332,7 +351,7 @@ class Cgroups:
             write_setting(base, f"{JUDGES}/memory.swap.max", 0)
 
     def remove(self, name: str, tries: int = 250) -> None:
-        for base in self.bases.values():
+        for base in set(self.bases.values()):  # (co-mounted controllers share one)
             for attempt in range(tries):  # a process killed a moment ago may still be leaving
                 try:
                     os.rmdir(name, dir_fd=base)

@@ -22,6 +22,8 @@ from rewards.sandbox import plain_data
 
 MAX_MESSAGE = 16 << 20  # one answer of the program, encoded
 LOAD_GRACE = 0.5  # seconds beyond one call's budget for the program to load and say so
+MAX_EXCEPTION_TEXT = 1000
+WALL_CEILING = 10  # as zygote.WALL_CEILING: budgets are time not spent waiting for a CPU, up to this many times it in wall time
 
 
 class TestTimeout(BaseException):
@@ -66,7 +68,7 @@ class Channel:
                 break
         if "value" in message:
             return message["value"]
-        raise exception_from(message.get("raised"), message.get("ancestry"))
+        raise exception_from(message.get("raised"), message.get("ancestry"), message.get("message"))
 
     def call(self, name: str, args: tuple, kwargs: dict):
         return self.request(name=name, args=list(args), kwargs=kwargs)
@@ -75,25 +77,40 @@ class Channel:
 class Proxy:
     """Stands for one of the program's functions (or classes) in the tests."""
 
-    def __init__(self, channel: Channel, name: str):
-        self.channel, self.__name__ = channel, name
+    def __init__(self, channel: Channel, name: str, is_class: bool = False):
+        self.channel, self.__name__, self.is_class = channel, name, is_class
 
     def __call__(self, *args, **kwargs):
-        return self.channel.call(self.__name__, args, kwargs)
+        value = self.channel.call(self.__name__, args, kwargs)
+        return built(value) if self.is_class else value
+
+    def __getattr__(self, attribute: str):
+        """A class's attributes (``Calc.add``, ``Color.RED``), answering for themselves."""
+        if not self.is_class or (attribute.startswith("__") and attribute.endswith("__")):
+            raise AttributeError(attribute)
+        return built(self.channel.request(name=self.__name__, op="getattr", attribute=attribute))
 
 
 class Remote:
-    """Stands for an object of the program's in the tests: its attributes, methods, items,
-    length and text come from the program; equality, order, truth and hashing are identity."""
+    """Stands for an object of the program's in the tests; equality, order, truth and hashing
+    are identity. An object the tests built, by calling one of the program's classes (MBPP's
+    ``Pair(5, 24)``, the setup code's ``Node(1)``), and what its attributes and items hold,
+    answers for itself: its attributes, methods, items, length and text come from the program.
+    Any other object (what a function returned where the test expected a value) can only be
+    handed back to the program: a test that asks it anything (``f(s).startswith("ab")``,
+    ``"b" in f(s)``) would let the program's object decide the comparison, and fails."""
 
-    __slots__ = ("_channel", "_number")
+    __slots__ = ("_channel", "_number", "_built")
 
-    def __init__(self, channel: Channel, number: int):
+    def __init__(self, channel: Channel, number: int, built: bool = False):
         object.__setattr__(self, "_channel", channel)
         object.__setattr__(self, "_number", number)
+        object.__setattr__(self, "_built", built)
 
     def _ask(self, op: str, **operands):
-        return self._channel.request(target=self, op=op, **operands)
+        if not object.__getattribute__(self, "_built"):
+            raise CandidateError("an object the program returned where a value was expected")
+        return built(self._channel.request(target=self, op=op, **operands))
 
     def __getattr__(self, attribute: str):
         if attribute.startswith("__") and attribute.endswith("__"):
@@ -104,7 +121,10 @@ class Remote:
         self._ask("setattr", attribute=attribute, value=value)
 
     def __call__(self, *args, **kwargs):
-        return self._ask("call", args=list(args), kwargs=kwargs)
+        # a method of a built object, or a function the program returned (a closure), is called
+        # like one of the program's functions: its result is a value the test judges, and an
+        # object in it answers for nothing
+        return self._channel.request(target=self, op="call", args=list(args), kwargs=kwargs)
 
     def __getitem__(self, key):
         return self._ask("getitem", key=key)
@@ -138,6 +158,17 @@ class Remote:
     __eq__, __ne__, __hash__ = object.__eq__, object.__ne__, object.__hash__
 
 
+def built(value):
+    """``value`` with the Remotes in it (at its top level, or in a list or tuple) marked as
+    objects the tests built."""
+    if type(value) is Remote:
+        object.__setattr__(value, "_built", True)
+    elif type(value) in (list, tuple):
+        for item in value:
+            built(item)
+    return value
+
+
 def reference(value) -> int:
     """A Remote crosses back to the program as the object it stands for."""
     if type(value) is Remote:
@@ -145,25 +176,51 @@ def reference(value) -> int:
     raise plain_data.NotPlainData(f"{type(value).__name__} is not plain data")
 
 
-def exception_from(name, ancestry) -> Exception:
+NEVER_CROSS = (StopIteration, StopAsyncIteration)  # they would end the test's own loops early (all(map(f, xs)))
+
+
+def exception_from(name, ancestry, message=None) -> Exception:
     """The exception the program raised, as the first class of its ancestry the judge has: a
     built-in one (tests may expect ``ValueError``) or one of a module the tests imported
-    (``json.JSONDecodeError``); else CandidateError. Its message is the judge's own."""
+    (``json.JSONDecodeError``), with the program's message (text only); else CandidateError."""
+    text = message[:MAX_EXCEPTION_TEXT] if type(message) is str else "raised by the program"
     for module, qualname in ancestry if type(ancestry) is list else [["builtins", name]]:
         cls = known_class(module, qualname)
-        if cls is not None:
+        if cls is not None and not issubclass(cls, NEVER_CROSS):
             try:
                 raised = cls.__new__(cls)
-                Exception.__init__(raised, "raised by the program")
+                Exception.__init__(raised, text)
                 return raised
             except Exception:
                 continue
     return CandidateError(f"the program's call failed ({str(name)[:40]})")
 
 
+# exception classes the program's module defines, as the judge's own: those of the tests' prelude
+# (HumanEval's prompt defines them, the program raises its copy) and stand-ins for the program's own
+# (``class InsufficientFunds(ValueError)``: a judge class of that name under ValueError)
+program_exceptions: dict[str, type] = {}
+PROGRAM_MODULE = "solution"
+
+
+def local_exceptions(offered: dict, trusted: dict) -> dict[str, type]:
+    """``program_exceptions`` for a program whose hello named ``offered`` (name -> ancestry)."""
+    found = {name: cls for name, cls in trusted.items()
+             if isinstance(cls, type) and issubclass(cls, Exception) and not hasattr(builtins, name)}
+    for name, ancestry in (offered.items() if type(offered) is dict else ()):
+        if type(name) is not str or name in found or not name.isidentifier() or type(ancestry) is not list:
+            continue
+        base = next((cls for module, qualname in ancestry[1:] if (cls := known_class(module, qualname)) is not None), None)
+        if base is not None and not issubclass(base, NEVER_CROSS):
+            found[name] = type(name, (base,), {"__module__": PROGRAM_MODULE})
+    return found
+
+
 def known_class(module, qualname) -> type | None:
     if type(module) is not str or type(qualname) is not str or "." in qualname:
         return None
+    if module == PROGRAM_MODULE:
+        return program_exceptions.get(qualname)
     owner = builtins if module == "builtins" else sys.modules.get(module)
     cls = getattr(owner, qualname, None) if owner is not None else None
     ok = isinstance(cls, type) and issubclass(cls, Exception) and cls.__module__ == module
@@ -196,24 +253,29 @@ def defined_names(source: str) -> set[str]:
 
 
 def called_names(source: str) -> list[tuple[str, bool]]:
-    """Each call of a bare name in ``source``: the name, and whether one of its arguments calls
-    another bare name (``abs(add(1, 2) - 3)``: abs wraps a call)."""
+    """Each call of a bare name in ``source``: the name, and whether its arguments are all
+    literals (``sum(10, 15)``; not ``abs(c.area() - 3)``, ``round(r1, 2)`` or ``isinstance(x, int)``)."""
     try:
         tree = ast.parse(source)
     except (SyntaxError, ValueError):
         return []
-    calls = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
-            inner = [n for arg in [*node.args, *(k.value for k in node.keywords)] for n in ast.walk(arg)]
-            calls.append((node.func.id, any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name) for n in inner)))
-    return calls
+    return [(node.func.id, all(is_literal(arg) for arg in [*node.args, *(k.value for k in node.keywords)]))
+            for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)]
+
+
+def is_literal(node: ast.AST) -> bool:
+    try:
+        ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return False
+    return True
 
 
 def functions_under_test(tests: list[str], offered: set[str], trusted: dict) -> set[str]:
     """The program's names every test calls, that the tests' prelude does not define. A name
     that is also a builtin's (MBPP's ``def sum(a, b)``) counts only when no other name does and
-    where its call wraps no other call (``abs(f(x) - 3) < 1e-9`` keeps the judge's ``abs``)."""
+    every test calls it on literals alone (``sum(10, 15) == 6``): where a builtin takes a value
+    the test computed (``abs(c.area() - 28.27) < 0.01``, ``round(r1, 2)``) it is the judge's own."""
     if not tests:
         return set()
     per_test = [called_names(test) for test in tests]
@@ -222,18 +284,36 @@ def functions_under_test(tests: list[str], offered: set[str], trusted: dict) -> 
     plain = {name for name in common if not hasattr(builtins, name)}
     if plain:
         return plain
-    wrapping = {name for calls in per_test for name, wraps in calls if wraps}
-    return {name for name in common if name not in wrapping}
+    return {name for name in common
+            if all(literal for calls in per_test for called, literal in calls if called == name)}
 
 
-def proxies_for(source: str, offered: set[str], trusted: dict, entry_points: set[str], channel: Channel) -> dict:
+# standard-library modules a test may use because the program imported them (MBPP's tests ran in
+# the program's namespace: ``math.isclose`` without a test import); the judge imports its own copy
+STANDARD_MODULES = frozenset({"math", "cmath", "re", "string", "collections", "itertools", "functools", "heapq",
+                              "bisect", "operator", "fractions", "decimal", "statistics", "json", "datetime",
+                              "random", "typing", "copy", "array", "numbers", "unicodedata", "textwrap"})
+
+
+def standard_modules(imported, wanted: set[str]) -> dict:
+    """The judge's own modules for the names in ``wanted`` that the program bound to one of
+    ``STANDARD_MODULES`` (``imported``: name -> module name, from its hello)."""
+    found = {}
+    for name, module in (imported.items() if type(imported) is dict else ()):
+        if name in wanted and module in STANDARD_MODULES:
+            found[name] = __import__(module)
+    return found
+
+
+def proxies_for(source: str, offered: set[str], trusted: dict, entry_points: set[str], channel: Channel,
+                classes: set[str] = frozenset()) -> dict:
     """The program's functions ``source`` (a test, or the prelude) may call: the entry points,
     and names it uses that neither the trusted prelude nor the builtins define (a program's
     ``abs`` stays its own)."""
     wanted = {name for name in referenced_names(source) & offered
               if name not in trusted and not hasattr(builtins, name)}
     wanted |= entry_points & offered
-    return {name: Proxy(channel, name) for name in wanted}
+    return {name: Proxy(channel, name, name in classes) for name in wanted}
 
 
 def judge(spec: dict, channel: Channel, report) -> None:
@@ -244,13 +324,18 @@ def judge(spec: dict, channel: Channel, report) -> None:
     ``tests`` (sources, one test each), ``entry_point`` (always a proxy, e.g. the HumanEval
     function), ``test_seconds`` (budget of each test) and ``completion_seconds`` (of all).
     """
-    tests, test_seconds = spec["tests"], spec["test_seconds"]
-    deadline = time.monotonic() + spec["completion_seconds"]
+    tests = spec["tests"]
+    # the program's calls keep their budgets themselves, and its execution the completion's (in
+    # time not spent waiting for a CPU); the judge's clocks are wall-time ceilings above them
+    test_seconds = spec["test_seconds"] * WALL_CEILING
+    deadline = time.monotonic() + spec["completion_seconds"] * WALL_CEILING
     signal.signal(signal.SIGALRM, on_alarm)
     # no answer, a broken one, or one too big to hold (MemoryError): nothing passes
     loaded, hello = bounded(min(test_seconds + LOAD_GRACE, deadline - time.monotonic()), channel.receive)
     names = hello.get("names") if loaded and type(hello) is dict and hello.get("loaded") is True else None
     offered = {name for name in names if type(name) is str} if type(names) is list else None
+    kinds = hello.get("classes") if offered is not None else None
+    classes = {name for name in kinds if type(name) is str} if type(kinds) is list else set()
     if offered is None:  # the program did not load: every test fails
         for _ in tests:
             report(False)
@@ -259,12 +344,14 @@ def judge(spec: dict, channel: Channel, report) -> None:
     prelude = spec.get("prelude") or ""
     # setup code may build its data with the program's classes (MBPP's trees of the program's Node)
     wanted = {name for name in referenced_names(prelude) - defined_names(prelude) if not hasattr(builtins, name)}
-    trusted.update({name: Proxy(channel, name) for name in wanted & offered})
+    trusted.update({name: Proxy(channel, name, name in classes) for name in wanted & offered})
     ran, _ = bounded(max(0.0, deadline - time.monotonic()), lambda: exec(compile(prelude, "prelude.py", "exec"), trusted))
     if not ran:
         if not wanted:
             raise RuntimeError("the tests' prelude failed on its own")  # the row's fault: unscored
         offered = set()  # the program lacks or broke what the setup needs of it: every test fails
+    program_exceptions.clear()
+    program_exceptions.update(local_exceptions(hello.get("exceptions"), trusted))
     entry_points = {spec["entry_point"]} if spec.get("entry_point") else functions_under_test(tests, offered, trusted)
     for test in tests:
         remaining = deadline - time.monotonic()
@@ -273,7 +360,10 @@ def judge(spec: dict, channel: Channel, report) -> None:
         if not offered:
             report(False)
             continue
-        namespace = {**trusted, **proxies_for(test, offered, trusted, entry_points, channel)}
+        namespace = {**trusted, **proxies_for(test, offered, trusted, entry_points, channel, classes)}
+        namespace.update({name: cls for name, cls in program_exceptions.items()
+                          if name not in trusted and name in referenced_names(test)})  # except InsufficientFunds:
+        namespace.update(standard_modules(hello.get("modules"), referenced_names(test) - set(namespace)))
         passed, _ = bounded(min(test_seconds, remaining), lambda: exec(compile(test, "test.py", "exec"), namespace))
         report(passed)
 

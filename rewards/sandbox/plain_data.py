@@ -3,7 +3,7 @@
 Values are None, bool, int, float, complex, str, bytes and lists, tuples, dicts, sets and
 frozensets of them; the standard library's value types a solution returns (``Counter``,
 ``defaultdict`` with a built-in factory, ``OrderedDict``, ``deque``, a named tuple, ``Fraction``,
-``Decimal``, ``bytearray``, ``range``); built-in types as values (``int``, ``str``, ...); and an
+``Decimal``, ``bytearray``, ``range``, ``array``, dates, times and durations, a dict's views); built-in types as values (``int``, ``str``, ...); and an
 exhausted iterator's items (a returned ``map`` or generator, which decodes to an iterator over
 them). All of exactly those types: a subclass could carry its own ``__eq__``. They travel as
 one line of JSON in which every value but None, bool, str and 64-bit ints is tagged, so a
@@ -35,8 +35,10 @@ message raises :class:`NotPlainData`.
 
 from __future__ import annotations
 
+import array
 import base64
 import collections
+import datetime
 import decimal
 import fractions
 import json
@@ -52,6 +54,10 @@ MAX_DECIMAL_CHARS = 1 << 12
 TYPES = {t.__name__: t for t in (int, float, complex, str, bytes, bytearray, bool, list, tuple, dict, set,
                                  frozenset, object, type(None))}
 MAPPINGS = {"Counter": Counter, "OrderedDict": OrderedDict}
+VIEWS = {"keys": type({}.keys()), "values": type({}.values()), "items": type({}.items())}
+TIMES = (datetime.date, datetime.datetime, datetime.time, datetime.timedelta)
+TIMES_BY_NAME = {"date": datetime.date, "datetime": datetime.datetime, "time": datetime.time}
+ARRAY_CODES = set(array.typecodes)
 Reference = Callable[[object], int]
 Referent = Callable[[int], object]
 
@@ -117,6 +123,16 @@ def tagged(value, depth: int, reference: Reference | None = None):
             tagged(list(value), depth, reference)
     if kind is type and TYPES.get(value.__name__) is value:
         return ["type", value.__name__]
+    if kind in VIEWS.values():
+        name = next(n for n, v in VIEWS.items() if v is kind)
+        items = [[tagged(k, inner, reference), tagged(v, inner, reference)] for k, v in value] if name == "items" \
+            else [tagged(item, inner, reference) for item in value]
+        return [name, items]
+    if kind in TIMES:
+        return [kind.__name__, value.isoformat()] if kind is not datetime.timedelta else \
+            ["timedelta", [value.days, value.seconds, value.microseconds]]
+    if kind is array.array:
+        return ["array", value.typecode, [tagged(item, inner, reference) for item in value]]
     if issubclass(kind, tuple) and is_named_tuple(kind):
         return ["namedtuple", kind.__name__, list(kind._fields), [tagged(item, inner, reference) for item in value]]
     if reference is not None:
@@ -147,6 +163,19 @@ def untagged(node, depth: int, referent: Referent | None = None):
         return range(*args[0])
     if tag == "defaultdict" and len(args) == 2 and (args[0] is None or args[0] in TYPES):
         return defaultdict(TYPES.get(args[0]), pairs(args[1], inner, referent))
+    if tag == "timedelta" and len(args) == 1 and type(args[0]) is list and len(args[0]) == 3 \
+            and all(type(n) is int for n in args[0]):
+        return datetime.timedelta(days=args[0][0], seconds=args[0][1], microseconds=args[0][2])
+    if tag in TIMES_BY_NAME and len(args) == 1 and type(args[0]) is str and len(args[0]) < 64:
+        return TIMES_BY_NAME[tag].fromisoformat(args[0])
+    if tag == "array" and len(args) == 2 and args[0] in ARRAY_CODES and type(args[1]) is list:
+        return array.array(args[0], [untagged(item, inner, referent) for item in args[1]])
+    if tag == "keys" and len(args) == 1 and type(args[0]) is list:
+        return dict.fromkeys(untagged(item, inner, referent) for item in args[0]).keys()
+    if tag == "values" and len(args) == 1 and type(args[0]) is list:
+        return dict(enumerate(untagged(item, inner, referent) for item in args[0])).values()
+    if tag == "items" and len(args) == 1:
+        return dict(pairs(args[0], inner, referent)).items()
     if tag == "namedtuple" and len(args) == 3 and type(args[1]) is list and type(args[2]) is list:
         return named_tuple_type(args[0], tuple(args[1]))(*(untagged(item, inner, referent) for item in args[2]))
     if len(args) != 1 or type(args[0]) is not list:

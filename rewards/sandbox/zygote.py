@@ -77,6 +77,9 @@ def setup_candidate(without: set[str]) -> tuple[dict, list[str]]:
     """The layers every execution will get; ``without`` names layers not to try (tests, or a
     kernel where one misbehaves)."""
     state, missing = {"root": os.geteuid() == 0 and "root" not in without, "namespaces": 0}, []
+    # the host's /proc, kept open for the supervisors (the minimal root has none): how long an
+    # execution waited for a CPU is read there
+    state["proc"] = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY)
     if not state["root"]:
         return state, ["root (so no namespaces, cgroups, seccomp, per-execution uid or minimal root)"]
     for key, make in (("cgroups", isolation.Cgroups), ("seccomp", isolation.SeccompFilter)):
@@ -159,11 +162,14 @@ def supervise(request: dict, fds: dict, state: dict) -> None:
     for key in ("program", "stdin", "stdout", "stderr", "requests", "responses"):
         if key in fds:
             os.close(fds[key])
-    finished = wait(leader, fds.get("stop"), limits["wall_seconds"])
+    started_cpu = cgroups.cpu_seconds(name) if cgroups else 0.0
+    cpu = (lambda: cgroups.cpu_seconds(name) - started_cpu) if cgroups else (lambda: 0.0)
+    finished, used = wait(leader, fds.get("stop"), limits["wall_seconds"], state["proc"], cpu)
     kill(leader)  # pid 1 of its namespace: the kernel ends the rest; else its process group
     code = exit_code(os.waitpid(leader, 0)[1])
     # the result is known: report it now, then clean up (however long many dying processes take)
-    os.write(fds["reply"], json.dumps({"exit": code if finished else None, "timed_out": not finished}).encode())
+    os.write(fds["reply"], json.dumps({"exit": code if finished else None, "timed_out": not finished,
+                                       "seconds": used}).encode())
     os.close(fds["reply"])
     if cgroups:
         cgroups.release(name)
@@ -229,38 +235,61 @@ def apply_limits(limits: dict, address_space: bool) -> None:
         resource.setrlimit(getattr(resource, key), (value, value))
 
 
-def wait(pid: int, stop_fd: int | None, seconds: float) -> bool:
-    """Wait for ``pid`` (a child) to exit, without reaping it; False when the wall clock ran
-    out or the client said stop. On a pidfd; kernels before 5.3 have none: polling then."""
-    import select
-
-    try:
-        pidfd = os.pidfd_open(pid)
-    except (AttributeError, OSError):
-        return wait_polling(pid, stop_fd, seconds)
-    try:
-        poller = select.poll()
-        poller.register(pidfd, select.POLLIN)
-        if stop_fd is not None:
-            poller.register(stop_fd, select.POLLIN | select.POLLHUP)
-        events = dict(poller.poll(seconds * 1000))
-        return pidfd in events and stop_fd not in events
-    finally:
-        os.close(pidfd)
+WALL_CEILING = 10  # an execution starved of CPU by other work gets up to this many times its budget in wall time
 
 
-def wait_polling(pid: int, stop_fd: int | None, seconds: float) -> bool:
+def wait(pid: int, stop_fd: int | None, seconds: float, proc: int, cpu) -> tuple[bool, float]:
+    """Wait for ``pid`` (a child) to exit, without reaping it: whether it did before its budget
+    ran out or the client said stop, and the budget it used.
+
+    The budget is time the execution did not spend waiting for a CPU: its process's wall time
+    less its run-queue delay (``/proc/PID/schedstat`` under the descriptor ``proc``), or the CPU
+    time all its processes used (``cpu()``, from its cgroup) where that is more (processes that
+    keep each other waiting, or its own CPU quota, are the program's doing). A program that
+    sleeps or blocks spends it as wall time, one that computes as CPU time, on a quiet or a
+    loaded machine alike. ``WALL_CEILING`` times the budget in wall time ends any wait."""
     import select
     import time
 
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
-            return True
-        if stop_fd is not None and select.select([stop_fd], [], [], 0.002)[0]:
-            return False
-        time.sleep(0.002)
-    return False
+    started, delay_at_start = time.monotonic(), run_delay(proc, pid)
+    try:
+        pidfd = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        pidfd = None  # kernels before 5.3: polling
+    try:
+        poller = select.poll()
+        if pidfd is not None:
+            poller.register(pidfd, select.POLLIN)
+        if stop_fd is not None:
+            poller.register(stop_fd, select.POLLIN | select.POLLHUP)
+        while True:
+            elapsed = time.monotonic() - started
+            used = max(0.0, elapsed - (run_delay(proc, pid) - delay_at_start), cpu())
+            left = min(seconds - used, seconds * WALL_CEILING - elapsed)
+            if left <= 0:
+                return False, used
+            events = dict(poller.poll(min(left, 0.05 if pidfd is None else 0.1) * 1000))
+            if stop_fd in events:
+                return False, used
+            if pidfd in events or (pidfd is None and os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)):
+                return True, used
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
+
+
+def run_delay(proc: int, pid: int) -> float:
+    """Seconds ``pid`` has spent runnable but waiting for a CPU (0 where the kernel does not say)."""
+    try:
+        fd = os.open(f"{pid}/schedstat", os.O_RDONLY, dir_fd=proc)
+    except OSError:
+        return 0.0
+    try:
+        return int(os.read(fd, 128).split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
+    finally:
+        os.close(fd)
 
 
 def kill(pid: int) -> None:
@@ -284,7 +313,7 @@ def run_judge(request: dict, fds: dict, state: dict) -> None:
     isolation.die_with_parent()
     with os.fdopen(fds["tests"], "rb") as f:
         spec = json.loads(f.read())
-    seconds = int(spec["completion_seconds"]) + 2
+    seconds = int(spec["completion_seconds"] + judge.LOAD_GRACE + 0.999)  # its own CPU: a test stuck in C on the program's data
     resource.setrlimit(resource.RLIMIT_CPU, (seconds, seconds))
     resource.setrlimit(resource.RLIMIT_AS, (JUDGE_MEMORY, JUDGE_MEMORY))  # answers it decodes are capped
     report = lambda passed: os.write(fds["verdict"], b"1\n" if passed else b"0\n")
