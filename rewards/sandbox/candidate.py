@@ -54,7 +54,7 @@ class CallBudget:
         return time.monotonic() - self.started - (run_delay() - self.delay_at_start)
 
     def on_alarm(self, signum, frame):
-        if self.used() >= self.seconds:
+        if time.monotonic() - self.started >= self.seconds and self.used() >= self.seconds:
             self.disarm()
             raise CallTimeout()
 

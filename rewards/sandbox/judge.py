@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import functools
 import os
 import signal
 import sys
@@ -227,12 +228,13 @@ def known_class(module, qualname) -> type | None:
     return cls if ok else None
 
 
-def referenced_names(source: str) -> set[str]:
+@functools.lru_cache(maxsize=64)
+def referenced_names(source: str) -> frozenset[str]:
     try:
         tree = ast.parse(source)
     except (SyntaxError, ValueError):
-        return set()
-    return {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+        return frozenset()
+    return frozenset(node.id for node in ast.walk(tree) if isinstance(node, ast.Name))
 
 
 def defined_names(source: str) -> set[str]:
