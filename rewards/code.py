@@ -22,6 +22,7 @@ from __future__ import annotations
 import ast
 import json
 import logging
+import math
 import re
 import textwrap
 from concurrent.futures import ThreadPoolExecutor
@@ -150,18 +151,43 @@ def run_io(program: str, cases: list[dict], budget: Budget, sandbox: Sandbox) ->
 
 
 def same_output(got: str, expected: str) -> bool:
-    """Equal line by line, ignoring trailing spaces and blank lines at the ends. An output with
-    more line breaks than the expected one has lines is refused before it is split (a program
-    that floods stdout with short lines costs a count, not millions of strings).
+    """Equal line by line and word by word, ignoring spaces at line ends and blank lines at
+    the ends; an expected decimal (``0.333333333``, ``1e-3``) matches a number within 1e-6 of
+    it, relative to its size above 1 (contest checkers' "absolute or relative error"). An
+    output with more line breaks than the expected one has lines is refused before it is split
+    (a program that floods stdout with short lines costs a count, not millions of strings).
 
     >>> same_output("6  \\n\\n", "6"), same_output("1\\n2", "1 2"), same_output("x\\n" * 10**6, "x")
+    (True, False, False)
+    >>> same_output("0.3333333333333333", "0.333333333"), same_output("0.3334", "0.333333333"), same_output("3.0", "3")
     (True, False, False)
     """
     want = [line.rstrip() for line in expected.strip().splitlines()]
     got = got.strip()
     if got.count("\n") >= max(len(want), 1):
         return False
-    return [line.rstrip() for line in got.splitlines()] == want
+    lines = [line.rstrip() for line in got.splitlines()]
+    if lines == want:
+        return True
+    return len(lines) == len(want) and all(same_words(a, b) for a, b in zip(lines, want))
+
+
+_DECIMAL = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+|\d+(?:\.\d*)?[eE][-+]?\d+)")
+
+
+def same_words(got: str, expected: str) -> bool:
+    ours, theirs = got.split(), expected.split()
+    return len(ours) == len(theirs) and all(a == b or close_decimal(a, b) for a, b in zip(ours, theirs))
+
+
+def close_decimal(got: str, expected: str) -> bool:
+    if len(got) > 64 or len(expected) > 64 or not _DECIMAL.fullmatch(expected):
+        return False
+    try:
+        a, b = float(got), float(expected)
+    except ValueError:
+        return False
+    return math.isfinite(a) and abs(a - b) <= 1e-6 * max(1.0, abs(b))
 
 
 @dataclass(frozen=True)

@@ -233,3 +233,12 @@ def test_mbpp_reference_solutions_pass_and_return_none_fails(shared_data):
     assert failing == set(MBPP_WRONG_REFERENCES) and len(rows) == 974
     nothing = code_accuracy(["def f(*args, **kwargs):\n    return None\n"] * len(rows), **columns)
     assert set(nothing) == {0.0}
+
+
+def test_a_decimal_answer_is_compared_as_contest_checkers_do():
+    """Within 1e-6 (absolute, or relative above 1) of an expected decimal; integers exactly."""
+    cases = [{"input": "3", "output": "0.333333333"}, {"input": "7", "output": "0.142857143"}]
+    right, rounded_too_far = "print(1 / int(input()))\n", "print(round(1 / int(input()), 3))\n"
+    assert code_accuracy([right, rounded_too_far], tests=[cases, cases]) == [1.0, 0.0]
+    whole = [{"input": "3", "output": "6"}]
+    assert code_accuracy(["print(2.0 * int(input()))\n"], tests=[whole]) == [0.0]
