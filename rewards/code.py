@@ -11,8 +11,8 @@
       the tests run in a judge process of their own and reach the program's functions only
       through calls that carry plain data (``rewards.sandbox.plain_data``) both ways;
   (b) stdin/stdout: ``tests`` = [{"input": ..., "output": ...}], one execution per case, its
-      stdout compared here line by line with surrounding whitespace ignored
-      (Codeforces/APPS/LiveCodeBench).
+      stdout compared here word by word, an expected decimal within 1e-6 (``same_output``;
+      Codeforces/APPS/LiveCodeBench).
 - Rows without tests score None, and so do rows the sandbox itself failed on (counted as
   ``sandbox_errors``, one example logged); a program that misbehaves scores 0.0.
 """
