@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
+import os
 import sys
 from pathlib import Path
 
 from tqdm.auto import tqdm
+
+log = logging.getLogger(__name__)
 
 # what the progress bar shows (at mu = 1 the GRPO loss is ~0 by construction, so not the loss)
 PROGRESS_KEYS = {"reward": "reward", "kl": "kl", "completion_length": "len",
@@ -28,8 +32,7 @@ class RunLog:
         if enabled:
             run_dir.mkdir(parents=True, exist_ok=True)
             for path in (self.metrics_path, self.samples_path):
-                kept = [line for line in path.read_text().splitlines() if json.loads(line)["step"] <= resumed_at
-                        ] if resumed_at and path.exists() else []
+                kept = lines_up_to(path, resumed_at) if resumed_at and path.exists() else []
                 path.write_text("".join(line + "\n" for line in kept))
         # redraw at most every 30 s when the output is a log file rather than a terminal
         self.shown: dict[str, str] = {}
@@ -64,9 +67,41 @@ class RunLog:
         self.sinks = []
 
 
+def lines_up_to(path: Path, step: int) -> list[str]:
+    """The lines of a run's JSONL log up to ``step``; a line that is not a whole record (cut
+    off when the disk filled, or the process was killed mid-write) is left out, with a warning
+    naming the file and line."""
+    kept = []
+    for number, line in enumerate(path.read_text(errors="replace").splitlines(), start=1):
+        try:
+            record = json.loads(line)
+            at = record["step"]
+        except (ValueError, TypeError, KeyError):
+            log.warning("%s, line %d: not a whole record (cut off mid-write?); left out: %.80r", path, number, line)
+            continue
+        if isinstance(at, int) and at <= step:
+            kept.append(line)
+    return kept
+
+
 def append_jsonl(path: Path, record: dict) -> None:
-    with path.open("a") as f:
-        f.write(json.dumps(record, default=jsonable) + "\n")
+    """Append one line, whole or not at all: a write that fails (no space left on the device)
+    takes back what it wrote and says which file, so no half line is left for a resume to meet."""
+    data = (json.dumps(record, default=jsonable) + "\n").encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        start = os.fstat(fd).st_size
+        try:
+            while data:
+                data = data[os.write(fd, data):]
+        except OSError as err:
+            try:
+                os.ftruncate(fd, start)
+            except OSError:
+                pass
+            raise OSError(err.errno, f"writing {path}: {err.strerror or err}") from None
+    finally:
+        os.close(fd)
 
 
 def jsonable(value):

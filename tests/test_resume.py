@@ -199,3 +199,40 @@ def test_resume_without_a_checkpoint_says_so(tmp_path):
     done = subprocess.run([sys.executable, "-m", "cli", "train", str(recipe), "--resume"], cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode != 0 and "--resume: " in done.stderr and "has no checkpoint-N" in done.stderr
+
+
+def test_a_log_line_cut_off_mid_write_is_left_out_on_resume(tmp_path, caplog):
+    """A disk that filled (or a kill) mid-write leaves half a line; a resume keeps the whole
+    records up to its step and says which line of which file it left out."""
+    from rlreason.runlog import RunLog
+
+    metrics = tmp_path / "metrics.jsonl"
+    metrics.write_text('{"step": 1, "reward": 0.5}\n{"step": 2, "reward": 0.7}\n{"step": 3, "rew')
+    log = RunLog(tmp_path, total_steps=5, description="test", resumed_at=2)
+    log.close()
+    assert [json.loads(line)["step"] for line in metrics.read_text().splitlines()] == [1, 2]
+    assert "metrics.jsonl, line 3: not a whole record" in caplog.text
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small file system needs root")
+def test_a_full_disk_leaves_no_half_line_and_names_the_file(tmp_path):
+    import ctypes
+
+    from rlreason.runlog import append_jsonl
+
+    small = tmp_path / "small"
+    small.mkdir()
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.mount(b"tmpfs", str(small).encode(), b"tmpfs", 0, b"size=8k") != 0:
+        pytest.skip("no tmpfs mount here")
+    try:
+        path = small / "metrics.jsonl"
+        written = 0
+        with pytest.raises(OSError, match="writing .*metrics.jsonl: No space left"):
+            for step in range(10_000):
+                append_jsonl(path, {"step": step, "text": "x" * 100})
+                written += 1
+        lines = path.read_text().splitlines()
+        assert len(lines) == written and all(json.loads(line)["step"] == i for i, line in enumerate(lines))
+    finally:
+        libc.umount2(str(small).encode(), 2)
