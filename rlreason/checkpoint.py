@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -27,11 +28,18 @@ def save_checkpoint(model, tokenizer, directory: Path, state: dict, weights: dic
     tmp = directory.with_name(f".{directory.name}.tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
-    model.save_pretrained(tmp, state_dict=weights)
-    tokenizer.save_pretrained(tmp)
-    (tmp / "trainer_state.json").write_text(json.dumps(state, indent=2))
-    if training is not None:
-        torch.save(training, tmp / TRAINING_STATE)
+    try:
+        model.save_pretrained(tmp, state_dict=weights)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "trainer_state.json").write_text(json.dumps(state, indent=2))
+        if training is not None:
+            torch.save(training, tmp / TRAINING_STATE)
+    except BaseException as err:
+        shutil.rmtree(tmp, ignore_errors=True)  # a half-written copy keeps no space
+        if out_of_space(err, directory.parent):
+            raise OSError(errno.ENOSPC, f"no space left on the device saving {directory} "
+                          f"({shutil.disk_usage(directory.parent).free >> 20} MiB free); earlier checkpoints are intact") from err
+        raise
     if directory.exists():
         old = directory.with_name(f".{directory.name}.old")
         if old.exists():
@@ -42,6 +50,17 @@ def save_checkpoint(model, tokenizer, directory: Path, state: dict, weights: dic
     else:
         os.replace(tmp, directory)
     return directory
+
+
+def out_of_space(err: BaseException, where: Path) -> bool:
+    """Whether a failed save ran out of disk (torch reports it as ``basic_ios::clear: iostream
+    error``, safetensors as its own error type: the free space says it)."""
+    if (isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT)) or "No space left" in str(err):
+        return True
+    try:
+        return isinstance(err, Exception) and shutil.disk_usage(where).free < 64 << 20
+    except OSError:
+        return False
 
 
 def numbered_checkpoints(run_dir: Path) -> list[Path]:

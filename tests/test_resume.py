@@ -236,3 +236,24 @@ def test_a_full_disk_leaves_no_half_line_and_names_the_file(tmp_path):
         assert len(lines) == written and all(json.loads(line)["step"] == i for i, line in enumerate(lines))
     finally:
         libc.umount2(str(small).encode(), 2)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small file system needs root")
+def test_a_checkpoint_on_a_full_disk_says_so_and_leaves_no_temporary_copy(tmp_path, make_recipe):
+    import ctypes
+
+    from rlreason.checkpoint import save_checkpoint
+    from rlreason.session import open_session
+
+    session = open_session(make_recipe(), "test")
+    small = tmp_path / "small"
+    small.mkdir()
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.mount(b"tmpfs", str(small).encode(), b"tmpfs", 0, b"size=64k") != 0:
+        pytest.skip("no tmpfs mount here")
+    try:
+        with pytest.raises(OSError, match="no space left on the device saving .*checkpoint-1"):
+            save_checkpoint(session.policy, session.tokenizer, small / "checkpoint-1", {"step": 1})
+        assert list(small.iterdir()) == []
+    finally:
+        libc.umount2(str(small).encode(), 2)
