@@ -141,7 +141,7 @@ def rollout_worker(recipe: str, overrides: tuple[str, ...], host: str, port: int
 
 def resume_point(run_dir: Path, resume: str | None) -> Path | None:
     """The checkpoint ``--resume`` names: the run's newest one, or the given directory."""
-    from rlreason.checkpoint import TRAINING_STATE, latest_checkpoint
+    from rlreason.checkpoint import TRAINING_STATE, checkpoint_problem, latest_checkpoint
 
     if resume is None:
         return None
@@ -152,6 +152,10 @@ def resume_point(run_dir: Path, resume: str | None) -> Path | None:
     if not (checkpoint / TRAINING_STATE).exists():
         raise click.ClickException(f"--resume: {checkpoint} is not a resumable checkpoint "
                                    f"(no {TRAINING_STATE}; final/ holds the model only)")
+    problem = checkpoint_problem(checkpoint)
+    if problem is not None:
+        raise click.ClickException(f"--resume: {checkpoint} cannot be resumed: {problem}")
+    click.echo(f"resuming from {checkpoint}", err=True)
     return checkpoint
 
 

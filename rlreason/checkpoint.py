@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
 import shutil
 from pathlib import Path
 
 import torch
+
+log = logging.getLogger(__name__)
 
 TRAINING_STATE = "training_state.pt"  # optimizer, scheduler, RNG: what a resumed run needs
 
@@ -72,9 +75,58 @@ def numbered_checkpoints(run_dir: Path) -> list[Path]:
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:
-    """The run's newest resumable ``checkpoint-N``."""
-    resumable = [p for p in numbered_checkpoints(run_dir) if (p / TRAINING_STATE).exists()]
-    return resumable[-1] if resumable else None
+    """The run's newest resumable ``checkpoint-N`` that reads back whole; a newer one that does
+    not (no optimizer state, a truncated weights or optimizer file, a garbled trainer_state.json)
+    is passed over with a warning naming it and what is wrong."""
+    for checkpoint in reversed(numbered_checkpoints(run_dir)):
+        problem = checkpoint_problem(checkpoint)
+        if problem is None:
+            return checkpoint
+        log.warning("passing over %s: %s", checkpoint, problem)
+    return None
+
+
+def checkpoint_problem(checkpoint: Path) -> str | None:
+    """What keeps ``checkpoint`` from being resumed (None: nothing). Reads headers and
+    structure, not the tensors (the optimizer state is memory-mapped)."""
+    from safetensors import safe_open
+
+    try:
+        state = json.loads((checkpoint / "trainer_state.json").read_text())
+        if not isinstance(state, dict) or not isinstance(state.get("step"), int):
+            return "trainer_state.json has no step"
+    except (OSError, ValueError) as err:
+        return f"trainer_state.json does not read back ({err})"
+    if not (checkpoint / TRAINING_STATE).exists():
+        return f"no {TRAINING_STATE} (saved without optimizer state: the model only)"
+    weights = sorted(checkpoint.glob("*.safetensors"))
+    if not weights:
+        return "no weights (*.safetensors)"
+    for path in weights:
+        try:
+            with safe_open(str(path), "pt") as f:
+                for key in f.keys():
+                    f.get_slice(key)
+            expected = safetensors_size(path)
+            if path.stat().st_size < expected:
+                return f"{path.name} is cut short ({path.stat().st_size} of {expected} bytes)"
+        except Exception as err:  # safetensors raises its own error type
+            return f"{path.name} does not read back ({err})"
+    try:
+        torch.load(checkpoint / TRAINING_STATE, weights_only=False, mmap=True)
+    except Exception as err:
+        return f"{TRAINING_STATE} does not read back ({type(err).__name__}: {err})"
+    return None
+
+
+def safetensors_size(path: Path) -> int:
+    """The size a safetensors file must have: its header's length, the header, and the end of
+    the last tensor's data."""
+    with path.open("rb") as f:
+        length = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(length))
+    ends = [entry["data_offsets"][1] for name, entry in header.items() if name != "__metadata__"]
+    return 8 + length + max(ends, default=0)
 
 
 def prune_checkpoints(run_dir: Path, keep: int) -> None:

@@ -257,3 +257,30 @@ def test_a_checkpoint_on_a_full_disk_says_so_and_leaves_no_temporary_copy(tmp_pa
         assert list(small.iterdir()) == []
     finally:
         libc.umount2(str(small).encode(), 2)
+
+
+def truncated(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+CORRUPTIONS = {
+    "weights cut short": lambda c: truncated(next(c.glob("*.safetensors"))),
+    "optimizer state cut short": lambda c: truncated(c / "training_state.pt"),
+    "trainer_state.json garbled": lambda c: (c / "trainer_state.json").write_text('{"step": 2, "sam'),
+    "no optimizer state": lambda c: (c / "training_state.pt").unlink(),
+}
+
+
+@pytest.mark.parametrize("corruption", CORRUPTIONS)
+def test_a_bad_newest_checkpoint_is_passed_over_naming_what_is_wrong(make_recipe, corruption, caplog):
+    from rlreason.checkpoint import checkpoint_problem, latest_checkpoint
+    from rlreason.trainer import train
+
+    result = train(make_recipe(rewards=[{"name": "tests.plugin_rewards:shortness"}],
+                               trainer={"max_steps": 2, "save_every": 1}))
+    newest = result.run_dir / "checkpoint-2"
+    assert checkpoint_problem(newest) is None and latest_checkpoint(result.run_dir) == newest
+    CORRUPTIONS[corruption](newest)
+    assert checkpoint_problem(newest) is not None
+    assert latest_checkpoint(result.run_dir) == result.run_dir / "checkpoint-1"
+    assert f"passing over {newest}" in caplog.text
