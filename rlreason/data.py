@@ -8,6 +8,7 @@ never trained on: either a separate ``eval_source`` or rows held out of ``source
 from __future__ import annotations
 
 import hashlib
+import logging
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,8 @@ from rlreason.chat import prompt_of, reward_completions, reward_prompt
 from rlreason.recipe import DataConfig, RecipeError, SyntheticConfig
 
 FILE_FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -41,7 +44,7 @@ def load_splits(cfg: DataConfig) -> Splits:
     if cfg.source == "synthetic":
         train_rows, eval_rows = arithmetic_problems(cfg.synthetic, cfg.num_eval)
     elif cfg.eval_source is None:
-        rows = load_rows(cfg.source, cfg.split, "data.source", cfg.subset)
+        rows = with_signal(load_rows(cfg.source, cfg.split, "data.source", cfg.subset), cfg, "data.source")
         random.Random(cfg.shuffle_seed).shuffle(rows)
         if len(rows) <= cfg.num_eval:
             raise RecipeError(f"data.num_eval: {cfg.num_eval} held-out rows leave none of the "
@@ -50,15 +53,51 @@ def load_splits(cfg: DataConfig) -> Splits:
     else:
         train_rows = load_rows(cfg.source, cfg.split, "data.source", cfg.subset)
         eval_rows = load_eval_rows(cfg)
-    return Splits(train=[to_example(r, cfg, i) for i, r in enumerate(train_rows)],
-                  eval=[to_example(r, cfg, i) for i, r in enumerate(eval_rows)])
+    return Splits(train=examples_of(train_rows, cfg, "data.source"),
+                  eval=examples_of(eval_rows, cfg, "data.eval_source" if cfg.eval_source else "data.num_eval"))
+
+
+def examples_of(rows: list[dict], cfg: DataConfig, key: str) -> list[Example]:
+    """The rows that can give a signal (``with_signal``) as examples."""
+    return [to_example(row, cfg, index) for index, row in enumerate(with_signal(rows, cfg, key))]
+
+
+def with_signal(rows: list[dict], cfg: DataConfig, key: str) -> list[dict]:
+    """The rows, leaving out (counted, with a warning naming them) those that can never give a
+    signal: an empty prompt, or no answer in the answer column."""
+    kept, left_out = [], {}
+    for index, row in enumerate(rows):
+        why = why_no_signal(row, cfg)
+        if why is None:
+            kept.append(row)
+        else:
+            left_out.setdefault(why, []).append(index)
+    if left_out:
+        log.warning("%s: left out %d of %d rows that can never give a signal: %s", key,
+                    sum(map(len, left_out.values())), len(rows),
+                    "; ".join(f"{why} (rows {', '.join(map(str, found[:5]))}{', ...' if len(found) > 5 else ''})"
+                              for why, found in left_out.items()))
+    if rows and not kept:
+        raise RecipeError(f"{key}: none of its {len(rows)} rows can give a signal ({', '.join(left_out)})")
+    return kept
+
+
+def why_no_signal(row: dict, cfg: DataConfig) -> str | None:
+    if cfg.prompt_column not in row or cfg.answer_column not in row:
+        return None  # a missing column is the recipe's error, which to_example names
+    prompt, answer = row.get(cfg.prompt_column), row.get(cfg.answer_column)
+    if prompt is None or (isinstance(prompt, (str, list)) and not (prompt.strip() if isinstance(prompt, str) else prompt)):
+        return f"an empty {cfg.prompt_column!r}"
+    if answer is None or (isinstance(answer, str) and not answer.strip()):
+        return f"no answer in {cfg.answer_column!r}"
+    return None
 
 
 def load_eval_examples(cfg: DataConfig) -> list[Example]:
     """The held-out examples alone: with an ``eval_source`` the training data is not read."""
     if cfg.eval_source is None:
         return load_splits(cfg).eval
-    return [to_example(r, cfg, i) for i, r in enumerate(load_eval_rows(cfg))]
+    return examples_of(load_eval_rows(cfg), cfg, "data.eval_source")
 
 
 def load_eval_rows(cfg: DataConfig) -> list[dict]:

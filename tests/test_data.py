@@ -77,6 +77,21 @@ def test_missing_column_names_the_key_row_and_columns(tmp_path):
         load_splits(cfg)
 
 
+def test_rows_that_can_never_give_a_signal_are_left_out_counted_and_named(tmp_path, caplog):
+    rows = [{"question": f"{i}+1", "answer": str(i + 1)} for i in range(6)]
+    rows[1]["question"], rows[3]["answer"], rows[4]["answer"] = "  ", None, ""
+    path = tmp_path / "rows.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    cfg = build(DataConfig, {"source": str(path), "num_eval": 1, "shuffle_seed": 0}, "data")
+    splits = load_splits(cfg)
+    kept = {e.prompt for e in splits.train + splits.eval}
+    assert kept == {"0+1", "2+1", "5+1"}
+    assert "left out 3 of" in caplog.text and "an empty 'question'" in caplog.text and "no answer in 'answer'" in caplog.text
+    path.write_text("\n".join(json.dumps({"question": "", "answer": "1"}) for _ in range(4)))
+    with pytest.raises(RecipeError, match="none of its .* rows can give a signal"):
+        load_splits(cfg)
+
+
 def test_sampler_covers_every_example_each_epoch_in_a_seeded_order():
     examples = list(range(10))
     sampler = PromptSampler(examples, batch_size=5, seed=3)
