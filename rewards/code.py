@@ -64,8 +64,20 @@ def extract_code(completion: str, entry_points: set[str] | frozenset[str] = froz
         return (bodies or blocks)[-1]
     chosen = blocks[defining[-1]]
     needed = free_names(chosen)
-    helpers = [code for code in blocks[:defining[-1]] if needed & top_level_names(code)]
+    helpers = [code for code in blocks[:defining[-1]] if is_definitions(code) and needed & defined_functions(code)]
     return "\n".join([*helpers, chosen])
+
+
+def is_definitions(code: str) -> bool:
+    """Whether ``code`` only defines (functions, classes, imports, constants): a helper block,
+    not a usage example that runs something."""
+    body = parsed(code).body
+    return bool(body) and all(isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import,
+                                                ast.ImportFrom, ast.Assign, ast.AnnAssign)) for node in body)
+
+
+def defined_functions(code: str) -> set[str]:
+    return {node.name for node in parsed(code).body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
 
 
 def defines(code: str, names) -> bool:
@@ -87,8 +99,14 @@ def top_level_names(code: str) -> set[str]:
 
 
 def free_names(code: str) -> set[str]:
-    """Names ``code`` reads that it does not define at its top level."""
-    return {n.id for n in ast.walk(parsed(code)) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)} - top_level_names(code)
+    """Names ``code`` reads that it binds nowhere (not at its top level, not as a parameter or
+    a local)."""
+    tree = parsed(code)
+    bound = top_level_names(code) | {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)}
+    bound |= {a.arg for n in ast.walk(tree) if isinstance(n, ast.arguments)
+              for a in [*n.posonlyargs, *n.args, *n.kwonlyargs, *([n.vararg] if n.vararg else []), *([n.kwarg] if n.kwarg else [])]}
+    bound |= {n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
+    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)} - bound
 
 
 def is_code(text: str) -> bool:

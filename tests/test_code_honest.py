@@ -40,7 +40,7 @@ CALLS = {
         "def longest(pairs):\n    return max(p.width() for p in pairs)\n",
         "class Pair:\n    def __init__(self, a, b):\n        self.a, self.b = a, b\n    def width(self):\n        return 0\n"
         "def longest(pairs):\n    return 0\n",
-        ["assert longest([Pair(1, 5), Pair(2, 3)]) == 4", "p = Pair(1, 9)\nassert p.a == 1 and p.width() == 8"], ""),
+        ["assert longest([Pair(1, 5), Pair(2, 3)]) == 4", "p = Pair(1, 9)\nassert p.a == 1 and p.width() == 8 and longest([p]) == 8"], ""),
     "a tree of the program's class built by the setup code (MBPP 927)": (
         "class Node:\n    def __init__(self, data):\n        self.data, self.left, self.right = data, None, None\n"
         "def height(node):\n    return 0 if node is None else 1 + max(height(node.left), height(node.right))\n",
@@ -77,6 +77,19 @@ CALLS = {
     "a standard module the program imported, used by the test (MBPP ran tests in the program's namespace)": (
         "import math\ndef area(r):\n    return math.pi * r * r\n", "import math\ndef area(r):\n    return 3 * r * r\n",
         ["assert math.isclose(area(1), 3.14159, rel_tol=1e-4)"], ""),
+    "the standard library's names the program imported, used by the test": (
+        "from collections import OrderedDict\nimport datetime\ndef group(pairs):\n    d = OrderedDict()\n"
+        "    for k, v in pairs:\n        d.setdefault(k, []).append(v)\n    return d\n"
+        "def next_day(y, m, d):\n    return datetime.date(y, m, d) + datetime.timedelta(days=1)\n",
+        "from collections import OrderedDict\nimport datetime\ndef group(pairs):\n    return OrderedDict()\n"
+        "def next_day(y, m, d):\n    return datetime.date(y, m, d)\n",
+        ["assert group([('a', 1), ('a', 2)]) == OrderedDict([('a', [1, 2])])",
+         "assert next_day(2020, 1, 31) == datetime.date(2020, 2, 1)"], ""),
+    "an exception under the program's own exception class": (
+        "class BankError(Exception):\n    pass\nclass Overdrawn(BankError):\n    pass\n"
+        "def withdraw(b, a):\n    if a > b:\n        raise Overdrawn('no')\n    return b - a\n",
+        "class BankError(Exception):\n    pass\ndef withdraw(b, a):\n    return b - a\n",
+        ["try:\n    withdraw(1, 2)\nexcept BankError:\n    pass\nelse:\n    raise AssertionError"], ""),
     "dates, durations and a dict's views": (
         "import datetime\ndef next_day(y, m, d):\n    return datetime.date(y, m, d) + datetime.timedelta(days=1)\n"
         "def gap(a, b):\n    return datetime.timedelta(days=b - a)\ndef keys(d):\n    return d.keys()\n",
@@ -125,6 +138,16 @@ CHEATS = {  # each passes its tests in plain Python, where the program's objects
     "its own round on both sides": (
         "class S:\n    def f(self, x):\n        return 0\ndef round(x, n=0):\n    return 0\n",
         ["assert round(s.f(1), 2) == round(3.14159, 2)"], "s = S()"),
+    "a class as the function under test, answering in and startswith": (
+        "class f:\n    def __init__(self, *a):\n        pass\n    def __contains__(self, v):\n        return True\n"
+        "    def startswith(self, *a):\n        return True\n",
+        ["assert 'b' in f('abc')", "assert f('abc').startswith('ab')"], ""),
+    "its own OrderedDict making the expected value": (
+        "def OrderedDict(*a, **k):\n    return 7\ndef group(p):\n    return 7\n",
+        ["assert group([('a', 1)]) == OrderedDict([('a', [1])])"], ""),
+    "its own datetime class making the expected value": (
+        "class datetime:\n    date = staticmethod(lambda *a: 0)\ndef next_day(s):\n    return 0\n",
+        ["assert next_day('2020-01-31') == datetime.date(2020, 2, 1)"], ""),
     "its own isinstance": (
         "def f(x):\n    return 'x'\ndef isinstance(a, b):\n    return True\n", ["assert isinstance(f(1), int)"], ""),
 }
@@ -166,6 +189,8 @@ FENCES = {
     "with tildes": "~~~python\ndef double(x):\n    return 2 * x\n~~~\n",
     "indented in a list item": "1. The code:\n   ```python\n   def double(x):\n       return 2 * x\n   ```\n",
     "after a byte-order mark": "\ufeff```python\ndef double(x):\n    return 2 * x\n```\n",
+    "after a usage block": ("Usage:\n```python\narr = [1, 2]\nprint(double(arr[0]))\n```\nSolution:\n"
+                            "```python\ndef double(x):\n    arr = [x, x]\n    return sum(arr)\n```\n"),
     "with a helper in an earlier block": ("```python\ndef twice(x):\n    return x + x\n```\nThen:\n"
                                           "```python\ndef double(x):\n    return twice(x)\n```\nUse: `double(3)`\n"),
 }
@@ -242,3 +267,19 @@ def test_a_decimal_answer_is_compared_as_contest_checkers_do():
     assert code_accuracy([right, rounded_too_far], tests=[cases, cases]) == [1.0, 0.0]
     whole = [{"input": "3", "output": "6"}]
     assert code_accuracy(["print(2.0 * int(input()))\n"], tests=[whole]) == [0.0]
+
+
+MALFORMED_HELLOS = {  # the program writes the first message itself, then leaves
+    "an exception list that does not unpack": '["dict",[["loaded",true],["names",["list",["double"]]],'
+                                               '["exceptions",["dict",[["E",["list",[0,1]]]]]]]]',
+    "an unhashable module entry": '["dict",[["loaded",true],["names",["list",["double"]]],["modules",["dict",[["check",["list",[]]]]]]]]',
+}
+
+
+@pytest.mark.parametrize("name", MALFORMED_HELLOS)
+def test_a_program_that_forges_its_first_message_scores_zero_not_none(name):
+    forged = f"import os\nos.write(4, {MALFORMED_HELLOS[name]!r}.encode() + b'\\n')\nos._exit(0)\n"
+    humaneval = {"prompt": ['def double(x):\n    """Twice x."""\n'], "entry_point": ["double"],
+                 "test": ["def check(candidate):\n    assert candidate(3) == 6\n"]}
+    assert code_accuracy([forged], **humaneval) == [0.0]
+    assert code_accuracy([forged], test_list=[["assert double(3) == 6"]]) == [0.0]

@@ -40,11 +40,13 @@ class CallBudget:
     TICK = 0.05
 
     def __init__(self):
-        self.seconds, self.started, self.delay_at_start = 0.0, 0.0, 0.0
+        self.seconds, self.started, self.delay_at_start = 0.0, 0.0, None
         signal.signal(signal.SIGALRM, self.on_alarm)
 
     def arm(self, seconds: float) -> None:
-        self.seconds, self.started, self.delay_at_start = seconds, time.monotonic(), run_delay()
+        # the delay so far is read at the first tick, not here: most calls end before it, and a
+        # call's first tick of delay is counted as used
+        self.seconds, self.started, self.delay_at_start = seconds, time.monotonic(), None
         signal.setitimer(signal.ITIMER_REAL, min(seconds, self.TICK), self.TICK)
 
     def disarm(self) -> None:
@@ -54,18 +56,28 @@ class CallBudget:
         return time.monotonic() - self.started - (run_delay() - self.delay_at_start)
 
     def on_alarm(self, signum, frame):
+        if self.delay_at_start is None:
+            self.delay_at_start = run_delay()
         if time.monotonic() - self.started >= self.seconds and self.used() >= self.seconds:
             self.disarm()
             raise CallTimeout()
 
 
 def run_delay() -> float:
-    """Seconds this process has waited for a CPU (0 where the kernel does not say)."""
+    """Seconds this process has waited for a CPU: the most any of its threads has (0 where the
+    kernel does not say)."""
+    most = 0.0
     try:
-        with open("/proc/self/schedstat", "rb") as f:
-            return int(f.read().split()[1]) / 1e9
-    except (OSError, IndexError, ValueError):
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
         return 0.0
+    for task in tasks:
+        try:
+            with open(f"/proc/self/task/{task}/schedstat", "rb") as f:
+                most = max(most, int(f.read().split()[1]) / 1e9)
+        except (OSError, IndexError, ValueError):
+            pass
+    return most
 
 
 def compiled(program: str):

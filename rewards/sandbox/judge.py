@@ -208,13 +208,37 @@ def local_exceptions(offered: dict, trusted: dict) -> dict[str, type]:
     """``program_exceptions`` for a program whose hello named ``offered`` (name -> ancestry)."""
     found = {name: cls for name, cls in trusted.items()
              if isinstance(cls, type) and issubclass(cls, Exception) and not hasattr(builtins, name)}
-    for name, ancestry in (offered.items() if type(offered) is dict else ()):
-        if type(name) is not str or name in found or not name.isidentifier() or type(ancestry) is not list:
-            continue
-        base = next((cls for module, qualname in ancestry[1:] if (cls := known_class(module, qualname)) is not None), None)
-        if base is not None and not issubclass(base, NEVER_CROSS):
-            found[name] = type(name, (base,), {"__module__": PROGRAM_MODULE})
+    pending = {name: ancestry for name, ancestry in (offered.items() if type(offered) is dict else ())
+               if type(name) is str and name not in found and name.isidentifier() and type(ancestry) is list
+               and all(type(entry) is list and len(entry) == 2 for entry in ancestry)}
+    for _ in range(len(pending) + 1):  # parents first: a program's BankError before its Overdrawn(BankError)
+        for name, ancestry in list(pending.items()):
+            base = nearest_known(ancestry[1:], found, pending)
+            if base is WAIT:
+                continue
+            del pending[name]
+            if base is not None and issubclass(base, Exception) and not issubclass(base, NEVER_CROSS):
+                found[name] = type(name, (base,), {"__module__": PROGRAM_MODULE})
     return found
+
+
+WAIT = object()
+
+
+def nearest_known(ancestors: list, found: dict, pending: dict):
+    """The first of ``ancestors`` the judge has: a program class made already (``found``), or a
+    built-in or imported one; ``WAIT`` when a program class before it is still to be made."""
+    for module, qualname in ancestors:
+        if module == PROGRAM_MODULE:
+            if qualname in found:
+                return found[qualname]
+            if qualname in pending:
+                return WAIT
+            continue
+        cls = known_class(module, qualname)
+        if cls is not None:
+            return cls
+    return None
 
 
 def known_class(module, qualname) -> type | None:
@@ -273,7 +297,7 @@ def is_literal(node: ast.AST) -> bool:
     return True
 
 
-def functions_under_test(tests: list[str], offered: set[str], trusted: dict) -> set[str]:
+def functions_under_test(tests: list[str], offered: set[str], trusted: dict, classes: set[str] = frozenset()) -> set[str]:
     """The program's names every test calls, that the tests' prelude does not define. A name
     that is also a builtin's (MBPP's ``def sum(a, b)``) counts only when no other name does and
     every test calls it on literals alone (``sum(10, 15) == 6``): where a builtin takes a value
@@ -284,38 +308,77 @@ def functions_under_test(tests: list[str], offered: set[str], trusted: dict) -> 
     common = set.intersection(*({name for name, _ in calls} for calls in per_test)) & offered
     common -= set(trusted)
     plain = {name for name in common if not hasattr(builtins, name)}
-    if plain:
-        return plain
+    # MBPP 601's Pair is the data and max_chain_length the function; in
+    # `group(p) == OrderedDict(...)` the standard library's name is the expected value's
+    for narrowed in (plain - classes - set(standard_names()), plain - classes, plain):
+        if narrowed:
+            return narrowed
     return {name for name in common
             if all(literal for calls in per_test for called, literal in calls if called == name)}
 
 
 # standard-library modules a test may use because the program imported them (MBPP's tests ran in
 # the program's namespace: ``math.isclose`` without a test import); the judge imports its own copy
-STANDARD_MODULES = frozenset({"math", "cmath", "re", "string", "collections", "itertools", "functools", "heapq",
-                              "bisect", "operator", "fractions", "decimal", "statistics", "json", "datetime",
-                              "random", "typing", "copy", "array", "numbers", "unicodedata", "textwrap"})
+STANDARD_ORDER = ("math", "collections", "itertools", "functools", "heapq", "bisect", "operator", "fractions",
+                  "decimal", "statistics", "datetime", "string", "re", "json", "cmath", "random", "typing", "copy",
+                  "array", "numbers", "unicodedata", "textwrap")
+STANDARD_MODULES = frozenset(STANDARD_ORDER)
 
 
 def standard_modules(imported, wanted: set[str]) -> dict:
-    """The judge's own modules for the names in ``wanted`` that the program bound to one of
-    ``STANDARD_MODULES`` (``imported``: name -> module name, from its hello)."""
+    """The judge's own objects for the names in ``wanted`` that the standard library defines:
+    a module the program bound to that name (``imported``: name -> module name, from its hello;
+    only one of ``STANDARD_MODULES``), else the first of those modules' public names (``OrderedDict``,
+    ``date``): a test that uses them means the standard library's, never something the program
+    defined under that name (it would supply the expected value too)."""
     found = {}
-    for name, module in (imported.items() if type(imported) is dict else ()):
-        if name in wanted and module in STANDARD_MODULES:
+    claims = imported if type(imported) is dict else {}
+    for name in wanted:
+        module = claims.get(name)
+        if type(module) is str and module in STANDARD_MODULES:
             found[name] = __import__(module)
+        elif name in standard_names():
+            found[name] = standard_names()[name]
     return found
+
+
+def program_bound_standard_names(source: str, offered: set[str], modules: dict, trusted: dict,
+                                 entry_points: set[str]) -> dict:
+    """For the names ``source`` uses that the program binds (a function, class or module of its)
+    and the standard library defines, the standard library's object, the judge's own: MBPP's
+    tests ran in the program's namespace and use its ``from collections import OrderedDict``;
+    a program that binds its own ``OrderedDict`` does not supply the test's expected value. The
+    function under test stays the program's."""
+    wanted = {name for name in referenced_names(source) if (name in offered or name in modules)
+              and name not in trusted and name not in entry_points and not hasattr(builtins, name)}
+    return standard_modules(modules, wanted)
+
+
+@functools.lru_cache(maxsize=1)
+def standard_names() -> dict:
+    """Public names of ``STANDARD_MODULES`` (the modules themselves first, then each one's
+    attributes in the order listed), as the judge's own objects."""
+    names = {}
+    for module in sorted(STANDARD_MODULES):
+        names[module] = __import__(module)
+    for module in STANDARD_ORDER:
+        for attribute in dir(names[module]):
+            if not attribute.startswith("_"):
+                names.setdefault(attribute, getattr(names[module], attribute))
+    return names
 
 
 def proxies_for(source: str, offered: set[str], trusted: dict, entry_points: set[str], channel: Channel,
                 classes: set[str] = frozenset()) -> dict:
     """The program's functions ``source`` (a test, or the prelude) may call: the entry points,
-    and names it uses that neither the trusted prelude nor the builtins define (a program's
-    ``abs`` stays its own)."""
+    and names it uses that neither the trusted prelude, the builtins nor the standard library
+    define (a program's ``abs`` or ``OrderedDict`` is not the test's). Objects a class call
+    gives answer for themselves (``built``) unless that class is the function under test: a
+    test that expects a value from ``f(s)`` gets no object of ``class f`` that answers ``in``."""
     wanted = {name for name in referenced_names(source) & offered
-              if name not in trusted and not hasattr(builtins, name)}
+              if name not in trusted and not hasattr(builtins, name) and name not in standard_names()}
     wanted |= entry_points & offered
-    return {name: Proxy(channel, name, name in classes) for name in wanted}
+    return {name: Proxy(channel, name, name in classes and name not in entry_points) for name in wanted}
 
 
 def judge(spec: dict, channel: Channel, report) -> None:
@@ -353,8 +416,13 @@ def judge(spec: dict, channel: Channel, report) -> None:
             raise RuntimeError("the tests' prelude failed on its own")  # the row's fault: unscored
         offered = set()  # the program lacks or broke what the setup needs of it: every test fails
     program_exceptions.clear()
-    program_exceptions.update(local_exceptions(hello.get("exceptions"), trusted))
-    entry_points = {spec["entry_point"]} if spec.get("entry_point") else functions_under_test(tests, offered, trusted)
+    try:  # the program wrote its hello: anything malformed in it only costs the program
+        program_exceptions.update(local_exceptions(hello.get("exceptions"), trusted))
+    except Exception:
+        program_exceptions.clear()
+    modules = hello.get("modules") if type(hello.get("modules")) is dict else {}
+    modules = {k: v for k, v in modules.items() if type(k) is str and type(v) is str}
+    entry_points = {spec["entry_point"]} if spec.get("entry_point") else functions_under_test(tests, offered, trusted, classes)
     for test in tests:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
@@ -365,7 +433,7 @@ def judge(spec: dict, channel: Channel, report) -> None:
         namespace = {**trusted, **proxies_for(test, offered, trusted, entry_points, channel, classes)}
         namespace.update({name: cls for name, cls in program_exceptions.items()
                           if name not in trusted and name in referenced_names(test)})  # except InsufficientFunds:
-        namespace.update(standard_modules(hello.get("modules"), referenced_names(test) - set(namespace)))
+        namespace.update(program_bound_standard_names(test, offered, modules, trusted, entry_points))
         passed, _ = bounded(min(test_seconds, remaining), lambda: exec(compile(test, "test.py", "exec"), namespace))
         report(passed)
 

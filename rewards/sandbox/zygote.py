@@ -279,17 +279,26 @@ def wait(pid: int, stop_fd: int | None, seconds: float, proc: int, cpu) -> tuple
 
 
 def run_delay(proc: int, pid: int) -> float:
-    """Seconds ``pid`` has spent runnable but waiting for a CPU (0 where the kernel does not say)."""
+    """Seconds ``pid`` has spent runnable but waiting for a CPU: the most any of its threads
+    has (a script's work may run in a thread while its main thread waits in ``join``); 0 where
+    the kernel does not say."""
     try:
-        fd = os.open(f"{pid}/schedstat", os.O_RDONLY, dir_fd=proc)
+        tasks = os.listdir(f"/proc/self/fd/{proc}/{pid}/task")
     except OSError:
-        return 0.0
-    try:
-        return int(os.read(fd, 128).split()[1]) / 1e9
-    except (OSError, IndexError, ValueError):
-        return 0.0
-    finally:
-        os.close(fd)
+        tasks = []
+    most = 0.0
+    for task in tasks:
+        try:
+            fd = os.open(f"{pid}/task/{task}/schedstat", os.O_RDONLY, dir_fd=proc)
+        except OSError:
+            continue
+        try:
+            most = max(most, int(os.read(fd, 128).split()[1]) / 1e9)
+        except (OSError, IndexError, ValueError):
+            pass
+        finally:
+            os.close(fd)
+    return most
 
 
 def kill(pid: int) -> None:
