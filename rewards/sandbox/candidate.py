@@ -108,6 +108,8 @@ def run_main(program: str) -> int:
     atexit._clear()  # nothing the zygote registered runs here
     main = types.ModuleType("__main__")
     main.__builtins__ = builtins
+    main.__file__ = "solution.py"
+    sys.argv = ["solution.py"]  # not the zygote's
     sys.modules["__main__"] = main  # pickle (multiprocessing) finds the program's functions and classes
     code = 0
     try:
@@ -256,7 +258,18 @@ def answer(namespace: dict, line: bytes, objects: Objects, budget: CallBudget, c
         return {"id": number, "value": value}
     except BaseException as err:
         budget.disarm()
-        return {"id": number, "raised": type(err).__name__, "ancestry": ancestry(type(err)), "message": message(err)}
+        return {"id": number, "raised": type(err).__name__, "ancestry": ancestry(type(err)), "message": message(err),
+                "args": plain_args(err)}
+
+
+def plain_args(err: BaseException) -> list | None:
+    """The exception's arguments, when they are plain data (``e.args == ('x',)``)."""
+    try:
+        args = [to_plain(arg) for arg in err.args]
+        plain_data.encode(args)
+        return args
+    except BaseException:
+        return None
 
 
 def message(err: BaseException) -> str | None:

@@ -69,7 +69,7 @@ class Channel:
                 break
         if "value" in message:
             return message["value"]
-        raise exception_from(message.get("raised"), message.get("ancestry"), message.get("message"))
+        raise exception_from(message.get("raised"), message.get("ancestry"), message.get("message"), message.get("args"))
 
     def call(self, name: str, args: tuple, kwargs: dict):
         return self.request(name=name, args=list(args), kwargs=kwargs)
@@ -180,17 +180,19 @@ def reference(value) -> int:
 NEVER_CROSS = (StopIteration, StopAsyncIteration)  # they would end the test's own loops early (all(map(f, xs)))
 
 
-def exception_from(name, ancestry, message=None) -> Exception:
+def exception_from(name, ancestry, message=None, args=None) -> Exception:
     """The exception the program raised, as the first class of its ancestry the judge has: a
     built-in one (tests may expect ``ValueError``) or one of a module the tests imported
-    (``json.JSONDecodeError``), with the program's message (text only); else CandidateError."""
+    (``json.JSONDecodeError``), with the program's arguments where they are plain data, else
+    its message (text only); else CandidateError."""
     text = message[:MAX_EXCEPTION_TEXT] if type(message) is str else "raised by the program"
+    arguments = tuple(args) if type(args) is list else (text,)
     for module, qualname in ancestry if type(ancestry) is list else [["builtins", name]]:
         cls = known_class(module, qualname)
         if cls is not None and not issubclass(cls, NEVER_CROSS):
             try:
                 raised = cls.__new__(cls)
-                Exception.__init__(raised, text)
+                Exception.__init__(raised, *arguments)
                 return raised
             except Exception:
                 continue
