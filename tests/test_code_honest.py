@@ -247,6 +247,7 @@ MBPP_WRONG_REFERENCES = {
 }
 
 
+@pytest.mark.slow  # (half a minute: the default suite stays under six)
 def test_mbpp_reference_solutions_pass_and_return_none_fails(shared_data):
     """All 974 tasks with their setup code and challenge tests: every reference passes but those
     whose tests expect what this interpreter no longer does; ``return None`` passes nothing."""
@@ -283,3 +284,14 @@ def test_a_program_that_forges_its_first_message_scores_zero_not_none(name):
                  "test": ["def check(candidate):\n    assert candidate(3) == 6\n"]}
     assert code_accuracy([forged], **humaneval) == [0.0]
     assert code_accuracy([forged], test_list=[["assert double(3) == 6"]]) == [0.0]
+
+
+def test_a_program_that_ignores_its_alarm_still_has_each_tests_budget():
+    """The per-test budget is the judge's, on the execution's CPU time its supervisor publishes:
+    a program that turns off its own alarm and computes for 1.6 s of CPU does not pass a 1 s
+    test (the completion's 2 s would have let it)."""
+    slow = ("import signal, time\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\n"
+            "def double(x):\n    started = time.process_time()\n    while time.process_time() - started < 1.6:\n"
+            "        pass\n    return 2 * x\n")
+    assert code_accuracy([slow], test_list=[["assert double(3) == 6"]], timeout=1.0) == [0.0]
+    assert code_accuracy([slow], test_list=[["assert double(3) == 6"]], timeout=4.0) == [1.0]

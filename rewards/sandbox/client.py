@@ -160,12 +160,13 @@ class Sandbox:
             stop_read, stop_write = own.pipe()
             reply_read, reply_write = own.pipe()
             verdict_read, verdict_write = own.pipe()
+            clock = own.memfd("\0" * 8)  # the budget the execution used, written by its supervisor, read by the judge
             execution = self.candidates.fork(
                 {"mode": "call", "limits": asdict(limits), "call_seconds": spec["test_seconds"]},
                 {"program": own.memfd(program), "requests": requests_read, "responses": responses_write,
-                 "stop": stop_read, "reply": reply_write})
+                 "stop": stop_read, "reply": reply_write, "clock": clock})
             judge = self.judges.fork({}, {"tests": own.memfd(json.dumps(spec)), "requests": requests_write,
-                                          "responses": responses_read, "verdict": verdict_write})
+                                          "responses": responses_read, "verdict": verdict_write, "clock": clock})
             for fd in (requests_read, requests_write, responses_read, responses_write, stop_read,
                        reply_write, verdict_write):
                 own.close(fd)

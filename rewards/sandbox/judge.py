@@ -16,6 +16,7 @@ import builtins
 import functools
 import os
 import signal
+import struct
 import sys
 import time
 
@@ -383,7 +384,7 @@ def proxies_for(source: str, offered: set[str], trusted: dict, entry_points: set
     return {name: Proxy(channel, name, name in classes and name not in entry_points) for name in wanted}
 
 
-def judge(spec: dict, channel: Channel, report) -> None:
+def judge(spec: dict, channel: Channel, report, clock_fd: int | None = None) -> None:
     """Run ``spec["tests"]`` against the program behind ``channel``, calling ``report(passed)``
     after each test (tests left when the completion's budget runs out are not reported).
 
@@ -391,7 +392,7 @@ def judge(spec: dict, channel: Channel, report) -> None:
     ``tests`` (sources, one test each), ``entry_point`` (always a proxy, e.g. the HumanEval
     function), ``test_seconds`` (budget of each test) and ``completion_seconds`` (of all).
     """
-    tests = spec["tests"]
+    tests, clock = spec["tests"], execution_clock(clock_fd)
     # the program's calls keep their budgets themselves, and its execution the completion's (in
     # time not spent waiting for a CPU); the judge's clocks are wall-time ceilings above them
     test_seconds = spec["test_seconds"] * WALL_CEILING
@@ -436,30 +437,52 @@ def judge(spec: dict, channel: Channel, report) -> None:
         namespace.update({name: cls for name, cls in program_exceptions.items()
                           if name not in trusted and name in referenced_names(test)})  # except InsufficientFunds:
         namespace.update(program_bound_standard_names(test, offered, modules, trusted, entry_points))
-        passed, _ = bounded(min(test_seconds, remaining), lambda: exec(compile(test, "test.py", "exec"), namespace))
+        # each test within its budget of the execution's CPU time (published by its supervisor, out
+        # of the program's reach), and the judge's wall ceiling
+        passed, _ = bounded(min(test_seconds, remaining), lambda: exec(compile(test, "test.py", "exec"), namespace),
+                            budget=spec["test_seconds"], clock=clock)
         report(passed)
 
 
 _armed = False  # whether an alarm may interrupt what runs now
+_limit: tuple[float, float, object, float] = (0.0, 0.0, None, 0.0)  # wall deadline, budget, clock, clock at start
+TICK = 0.05
 
 
 def on_alarm(signum, frame):
-    if _armed:
+    if not _armed:
+        return
+    deadline, budget, clock, started = _limit
+    if time.monotonic() >= deadline or (clock is not None and clock() - started >= budget):
         raise TestTimeout()
 
 
-def bounded(seconds: float, step) -> tuple[bool, object]:
-    """``(True, step())`` if it returns within ``seconds``, else ``(False, None)``: on any
-    exception, and on an alarm that lands late (after a long C call that checks for no
+def bounded(seconds: float, step, budget: float | None = None, clock=None) -> tuple[bool, object]:
+    """``(True, step())`` if it returns within ``seconds`` of wall time (and, with a ``clock``
+    of the program's execution, within ``budget`` of that clock), else ``(False, None)``: on
+    any exception, and on an alarm that lands late (after a long C call that checks for no
     signals, say), which must not escape into the judge."""
-    global _armed
+    global _armed, _limit
     try:
         try:
+            _limit = (time.monotonic() + seconds, budget or 0.0, clock if budget else None, clock() if budget else 0.0)
             _armed = True
-            signal.setitimer(signal.ITIMER_REAL, max(0.001, seconds))
+            signal.setitimer(signal.ITIMER_REAL, max(0.001, min(seconds, TICK)), TICK)
             return True, step()
         finally:
             _armed = False
             signal.setitimer(signal.ITIMER_REAL, 0)
     except BaseException:
         return False, None
+
+
+def execution_clock(fd: int | None):
+    """The CPU time the program's execution has used, as its supervisor publishes it (a double
+    at the start of the descriptor ``fd``); None without one."""
+    if fd is None:
+        return None
+
+    def read() -> float:
+        data = os.pread(fd, 8, 0)
+        return struct.unpack("d", data)[0] if len(data) == 8 else 0.0
+    return read

@@ -17,6 +17,7 @@ import json
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -164,7 +165,13 @@ def supervise(request: dict, fds: dict, state: dict) -> None:
             os.close(fds[key])
     started_cpu = cgroups.cpu_seconds(name) if cgroups else 0.0
     cpu = (lambda: cgroups.cpu_seconds(name) - started_cpu) if cgroups else (lambda: 0.0)
-    finished, used = wait(leader, fds.get("stop"), limits["wall_seconds"], state["proc"], cpu)
+    # the judge's per-test budgets run on the execution's CPU time (its cgroup's), which neither
+    # the machine's load nor the time it waits for the judge's next call moves; without a cgroup,
+    # on the budget it used
+    clock = cpu if cgroups else None
+    publish = ((lambda used: os.pwrite(fds["clock"], struct.pack("d", clock() if clock else used), 0))
+               if "clock" in fds else (lambda used: None))
+    finished, used = wait(leader, fds.get("stop"), limits["wall_seconds"], state["proc"], cpu, publish)
     kill(leader)  # pid 1 of its namespace: the kernel ends the rest; else its process group
     code = exit_code(os.waitpid(leader, 0)[1])
     # the result is known: report it now, then clean up (however long many dying processes take)
@@ -238,7 +245,7 @@ def apply_limits(limits: dict, address_space: bool) -> None:
 WALL_CEILING = 10  # an execution starved of CPU by other work gets up to this many times its budget in wall time
 
 
-def wait(pid: int, stop_fd: int | None, seconds: float, proc: int, cpu) -> tuple[bool, float]:
+def wait(pid: int, stop_fd: int | None, seconds: float, proc: int, cpu, publish=lambda used: None) -> tuple[bool, float]:
     """Wait for ``pid`` (a child) to exit, without reaping it: whether it did before its budget
     ran out or the client said stop, and the budget it used.
 
@@ -265,10 +272,11 @@ def wait(pid: int, stop_fd: int | None, seconds: float, proc: int, cpu) -> tuple
         while True:
             elapsed = time.monotonic() - started
             used = max(0.0, elapsed - (run_delay(proc, pid) - delay_at_start), cpu())
+            publish(used)  # the execution's clock, for the judge's per-test budgets
             left = min(seconds - used, seconds * WALL_CEILING - elapsed)
             if left <= 0:
                 return False, used
-            events = dict(poller.poll(min(left, 0.05 if pidfd is None else 0.1) * 1000))
+            events = dict(poller.poll(min(left, 0.05) * 1000))
             if stop_fd in events:
                 return False, used
             if pidfd in events or (pidfd is None and os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)):
@@ -327,7 +335,7 @@ def run_judge(request: dict, fds: dict, state: dict) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (JUDGE_MEMORY, JUDGE_MEMORY))  # answers it decodes are capped
     report = lambda passed: os.write(fds["verdict"], b"1\n" if passed else b"0\n")
     try:
-        judge.judge(spec, judge.Channel(fds["requests"], fds["responses"]), report)
+        judge.judge(spec, judge.Channel(fds["requests"], fds["responses"]), report, fds.get("clock"))
         os.write(fds["verdict"], b"done\n")
     except BaseException as err:
         os.write(fds["verdict"], f"error {type(err).__name__}: {err}"[:500].encode() + b"\n")
