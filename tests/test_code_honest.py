@@ -295,3 +295,19 @@ def test_a_program_that_ignores_its_alarm_still_has_each_tests_budget():
             "        pass\n    return 2 * x\n")
     assert code_accuracy([slow], test_list=[["assert double(3) == 6"]], timeout=1.0) == [0.0]
     assert code_accuracy([slow], test_list=[["assert double(3) == 6"]], timeout=4.0) == [1.0]
+
+
+BURNERS = {  # a second of CPU time however fast the machine, then the answer
+    "on the main thread": ("import time\nstarted = time.process_time()\nwhile time.process_time() - started < 1.0:\n"
+                           "    pass\nprint(2 * int(input()))\n"),
+    "in a thread (the contest idiom)": ("import threading, time\ndef main():\n    started = time.thread_time()\n"
+                                        "    while time.thread_time() - started < 1.0:\n        pass\n"
+                                        "    print(2 * int(input()))\nthreading.Thread(target=main).start()\n"),
+}
+
+
+@pytest.mark.parametrize("name", BURNERS)
+def test_a_script_that_needs_a_second_of_cpu_passes_a_two_second_budget(name):
+    """Its budget is time it did not spend waiting for a CPU: on a loaded machine
+    (tests/test_under_load.py) its wall time stretches, its verdict does not."""
+    assert code_accuracy([BURNERS[name]], tests=[[{"input": "3", "output": "6"}]], timeout=2.0) == [1.0]

@@ -63,20 +63,29 @@ class CallBudget:
             raise CallTimeout()
 
 
-def run_delay() -> float:
-    """Seconds this process has waited for a CPU: the most any of its threads has (0 where the
-    kernel does not say)."""
-    most = 0.0
+def run_delay(tasks: str = "/proc/self/task", dir_fd: int | None = None) -> float:
+    """Seconds a process (its ``/proc/PID/task`` directory, maybe relative to ``dir_fd``) has
+    spent runnable but waiting for a CPU: the most any of its threads has (a script's work may
+    run in a thread while its main thread waits in ``join``); 0 where the kernel does not say."""
     try:
-        tasks = os.listdir("/proc/self/task")
+        directory = os.open(tasks, os.O_RDONLY | os.O_DIRECTORY, dir_fd=dir_fd)
     except OSError:
         return 0.0
-    for task in tasks:
-        try:
-            with open(f"/proc/self/task/{task}/schedstat", "rb") as f:
-                most = max(most, int(f.read().split()[1]) / 1e9)
-        except (OSError, IndexError, ValueError):
-            pass
+    most = 0.0
+    try:
+        for task in os.listdir(directory):
+            try:
+                stat = os.open(f"{task}/schedstat", os.O_RDONLY, dir_fd=directory)
+            except OSError:
+                continue
+            try:
+                most = max(most, int(os.read(stat, 128).split()[1]) / 1e9)
+            except (OSError, IndexError, ValueError):
+                pass
+            finally:
+                os.close(stat)
+    finally:
+        os.close(directory)
     return most
 
 

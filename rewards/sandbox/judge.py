@@ -465,7 +465,8 @@ def bounded(seconds: float, step, budget: float | None = None, clock=None) -> tu
     global _armed, _limit
     try:
         try:
-            _limit = (time.monotonic() + seconds, budget or 0.0, clock if budget else None, clock() if budget else 0.0)
+            timed = budget is not None and clock is not None
+            _limit = (time.monotonic() + seconds, budget if timed else 0.0, clock if timed else None, clock() if timed else 0.0)
             _armed = True
             signal.setitimer(signal.ITIMER_REAL, max(0.001, min(seconds, TICK)), TICK)
             return True, step()

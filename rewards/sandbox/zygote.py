@@ -258,7 +258,7 @@ def wait(pid: int, stop_fd: int | None, seconds: float, proc: int, cpu, publish=
     import select
     import time
 
-    started, delay_at_start = time.monotonic(), run_delay(proc, pid)
+    started, delay_at_start = time.monotonic(), candidate.run_delay(f"{pid}/task", proc)
     try:
         pidfd = os.pidfd_open(pid)
     except (AttributeError, OSError):
@@ -271,7 +271,7 @@ def wait(pid: int, stop_fd: int | None, seconds: float, proc: int, cpu, publish=
             poller.register(stop_fd, select.POLLIN | select.POLLHUP)
         while True:
             elapsed = time.monotonic() - started
-            used = max(0.0, elapsed - (run_delay(proc, pid) - delay_at_start), cpu())
+            used = max(0.0, elapsed - (candidate.run_delay(f"{pid}/task", proc) - delay_at_start), cpu())
             publish(used)  # the execution's clock, for the judge's per-test budgets
             left = min(seconds - used, seconds * WALL_CEILING - elapsed)
             if left <= 0:
@@ -284,29 +284,6 @@ def wait(pid: int, stop_fd: int | None, seconds: float, proc: int, cpu, publish=
     finally:
         if pidfd is not None:
             os.close(pidfd)
-
-
-def run_delay(proc: int, pid: int) -> float:
-    """Seconds ``pid`` has spent runnable but waiting for a CPU: the most any of its threads
-    has (a script's work may run in a thread while its main thread waits in ``join``); 0 where
-    the kernel does not say."""
-    try:
-        tasks = os.listdir(f"/proc/self/fd/{proc}/{pid}/task")
-    except OSError:
-        tasks = []
-    most = 0.0
-    for task in tasks:
-        try:
-            fd = os.open(f"{pid}/task/{task}/schedstat", os.O_RDONLY, dir_fd=proc)
-        except OSError:
-            continue
-        try:
-            most = max(most, int(os.read(fd, 128).split()[1]) / 1e9)
-        except (OSError, IndexError, ValueError):
-            pass
-        finally:
-            os.close(fd)
-    return most
 
 
 def kill(pid: int) -> None:
