@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -214,18 +215,27 @@ def test_a_log_line_cut_off_mid_write_is_left_out_on_resume(tmp_path, caplog):
     assert "metrics.jsonl, line 3: not a whole record" in caplog.text
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small file system needs root")
-def test_a_full_disk_leaves_no_half_line_and_names_the_file(tmp_path):
+@contextmanager
+def small_disk(directory: Path, size: str):
+    """A tmpfs of ``size`` mounted at ``directory`` while the block runs (a disk that fills)."""
     import ctypes
 
-    from rlreason.runlog import append_jsonl
-
-    small = tmp_path / "small"
-    small.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small file system needs root")
+    directory.mkdir()
     libc = ctypes.CDLL(None, use_errno=True)
-    if libc.mount(b"tmpfs", str(small).encode(), b"tmpfs", 0, b"size=8k") != 0:
+    if libc.mount(b"tmpfs", str(directory).encode(), b"tmpfs", 0, f"size={size}".encode()) != 0:
         pytest.skip("no tmpfs mount here")
     try:
+        yield directory
+    finally:
+        libc.umount2(str(directory).encode(), 2)
+
+
+def test_a_full_disk_leaves_no_half_line_and_names_the_file(tmp_path):
+    from rlreason.runlog import append_jsonl
+
+    with small_disk(tmp_path / "small", "8k") as small:
         path = small / "metrics.jsonl"
         written = 0
         with pytest.raises(OSError, match="writing .*metrics.jsonl: No space left"):
@@ -234,29 +244,17 @@ def test_a_full_disk_leaves_no_half_line_and_names_the_file(tmp_path):
                 written += 1
         lines = path.read_text().splitlines()
         assert len(lines) == written and all(json.loads(line)["step"] == i for i, line in enumerate(lines))
-    finally:
-        libc.umount2(str(small).encode(), 2)
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small file system needs root")
 def test_a_checkpoint_on_a_full_disk_says_so_and_leaves_no_temporary_copy(tmp_path, make_recipe):
-    import ctypes
-
     from rlreason.checkpoint import save_checkpoint
     from rlreason.session import open_session
 
     session = open_session(make_recipe(), "test")
-    small = tmp_path / "small"
-    small.mkdir()
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.mount(b"tmpfs", str(small).encode(), b"tmpfs", 0, b"size=64k") != 0:
-        pytest.skip("no tmpfs mount here")
-    try:
+    with small_disk(tmp_path / "small", "64k") as small:
         with pytest.raises(OSError, match="no space left on the device saving .*checkpoint-1"):
             save_checkpoint(session.policy, session.tokenizer, small / "checkpoint-1", {"step": 1})
         assert list(small.iterdir()) == []
-    finally:
-        libc.umount2(str(small).encode(), 2)
 
 
 def truncated(path: Path) -> None:
