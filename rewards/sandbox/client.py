@@ -24,11 +24,12 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from rewards.sandbox.judge import WALL_CEILING
+
 log = logging.getLogger(__name__)
 
 ZYGOTE = Path(__file__).with_name("zygote.py")
 GRACE_SECONDS = 2.0  # beyond an execution's own wall clock, for its supervisor to clean up
-WALL_CEILING = 10  # as zygote.WALL_CEILING: a budget is time not spent waiting for a CPU, up to this many times it in wall time
 START_SECONDS = 60.0
 MAX_REPLY = 1 << 16
 

@@ -25,7 +25,9 @@ from rewards.sandbox import plain_data
 MAX_MESSAGE = 16 << 20  # one answer of the program, encoded
 LOAD_GRACE = 0.5  # seconds beyond one call's budget for the program to load and say so
 MAX_EXCEPTION_TEXT = 1000
-WALL_CEILING = 10  # as zygote.WALL_CEILING: budgets are time not spent waiting for a CPU, up to this many times it in wall time
+# budgets are time not spent waiting for a CPU; wall-time ceilings (the supervisor's, the judge's,
+# the trainer's) allow an execution starved of CPU by other work this many times its budget
+WALL_CEILING = 10
 
 
 class TestTimeout(BaseException):
@@ -256,22 +258,24 @@ def known_class(module, qualname) -> type | None:
 
 
 @functools.lru_cache(maxsize=64)
-def referenced_names(source: str) -> frozenset[str]:
+def syntax(source: str) -> ast.Module:
+    """``source``'s syntax tree, parsed once (an empty module where it does not parse; the
+    tests compile it again and fail there). Not to be changed: it is shared."""
     try:
-        tree = ast.parse(source)
+        return ast.parse(source)
     except (SyntaxError, ValueError):
-        return frozenset()
-    return frozenset(node.id for node in ast.walk(tree) if isinstance(node, ast.Name))
+        return ast.Module(body=[], type_ignores=[])
+
+
+@functools.lru_cache(maxsize=64)
+def referenced_names(source: str) -> frozenset[str]:
+    return frozenset(node.id for node in ast.walk(syntax(source)) if isinstance(node, ast.Name))
 
 
 def defined_names(source: str) -> set[str]:
-    """Names ``source`` binds at its top level (assignments, definitions, imports)."""
-    try:
-        tree = ast.parse(source)
-    except (SyntaxError, ValueError):
-        return set()
+    """Names ``source`` binds anywhere (assignments, definitions, imports)."""
     found = set()
-    for node in ast.walk(tree):
+    for node in ast.walk(syntax(source)):
         if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
             found.add(node.id)
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
@@ -284,12 +288,8 @@ def defined_names(source: str) -> set[str]:
 def called_names(source: str) -> list[tuple[str, bool]]:
     """Each call of a bare name in ``source``: the name, and whether its arguments are all
     literals (``sum(10, 15)``; not ``abs(c.area() - 3)``, ``round(r1, 2)`` or ``isinstance(x, int)``)."""
-    try:
-        tree = ast.parse(source)
-    except (SyntaxError, ValueError):
-        return []
     return [(node.func.id, all(is_literal(arg) for arg in [*node.args, *(k.value for k in node.keywords)]))
-            for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)]
+            for node in ast.walk(syntax(source)) if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)]
 
 
 def is_literal(node: ast.AST) -> bool:

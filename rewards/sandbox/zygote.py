@@ -168,9 +168,8 @@ def supervise(request: dict, fds: dict, state: dict) -> None:
     # the judge's per-test budgets run on the execution's CPU time (its cgroup's), which neither
     # the machine's load nor the time it waits for the judge's next call moves; without a cgroup,
     # on the budget it used
-    clock = cpu if cgroups else None
-    publish = ((lambda used: os.pwrite(fds["clock"], struct.pack("d", clock() if clock else used), 0))
-               if "clock" in fds else (lambda used: None))
+    publish = ((lambda used, spent: os.pwrite(fds["clock"], struct.pack("d", spent if cgroups else used), 0))
+               if "clock" in fds else (lambda used, spent: None))
     finished, used = wait(leader, fds.get("stop"), limits["wall_seconds"], state["proc"], cpu, publish)
     kill(leader)  # pid 1 of its namespace: the kernel ends the rest; else its process group
     code = exit_code(os.waitpid(leader, 0)[1])
@@ -242,19 +241,17 @@ def apply_limits(limits: dict, address_space: bool) -> None:
         resource.setrlimit(getattr(resource, key), (value, value))
 
 
-WALL_CEILING = 10  # an execution starved of CPU by other work gets up to this many times its budget in wall time
-
-
-def wait(pid: int, stop_fd: int | None, seconds: float, proc: int, cpu, publish=lambda used: None) -> tuple[bool, float]:
+def wait(pid: int, stop_fd: int | None, seconds: float, proc: int, cpu, publish=lambda used, spent: None) -> tuple[bool, float]:
     """Wait for ``pid`` (a child) to exit, without reaping it: whether it did before its budget
     ran out or the client said stop, and the budget it used.
 
     The budget is time the execution did not spend waiting for a CPU: its process's wall time
     less its run-queue delay (``/proc/PID/schedstat`` under the descriptor ``proc``), or the CPU
     time all its processes used (``cpu()``, from its cgroup) where that is more (processes that
-    keep each other waiting, or its own CPU quota, are the program's doing). A program that
+    keep each other waiting, or its own CPU quota, are the program's doing); both are handed to
+    ``publish`` as they are read. A program that
     sleeps or blocks spends it as wall time, one that computes as CPU time, on a quiet or a
-    loaded machine alike. ``WALL_CEILING`` times the budget in wall time ends any wait."""
+    loaded machine alike. ``judge.WALL_CEILING`` times the budget in wall time ends any wait."""
     import select
     import time
 
@@ -271,9 +268,10 @@ def wait(pid: int, stop_fd: int | None, seconds: float, proc: int, cpu, publish=
             poller.register(stop_fd, select.POLLIN | select.POLLHUP)
         while True:
             elapsed = time.monotonic() - started
-            used = max(0.0, elapsed - (candidate.run_delay(f"{pid}/task", proc) - delay_at_start), cpu())
-            publish(used)  # the execution's clock, for the judge's per-test budgets
-            left = min(seconds - used, seconds * WALL_CEILING - elapsed)
+            spent = cpu()
+            used = max(0.0, elapsed - (candidate.run_delay(f"{pid}/task", proc) - delay_at_start), spent)
+            publish(used, spent)  # the execution's clocks, for the judge's per-test budgets
+            left = min(seconds - used, seconds * judge.WALL_CEILING - elapsed)
             if left <= 0:
                 return False, used
             events = dict(poller.poll(min(left, 0.05) * 1000))
