@@ -32,6 +32,8 @@ from rewards import tally
 from rewards.conversation import text_completions
 from rewards.registry import reward
 from rewards.sandbox.client import Limits, Sandbox, shared
+from rewards.sandbox.judge import called_names
+from rewards.sandbox.judge import syntax as parsed  # a shared tree: read, never changed
 
 log = logging.getLogger(__name__)
 
@@ -113,18 +115,14 @@ def is_code(text: str) -> bool:
     """Whether a ``prompt`` is Python that defines or imports something (HumanEval's signature
     and docstring) rather than prose (MBPP-sanitized's task description, even one word that
     happens to parse), which is neither put before the program nor run."""
-    try:
-        tree = ast.parse(text.replace("\r\n", "\n"))
-    except (SyntaxError, ValueError):
-        return False
     return any(isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom))
-               for node in tree.body)
+               for node in parsed(text.replace("\r\n", "\n")).body)
 
 
-def assemble(code: str, prompt: str | None, entry_point: str | None) -> str:
-    """Prompt (if any, and code) + code: a body completes the prompt's function, a full
-    definition (or a program that is not a body) starts on a line of its own."""
-    if not prompt or not is_code(prompt):
+def assemble(code: str, prompt: str, entry_point: str | None) -> str:
+    """Prompt (if any: Python, see ``is_code``) + code: a body completes the prompt's function,
+    a full definition (or a program that is not a body) starts on a line of its own."""
+    if not prompt:
         return code
     prompt = prompt.replace("\r\n", "\n")
     is_body = code[:1] in (" ", "\t") and not (entry_point and re.search(rf"^def {re.escape(entry_point)}\b", code, re.M))
@@ -133,16 +131,8 @@ def assemble(code: str, prompt: str | None, entry_point: str | None) -> str:
 
 def called_in_every(tests: list[str]) -> set[str]:
     """Names every test calls (MBPP's function under test, and helpers such as ``abs``)."""
-    found = [{node.func.id for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)}
-             for tree in map(parsed, tests)]
+    found = [{name for name, _ in called_names(test)} for test in tests]
     return set.intersection(*found) if found else set()
-
-
-def parsed(source: str) -> ast.AST:
-    try:
-        return ast.parse(source)
-    except (SyntaxError, ValueError):
-        return ast.Module(body=[], type_ignores=[])
 
 
 def run_calls(program: str, prelude: str, tests: list[str], entry_point: str | None, budget: Budget,
