@@ -145,16 +145,19 @@ def resume_point(run_dir: Path, resume: str | None) -> Path | None:
 
     if resume is None:
         return None
-    checkpoint = latest_checkpoint(run_dir) if resume == "latest" else Path(resume)
-    if checkpoint is None:
-        raise click.ClickException(f"--resume: {run_dir} has no checkpoint-N to resume from "
-                                   "(trainer.save_every sets how often they are written)")
-    if not (checkpoint / TRAINING_STATE).exists():
-        raise click.ClickException(f"--resume: {checkpoint} is not a resumable checkpoint "
-                                   f"(no {TRAINING_STATE}; final/ holds the model only)")
-    problem = checkpoint_problem(checkpoint)
-    if problem is not None:
-        raise click.ClickException(f"--resume: {checkpoint} cannot be resumed: {problem}")
+    if resume == "latest":  # the newest that reads back whole (latest_checkpoint checks each)
+        checkpoint = latest_checkpoint(run_dir)
+        if checkpoint is None:
+            raise click.ClickException(f"--resume: {run_dir} has no checkpoint-N to resume from "
+                                       "(trainer.save_every sets how often they are written)")
+    else:
+        checkpoint = Path(resume)
+        if not (checkpoint / TRAINING_STATE).exists():
+            raise click.ClickException(f"--resume: {checkpoint} is not a resumable checkpoint "
+                                       f"(no {TRAINING_STATE}; final/ holds the model only)")
+        problem = checkpoint_problem(checkpoint)
+        if problem is not None:
+            raise click.ClickException(f"--resume: {checkpoint} cannot be resumed: {problem}")
     click.echo(f"resuming from {checkpoint}", err=True)
     return checkpoint
 

@@ -104,12 +104,8 @@ def checkpoint_problem(checkpoint: Path) -> str | None:
         return "no weights (*.safetensors)"
     for path in weights:
         try:
-            with safe_open(str(path), "pt") as f:
-                for key in f.keys():
-                    f.get_slice(key)
-            expected = safetensors_size(path)
-            if path.stat().st_size < expected:
-                return f"{path.name} is cut short ({path.stat().st_size} of {expected} bytes)"
+            with safe_open(str(path), "pt"):  # checks the header, and that the file holds all it lists
+                pass
         except Exception as err:  # safetensors raises its own error type
             return f"{path.name} does not read back ({err})"
     try:
@@ -117,16 +113,6 @@ def checkpoint_problem(checkpoint: Path) -> str | None:
     except Exception as err:
         return f"{TRAINING_STATE} does not read back ({type(err).__name__}: {err})"
     return None
-
-
-def safetensors_size(path: Path) -> int:
-    """The size a safetensors file must have: its header's length, the header, and the end of
-    the last tensor's data."""
-    with path.open("rb") as f:
-        length = int.from_bytes(f.read(8), "little")
-        header = json.loads(f.read(length))
-    ends = [entry["data_offsets"][1] for name, entry in header.items() if name != "__metadata__"]
-    return 8 + length + max(ends, default=0)
 
 
 def prune_checkpoints(run_dir: Path, keep: int) -> None:
