@@ -51,15 +51,13 @@ def load_splits(cfg: DataConfig) -> Splits:
                               f"{len(rows)} rows of {cfg.source} to train on")
         train_rows, eval_rows = rows[cfg.num_eval:], rows[:cfg.num_eval]
     else:
-        train_rows = load_rows(cfg.source, cfg.split, "data.source", cfg.subset)
+        train_rows = with_signal(load_rows(cfg.source, cfg.split, "data.source", cfg.subset), cfg, "data.source")
         eval_rows = load_eval_rows(cfg)
-    return Splits(train=examples_of(train_rows, cfg, "data.source"),
-                  eval=examples_of(eval_rows, cfg, "data.eval_source" if cfg.eval_source else "data.num_eval"))
+    return Splits(train=examples_of(train_rows, cfg), eval=examples_of(eval_rows, cfg))
 
 
-def examples_of(rows: list[dict], cfg: DataConfig, key: str) -> list[Example]:
-    """The rows that can give a signal (``with_signal``) as examples."""
-    return [to_example(row, cfg, index) for index, row in enumerate(with_signal(rows, cfg, key))]
+def examples_of(rows: list[dict], cfg: DataConfig) -> list[Example]:
+    return [to_example(row, cfg, index) for index, row in enumerate(rows)]
 
 
 def with_signal(rows: list[dict], cfg: DataConfig, key: str) -> list[dict]:
@@ -97,11 +95,12 @@ def load_eval_examples(cfg: DataConfig) -> list[Example]:
     """The held-out examples alone: with an ``eval_source`` the training data is not read."""
     if cfg.eval_source is None:
         return load_splits(cfg).eval
-    return examples_of(load_eval_rows(cfg), cfg, "data.eval_source")
+    return examples_of(load_eval_rows(cfg), cfg)
 
 
 def load_eval_rows(cfg: DataConfig) -> list[dict]:
-    return load_rows(cfg.eval_source, cfg.eval_split, "data.eval_source", cfg.eval_subset)[:cfg.num_eval]
+    rows = load_rows(cfg.eval_source, cfg.eval_split, "data.eval_source", cfg.eval_subset)
+    return with_signal(rows[:cfg.num_eval], cfg, "data.eval_source")
 
 
 def load_rows(source: str, split: str, key: str, subset: str | None = None) -> list[dict]:
